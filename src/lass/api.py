@@ -1,0 +1,310 @@
+"""The Python API: `Separator` loads a model and its query encoder once and separates arrays or files."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import audio
+from .audio import AudioError
+from .inference import EngineConfig, separate_stream
+from .models import registry
+from .query import QueryError, build_condition, shared_text_encoder, validate_query
+
+RESIDUAL = "residual"
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device '{device}' (auto, cpu, cuda)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+    return device
+
+
+def slugify(text: str, limit: int = 60) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
+    return slug or "query"
+
+
+def output_names(queries: Sequence[str]) -> list[str]:
+    """One file-safe name per query, unique, never 'residual'."""
+    names: list[str] = []
+    for query in queries:
+        base = slugify(query)
+        if base == RESIDUAL:
+            base = "residual-query"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+class Tracks(dict):
+    """name -> (channels, samples) float32 array; `sample_rate` says at which rate."""
+
+    def __init__(self, *args, sample_rate: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sample_rate = sample_rate
+
+
+@dataclass
+class OutputOptions:
+    directory: str = "separated"
+    format: str = "wav"
+    subtype: str = "int16"  # int16 | int24 | float32
+    clip_mode: str = "rescale"  # rescale | clamp
+    residual: bool = True
+    per_query_residual: bool = False
+    force: bool = False
+    sample_rate: int | None = None  # None: the input's rate
+
+
+@dataclass
+class FileResult:
+    input: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    sample_rate: int = 0
+    duration: float = 0.0
+    gain: float = 1.0  # common gain applied to avoid clipping (1 = untouched)
+    clipped_samples: int = 0
+
+
+class Separator:
+    """Load once, separate many times.
+
+    >>> sep = Separator()                                     # bundled default model, offline
+    >>> tracks = sep.separate_file("mix.wav", ["a dog barking"])
+    >>> tracks["a dog barking"].shape, tracks.sample_rate
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, device: str = "auto", segment: float = 10.0,
+                 overlap: float = 0.25, progress: bool = False,
+                 callback: Callable[[int, int], None] | None = None):
+        self.device = pick_device(device)
+        self.model = registry.load(model).to(self.device).eval()
+        self.engine = EngineConfig(segment=segment, overlap=overlap, device=self.device)
+        self.engine.validate()
+        self.progress = progress
+        self.callback = callback
+        self._encoder = None
+
+    @property
+    def samplerate(self) -> int:
+        return self.model.sample_rate
+
+    @property
+    def audio_channels(self) -> None:
+        """Any channel count: each channel is separated with the same queries."""
+        return None
+
+    def update_parameter(self, segment: float | None = None, overlap: float | None = None) -> None:
+        if segment is not None:
+            self.engine.segment = segment
+        if overlap is not None:
+            self.engine.overlap = overlap
+        self.engine.validate()
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = shared_text_encoder(self.model.config.text_encoder)
+        return self._encoder
+
+    def conditions(self, queries: Sequence[str] | str, negative: Sequence[str] | str | None = None) -> torch.Tensor:
+        """Positive queries (Q) and optional negative queries (averaged) -> (Q, 2*dim) conditions."""
+        if isinstance(queries, str):
+            queries = [queries]
+        if not queries:
+            raise QueryError("no query given: say what to extract, e.g. -q 'a dog barking'")
+        queries = [validate_query(q) for q in queries]
+        pos = self.encoder.encode(queries)
+        neg = None
+        if negative:
+            negatives = [negative] if isinstance(negative, str) else list(negative)
+            neg = torch.nn.functional.normalize(self.encoder.encode(negatives).mean(0, keepdim=True), dim=-1)
+        return build_condition(pos, neg)
+
+    def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,
+                        negative: Sequence[str] | str | None = None, residual: bool = True) -> Tracks:
+        """(samples,) or (channels, samples) at `sample_rate` -> Tracks at the same rate and channels."""
+        if isinstance(queries, str):
+            queries = [queries]
+        if isinstance(wav, torch.Tensor):
+            wav = wav.detach().cpu().numpy()
+        wav = np.atleast_2d(np.asarray(wav, dtype=np.float32))
+        if wav.shape[-1] == 0:
+            raise AudioError("the audio has zero length")
+        conds = self.conditions(queries, negative)
+        step = max(1, int(30 * sample_rate))
+        blocks = (wav[:, i : i + step] for i in range(0, wav.shape[1], step))
+        pieces = [est for _, est in separate_stream(self.model, conds, blocks, sample_rate, wav.shape[0], self.engine)]
+        targets = np.concatenate(pieces, axis=-1)
+        tracks = Tracks(sample_rate=sample_rate)
+        for query, target in zip(queries, targets):
+            tracks[validate_query(query)] = target
+        if residual:
+            tracks[RESIDUAL] = wav - targets.sum(0)
+        return tracks
+
+    def separate_file(self, path: str | os.PathLike, queries: Sequence[str] | str,
+                      negative: Sequence[str] | str | None = None, residual: bool = True) -> Tracks:
+        data, rate = audio.read(path)
+        if not np.any(data):
+            raise AudioError(f"{path}: the audio is silent (all samples are zero)")
+        return self.separate_tensor(data, rate, queries, negative, residual)
+
+    def separate_to_files(self, path: str | os.PathLike, queries: Sequence[str] | str,
+                          negative: Sequence[str] | str | None = None,
+                          options: OutputOptions | None = None, block_seconds: float = 20.0) -> FileResult:
+        """Stream a file of any length through the engine into OUTDIR/<stem>/<query>.<ext>.
+
+        Outputs go first to float32 temporaries; once the peak is known they are converted
+        (with one common gain if they would clip and clip_mode is 'rescale') and renamed into place.
+        """
+        options = options or OutputOptions()
+        audio.check_output_format(options.format, options.subtype)
+        if isinstance(queries, str):
+            queries = [queries]
+        conds = self.conditions(queries, negative)  # query errors before any file work
+        meta = audio.info(path)
+        out_rate = options.sample_rate or meta.sample_rate
+        names = output_names(queries)
+        files = dict(zip(names, range(len(names))))
+        if options.residual:
+            files[RESIDUAL] = -1
+        if options.per_query_residual:
+            for name, q in zip(names, range(len(names))):
+                files[f"{name}-{RESIDUAL}"] = -2 - q
+        folder = Path(options.directory) / Path(path).stem
+        targets = {name: folder / f"{name}.{options.format}" for name in files}
+        if not options.force:
+            existing = [str(p) for p in targets.values() if p.exists()]
+            if existing:
+                raise FileExistsError(f"output exists: {existing[0]} (use --force to overwrite)")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(f"cannot create output folder {folder}: {err.strerror}") from None
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(f"output folder is not writable: {folder}")
+
+        writers = {name: audio.AtomicWriter(p, out_rate, meta.channels, "wav", "float32") for name, p in targets.items()}
+        peak, input_peak = 0.0, 0.0
+        result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration)
+        bar = self._progress_bar(meta.frames, Path(path).name)
+        try:
+            blocks = _file_blocks(path, meta, block_seconds)
+            if out_rate != meta.sample_rate:
+                blocks = _resampled(blocks, meta.sample_rate, out_rate, meta.channels)
+            ratio = out_rate / meta.sample_rate
+
+            def advance(n: int) -> None:
+                frames = int(round(n / ratio))
+                if bar is not None:
+                    bar.update(frames)
+                if self.callback is not None:
+                    self.callback(frames, meta.frames)
+
+            for mixture, est in separate_stream(self.model, conds, blocks, out_rate, meta.channels,
+                                                self.engine, advance):
+                input_peak = max(input_peak, float(np.abs(mixture).max(initial=0)))
+                for name, which in files.items():
+                    if which >= 0:
+                        block = est[which]
+                    elif which == -1:
+                        block = mixture - est.sum(0)
+                    else:
+                        block = mixture - est[-2 - which]
+                    peak = max(peak, float(np.abs(block).max(initial=0)))
+                    writers[name].write(block)
+            if input_peak == 0.0:
+                raise AudioError(f"{path}: the audio is silent (all samples are zero)")
+            for writer in writers.values():
+                writer.file.close()
+            gain = 1.0
+            if peak > 1.0 and options.subtype != "float32" and options.clip_mode == "rescale":
+                gain = 0.999 / peak
+            result.gain = gain
+            clipped = 0
+            for name, writer in writers.items():
+                clipped += _finalize(writer, targets[name], options, gain)
+                result.outputs[name] = str(targets[name])
+            result.clipped_samples = clipped
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return result
+
+    def _progress_bar(self, total: int, name: str):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=name, unit="smp", unit_scale=True, leave=False, dynamic_ncols=True)
+
+
+def _file_blocks(path, meta, block_seconds: float):
+    import soundfile as sf
+
+    size = max(1, int(block_seconds * meta.sample_rate))
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(size, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                yield np.ascontiguousarray(block.T)
+    except AudioError:
+        raise
+    except Exception as err:
+        raise AudioError(f"{path}: could not decode audio ({audio._short(err)})") from None
+
+
+def _resampled(blocks, rate_in: int, rate_out: int, channels: int):
+    from .inference import Resampler
+
+    resampler = Resampler(rate_in, rate_out, channels)
+    pending = None
+    for block in blocks:
+        if pending is not None:
+            yield resampler(pending, last=False)
+        pending = block
+    if pending is not None:
+        yield resampler(pending, last=True)
+
+
+def _finalize(writer: audio.AtomicWriter, target: Path, options: OutputOptions, gain: float) -> int:
+    """Convert a float32 temporary into the requested format, atomically. Returns clipped samples."""
+    import soundfile as sf
+
+    clipped = 0
+    final = audio.AtomicWriter(target, writer.file.samplerate, writer.file.channels, options.format, options.subtype)
+    try:
+        with sf.SoundFile(str(writer.tmp)) as src:
+            for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+                block = block.T * gain
+                if options.subtype != "float32":
+                    over = np.abs(block) > 1.0
+                    clipped += int(over.sum())
+                    block = np.clip(block, -1.0, 1.0)
+                final.write(block)
+    except BaseException:
+        final.abort()
+        raise
+    finally:
+        writer.tmp.unlink(missing_ok=True)
+    final.commit()
+    return clipped

@@ -1,0 +1,150 @@
+"""Audio I/O: reading any file soundfile understands, resampling, and safe (atomic) writing."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class AudioError(ValueError):
+    """A user-facing problem with an audio file (missing, unreadable, empty, silent)."""
+
+
+@dataclass
+class AudioInfo:
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _soundfile():
+    import soundfile
+
+    return soundfile
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    path = str(path)
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    sf = _soundfile()
+    try:
+        meta = sf.info(path)
+    except Exception as err:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
+    if meta.frames <= 0:
+        raise AudioError(f"{path}: the file has no audio (zero length)")
+    return AudioInfo(path, int(meta.samplerate), int(meta.channels), int(meta.frames), meta.format)
+
+
+def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
+    """(channels, samples) float32 and the file's sample rate."""
+    meta = info(path)
+    sf = _soundfile()
+    try:
+        data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except Exception as err:
+        raise AudioError(f"{path}: could not decode audio ({_short(err)})") from None
+    return np.ascontiguousarray(data.T), int(rate)
+
+
+def read_mono(path: str | os.PathLike, sample_rate: int | None = None) -> np.ndarray:
+    """Channels averaged; resampled when sample_rate is given. For datasets and query clips."""
+    data, rate = read(path)
+    mono = data.mean(axis=0)
+    if sample_rate is not None and rate != sample_rate:
+        mono = resample(mono, rate, sample_rate)
+    return mono.astype(np.float32)
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Resample along the last axis with soxr (high quality). Identity when rates match."""
+    if rate_in == rate_out:
+        return x
+    import soxr
+
+    if x.ndim == 1:
+        return soxr.resample(x, rate_in, rate_out, quality="HQ").astype(np.float32)
+    return np.ascontiguousarray(soxr.resample(x.T, rate_in, rate_out, quality="HQ").T.astype(np.float32))
+
+
+SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
+FORMATS = {"wav": "WAV", "flac": "FLAC"}
+
+
+def check_output_format(fmt: str, subtype: str) -> None:
+    if fmt not in FORMATS:
+        raise AudioError(f"unknown output format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if subtype not in SUBTYPES:
+        raise AudioError(f"unknown sample type '{subtype}' (choose from {', '.join(SUBTYPES)})")
+    if fmt == "flac" and subtype == "float32":
+        raise AudioError("FLAC cannot store float32 samples: use --format wav or --int16/--int24")
+
+
+class AtomicWriter:
+    """Streams blocks into a temporary file beside the target and renames it at the end.
+
+    An interrupted run therefore never leaves a truncated file under the final name.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, fmt: str = "wav",
+                 subtype: str = "int16"):
+        check_output_format(fmt, subtype)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        sf = _soundfile()
+        self.file = sf.SoundFile(
+            str(self.tmp), "w", samplerate=sample_rate, channels=channels,
+            format=FORMATS[fmt], subtype=SUBTYPES[subtype],
+        )
+
+    def write(self, block: np.ndarray) -> None:
+        """block: (channels, samples) float."""
+        self.file.write(np.ascontiguousarray(block.T))
+
+    def commit(self) -> Path:
+        self.file.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get normal permissions
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fmt: str | None = None,
+          subtype: str = "int16") -> Path:
+    """Write (channels, samples) or (samples,) atomically; peaks must already be handled."""
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    fmt = fmt or (Path(path).suffix.lstrip(".").lower() or "wav")
+    writer = AtomicWriter(path, sample_rate, audio.shape[0], fmt, subtype)
+    try:
+        writer.write(audio)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit()
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text[:160]

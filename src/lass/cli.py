@@ -1,0 +1,246 @@
+"""The `lass` command. It mirrors the Python API; every user mistake is one line and a non-zero exit."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import __version__
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class UserError(Exception):
+    """Reported as one line, no traceback."""
+
+
+def _user_errors():
+    from .audio import AudioError
+    from .models.registry import ModelNotFound
+    from .query import QueryError
+
+    return (UserError, AudioError, QueryError, ModelNotFound, FileExistsError, PermissionError,
+            FileNotFoundError, ValueError, IsADirectoryError)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_separate(args) -> int:
+    from .api import OutputOptions, Separator
+
+    subtype = "float32" if args.float32 else "int24" if args.int24 else "int16"
+    options = OutputOptions(directory=args.out, format=args.format, subtype=subtype, clip_mode=args.clip_mode,
+                            residual=not args.no_residual, per_query_residual=args.per_query_residual,
+                            force=args.force, sample_rate=args.sample_rate)
+    if args.sample_rate is not None and not 1000 <= args.sample_rate <= 384000:
+        raise UserError(f"--sample-rate must be between 1000 and 384000 Hz, got {args.sample_rate}")
+    from .audio import check_output_format
+
+    check_output_format(options.format, options.subtype)
+    separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
+                          progress=not args.quiet)
+    separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
+    failures = []
+    for path in args.inputs:
+        started = time.perf_counter()
+        try:
+            result = separator.separate_to_files(path, args.query, args.negative, options)
+        except _user_errors() as err:
+            _say(f"lass: error: {err}")
+            failures.append(path)
+            continue
+        except KeyboardInterrupt:
+            _say("lass: interrupted; no partial output was left behind")
+            return 130
+        elapsed = time.perf_counter() - started
+        if not args.quiet:
+            rtf = elapsed / result.duration if result.duration else 0.0
+            _say(f"{path}: {result.duration:.1f} s separated in {elapsed:.1f} s (real-time factor {rtf:.3f})")
+            for name, out in result.outputs.items():
+                _say(f"  {name}: {out}")
+        if result.gain != 1.0:
+            _say(f"  note: outputs would clip; all tracks were scaled by {result.gain:.3f} "
+                 "(--clip-mode clamp to clip instead)")
+        elif result.clipped_samples:
+            _say(f"  note: {result.clipped_samples} samples clipped (--clip-mode clamp)")
+    if failures:
+        _say(f"lass: {len(failures)} of {len(args.inputs)} inputs failed: {', '.join(failures)}")
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import registry
+
+    rows = [registry.describe(name, path) for name, path in registry.installed_models().items()]
+    if args.json:
+        print(json.dumps([row.__dict__ for row in rows], indent=2))
+        return 0
+    if not rows:
+        print("no models installed")
+        return 0
+    print(f"{'name':<16} {'rate':>6} {'params':>8} {'size':>8}  licence / source")
+    for row in rows:
+        print(f"{row.name:<16} {row.sample_rate:>6} {row.parameters / 1e6:>7.2f}M {row.size_mb:>6.1f}MB  "
+              f"{row.licence} / {row.source}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import platform
+
+    import numpy
+    import soundfile
+    import torch
+    import transformers
+
+    from .models import registry
+
+    print(f"lass {__version__}")
+    print(f"python {platform.python_version()} ({platform.platform()})")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cuda {'available: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}")
+    print(f"numpy {numpy.__version__}, soundfile {soundfile.__version__} (libsndfile {soundfile.__libsndfile_version__}), "
+          f"transformers {transformers.__version__}")
+    print(f"models: {', '.join(registry.installed_models()) or 'none'} (user folder: {registry.user_model_dir()})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train.config import load_config
+    from .train.run import train
+
+    if not os.path.isfile(args.config):
+        raise UserError(f"config not found: {args.config}")
+    config = load_config(args.config)
+    if args.output:
+        config.output_dir = args.output
+    for override in args.set or []:
+        _apply_override(config.trainer, override)
+    path = train(config, resume=args.resume, init=args.init, progress=not args.quiet)
+    _say(f"model written to {path}")
+    return 0
+
+
+def _apply_override(trainer: dict, text: str) -> None:
+    import yaml
+
+    if "=" not in text:
+        raise UserError(f"--set expects key=value, got '{text}'")
+    key, value = text.split("=", 1)
+    trainer[key.strip()] = yaml.safe_load(value)
+
+
+def cmd_export(args) -> int:
+    from .models import registry
+    from .train.run import load_checkpoint
+
+    if not os.path.isfile(args.checkpoint):
+        raise UserError(f"checkpoint not found: {args.checkpoint}")
+    model = load_checkpoint(args.checkpoint)
+    if args.name:
+        model.config.name = args.name
+    if args.source:
+        model.config.source = args.source
+    path = registry.save_model(model, args.output)
+    _say(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation.run import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_bench(args) -> int:
+    from .evaluation.bench import run_from_args
+
+    return run_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lass", description="Language-queried audio source separation.")
+    parser.add_argument("--version", action="version", version=f"lass {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("separate", help="extract the sounds described by text queries")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, ...)")
+    p.add_argument("-q", "--query", action="append", required=True, help="what to extract (repeatable)")
+    p.add_argument("-n", "--negative", action="append", help="what to suppress (repeatable)")
+    p.add_argument("-o", "--out", default="separated", help="output folder (default: separated)")
+    p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path")
+    p.add_argument("--format", default="wav", choices=["wav", "flac"])
+    depth = p.add_mutually_exclusive_group()
+    depth.add_argument("--int24", action="store_true", help="24-bit integer output")
+    depth.add_argument("--float32", action="store_true", help="32-bit float output (wav only)")
+    p.add_argument("--clip-mode", default="rescale", choices=["rescale", "clamp"])
+    p.add_argument("--no-residual", action="store_true", help="do not write residual (everything else)")
+    p.add_argument("--per-query-residual", action="store_true", help="also write mixture minus each target")
+    p.add_argument("--segment", type=float, default=10.0, help="seconds per model call (default 10)")
+    p.add_argument("--overlap", type=float, default=0.25, help="crossfade fraction of a segment (default 0.25)")
+    p.add_argument("--sample-rate", type=int, default=None, help="output rate (default: the input's)")
+    p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser("models", help="list installed models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("info", help="versions, threads and devices")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train or fine-tune a model from a YAML config")
+    p.add_argument("--config", required=True)
+    p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from")
+    p.add_argument("--init", default=None, help="start from an installed model (e.g. 'default') or file")
+    p.add_argument("--output", default=None, help="run folder (default: the config's output_dir)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a trainer setting")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="training checkpoint -> self-describing .safetensors model")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--name", default=None)
+    p.add_argument("--source", default=None, help="provenance text stored in the model file")
+    p.set_defaults(func=cmd_export)
+
+    from .evaluation.run import add_arguments as add_eval_arguments
+    from .evaluation.bench import add_arguments as add_bench_arguments
+
+    p = sub.add_parser("evaluate", help="score a model on the field's protocols, with oracle bounds")
+    add_eval_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="speed and memory benchmarks against the AudioSep ResUNet30 baseline")
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as err:
+        _say(f"lass: error: {err}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say("lass: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

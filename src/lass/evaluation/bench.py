@@ -1,0 +1,189 @@
+"""`lass bench`: speed and memory, measured, with the AudioSep ResUNet30 architecture as the baseline.
+
+Every figure is measured in the same run: real-time factor (wall time / audio duration, file
+reading, resampling, STFT, model, overlap-add and writing included), peak resident memory of a
+fresh process separating a long generated stereo 44.1 kHz input, and queries per second when
+many queries share one mixture.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class BaselineAdapter(nn.Module):
+    """Runs AudioSep's ResUNet30 (random weights) through lass's own engine, so both models pay
+    for the same I/O, resampling and chunking."""
+
+    def __init__(self):
+        super().__init__()
+        from ..models.config import ModelConfig
+        from ..models.resunet30 import ResUNet30
+
+        self.net = ResUNet30().eval()
+        self.config = ModelConfig(name="audiosep-resunet30 (random weights)", sample_rate=32000, n_fft=2048,
+                                  hop_length=320, network="resunet30")
+        self.sample_rate = 32000
+        self.context_frames = 0
+
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor):
+        queries, (channels, length) = conds.shape[0], mixture.shape
+        cond = conds[:, :512].repeat_interleave(channels, 0)
+        est = self.net(mixture.repeat(queries, 1), cond).reshape(queries, channels, length)
+        return est, torch.ones_like(est)
+
+
+def _test_signal(seconds: float, rate: int, channels: int, seed: int = 0) -> np.ndarray:
+    """Noise bursts and tones: content in every band, deterministic."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    sig = 0.1 * rng.standard_normal((channels, n)).astype(np.float32)
+    sig += 0.2 * np.sin(2 * np.pi * 440 * t * (1 + 0.1 * np.sin(2 * np.pi * 0.3 * t))).astype(np.float32)
+    return sig * (0.5 + 0.5 * (np.sin(2 * np.pi * 0.5 * t) > 0)).astype(np.float32)
+
+
+def _stats(values: list[float]) -> str:
+    return f"min {min(values):.4f} / median {float(np.median(values)):.4f} / max {max(values):.4f}"
+
+
+def time_file(separator, path: str, repeats: int, out_dir: str) -> list[float]:
+    """Real-time factors of separating `path` to files, I/O included."""
+    from ..api import OutputOptions
+
+    factors = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = separator.separate_to_files(path, ["the sound of a dog barking"], None,
+                                             OutputOptions(directory=out_dir, force=True))
+        factors.append((time.perf_counter() - started) / result.duration)
+    return factors
+
+
+def _long_input_worker(model: str, minutes: float, segment: float) -> None:
+    """Run in a fresh process: separate a generated stereo 44.1 kHz input block by block."""
+    from ..api import Separator
+    from ..inference import separate_stream
+
+    separator = Separator(model, device="cpu", segment=segment)
+    conds = separator.conditions(["the sound of rain"])
+    rate, block = 44100, 44100 * 20
+    total = int(minutes * 60 * rate)
+
+    def blocks():
+        for start in range(0, total, block):
+            yield _test_signal(min(block, total - start) / rate, rate, 2, seed=start)
+
+    started = time.perf_counter()
+    samples = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        from ..audio import AtomicWriter
+
+        writer = AtomicWriter(Path(tmp) / "target.wav", rate, 2)
+        for _, est in separate_stream(separator.model, conds, blocks(), rate, 2, separator.engine):
+            writer.write(est[0])
+            samples += est.shape[-1]
+        writer.commit()
+    elapsed = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"minutes": minutes, "samples": samples, "expected": total, "seconds": elapsed,
+                      "peak_rss_mb": peak_mb}))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", default=None)
+    p.add_argument("--seconds", type=float, default=30.0, help="input length for the real-time factor")
+    p.add_argument("--rate", type=int, default=44100, help="input sample rate for the real-time factor")
+    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--segment", type=float, default=10.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--long-minutes", type=float, nargs="*", default=[20.0],
+                   help="peak-memory runs on generated stereo 44.1 kHz input (e.g. 20 60)")
+    p.add_argument("--queries", type=int, nargs="*", default=[1, 4, 16], help="query counts for queries/s")
+    p.add_argument("--no-baseline", action="store_true", help="skip the AudioSep ResUNet30 baseline")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--long-worker", type=float, default=None, help=argparse.SUPPRESS)
+
+
+def run_from_args(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.long_worker is not None:
+        _long_input_worker(args.model or "default", args.long_worker, args.segment)
+        return 0
+    from ..api import Separator
+    from ..audio import write
+
+    figures: dict = {"threads": torch.get_num_threads()}
+    separator = Separator(args.model, device="cpu", segment=args.segment)
+    cfg = separator.model.config
+    params = sum(p.numel() for p in separator.model.parameters())
+    print(f"model {cfg.name}: {params / 1e6:.2f} M parameters, {cfg.sample_rate} Hz, "
+          f"torch threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.wav")
+        write(path, _test_signal(args.seconds, args.rate, args.channels), args.rate, subtype="float32")
+        time_file(separator, path, 1, tmp)  # warm-up
+        ours = time_file(separator, path, args.repeats, tmp)
+        figures["rtf"] = ours
+        print(f"real-time factor, {args.seconds:g} s {args.channels}-ch {args.rate} Hz file, I/O included: "
+              f"{_stats(ours)}  ({1 / float(np.median(ours)):.0f}x faster than real time)")
+        if not args.no_baseline:
+            baseline = Separator(args.model, device="cpu", segment=args.segment)
+            baseline.model = BaselineAdapter()
+            base = time_file(baseline, path, max(1, min(args.repeats, 2)), tmp)
+            figures["baseline_rtf"] = base
+            ratio = float(np.median(base)) / float(np.median(ours))
+            figures["speedup_vs_audiosep"] = ratio
+            base_params = sum(p.numel() for p in baseline.model.parameters())
+            print(f"AudioSep ResUNet30 baseline ({base_params / 1e6:.1f} M params, same engine and I/O): "
+                  f"{_stats(base)}  -> lass is {ratio:.1f}x faster")
+
+    if args.queries:
+        mixture = _test_signal(10.0, cfg.sample_rate, 1)
+        single = None
+        for q in args.queries:
+            conds = separator.conditions([f"query number {i}" for i in range(q)])
+            from ..inference import separate_array
+
+            times = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                separate_array(separator.model, conds, mixture, cfg.sample_rate, separator.engine)
+                times.append(time.perf_counter() - started)
+            med = float(np.median(times))
+            single = single or med
+            figures[f"queries_{q}"] = times
+            print(f"{q:>3} queries on one 10 s mixture: {_stats(times)} s -> {q / med:.1f} queries/s "
+                  f"({q * single / med:.1f}x the throughput of one query at a time)")
+
+    for minutes in args.long_minutes or []:
+        cmd = [sys.executable, "-m", "lass", "bench", "--long-worker", str(minutes), "--segment", str(args.segment)]
+        if args.model:
+            cmd += ["--model", args.model]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"long-input run failed: {done.stderr.strip().splitlines()[-1:]}")
+            continue
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        figures[f"long_{minutes:g}min"] = result
+        print(f"{minutes:g} min stereo 44.1 kHz (generated, streamed): peak RSS {result['peak_rss_mb']:.0f} MB, "
+              f"{result['seconds']:.0f} s (real-time factor {result['seconds'] / (minutes * 60):.4f}), "
+              f"output length {'exact' if result['samples'] == result['expected'] else 'WRONG'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0

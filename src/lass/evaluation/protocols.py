@@ -1,0 +1,127 @@
+"""Evaluation cases: deterministic label mixtures, the published mixture lists, and real stems.
+
+Every protocol yields `Case`s: a mixture, the reference target, the rest (interference), and the
+queries. Scoring is the same for all of them (`lass.evaluation.run`).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import read, read_mono, resample
+from ..datasets import ClipBank, label_text
+from ..mixing import mix
+
+DEFAULT_TEMPLATE = "the sound of {label}"
+
+
+@dataclass
+class Case:
+    name: str
+    mixture: np.ndarray  # (channels, samples) or (samples,)
+    target: np.ndarray
+    interference: np.ndarray
+    label: str
+    query: str
+    negative: str | None = None
+    interferer_labels: list[str] = field(default_factory=list)
+    sample_rate: int = 16000
+
+
+def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, seed: int = 0,
+                   template: str = DEFAULT_TEMPLATE, limit: int | None = None,
+                   negative: bool = False) -> list[Case]:
+    """Each clip in turn is the target, with `interferers` clips of other classes, mixed by energy
+    over the whole clip at `snr_db`, peak-protected (the field's protocol)."""
+    rng = np.random.default_rng(seed)
+    order = list(range(len(bank)))
+    if limit is not None and limit < len(order):
+        order = sorted(rng.choice(len(order), size=limit, replace=False).tolist())
+    cases = []
+    for index in order:
+        label = bank.labels[index]
+        others = [lab for lab in bank.label_names if lab != label]
+        if len(others) < interferers:
+            raise ValueError(f"{interferers} interferers need {interferers} other classes; the set has {len(others)}")
+        labels = [others[i] for i in rng.choice(len(others), size=interferers, replace=False)]
+        clips = [bank.clips[bank.by_label[lab][rng.integers(len(bank.by_label[lab]))]] for lab in labels]
+        mixture, target, noise = mix(bank.clips[index], clips, snr_db)
+        cases.append(Case(f"{index:05d}", mixture, target, noise, label, template.format(label=label),
+                          template.format(label=labels[0]) if negative else None, labels, bank.sample_rate))
+    return cases
+
+
+LIST_LAYOUTS = {
+    # AudioSep's evaluation CSVs: caption, src_wav, noise_wav
+    "audiosep": ("caption", "src_wav", "noise_wav", None),
+    # CLAPSep's evaluation CSVs: source_file, positive_caption, noise_file, negative_caption
+    "clapsep": ("positive_caption", "source_file", "noise_file", "negative_caption"),
+}
+
+
+def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_rate: int,
+                 snr_db: float = 0.0, limit: int | None = None, use_negative: bool = False) -> list[Case]:
+    """A published mixture list (layout detected from the header), mixed at `snr_db` by energy."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path}: empty mixture list")
+    header = set(rows[0])
+    layout = next((name for name, cols in LIST_LAYOUTS.items() if set(c for c in cols if c) <= header), None)
+    if layout is None:
+        raise ValueError(f"{path}: unknown layout; expected columns {LIST_LAYOUTS['audiosep'][:3]} "
+                         f"or {LIST_LAYOUTS['clapsep']}")
+    cap, src, noise_col, neg_col = LIST_LAYOUTS[layout]
+    root = Path(data_root)
+    cases = []
+    for i, row in enumerate(rows[:limit] if limit else rows):
+        target = read_mono(_under(root, row[src]), sample_rate)
+        noise = read_mono(_under(root, row[noise_col]), sample_rate)
+        mixture, target, interference = mix(target, [noise], snr_db)
+        negative = row.get(neg_col) if (neg_col and use_negative) else None
+        cases.append(Case(f"{i:05d}", mixture, target, interference, row[cap], row[cap], negative,
+                          sample_rate=sample_rate))
+    return cases
+
+
+def _under(root: Path, name: str) -> str:
+    path = Path(name)
+    return str(path if path.is_absolute() else root / path)
+
+
+def stem_cases(folder: str | os.PathLike, template: str = "{label}",
+               stems: list[str] | None = None) -> list[Case]:
+    """Songs with ground-truth stems: each song folder holds a '*mix.*' file and its stem files.
+
+    Each stem is queried by its name; the interference is the mix minus the stem.
+    """
+    folder = Path(folder)
+    songs = [p.parent for p in sorted(folder.rglob("*")) if p.is_file() and re.search(r"mix\.\w+$", p.name)]
+    if not songs:
+        raise ValueError(f"{folder}: no '*mix.<ext>' file found under it")
+    cases = []
+    for song in songs:
+        mix_file = next(p for p in sorted(song.iterdir()) if p.is_file() and re.search(r"mix\.\w+$", p.name))
+        mixture, rate = read(mix_file)
+        for stem_file in sorted(song.rglob("*")):
+            if not stem_file.is_file() or stem_file == mix_file or stem_file.suffix.lower() not in (".wav", ".flac", ".ogg"):
+                continue
+            name = label_text(stem_file.stem.split("__")[-1].replace("+", " and "))
+            if stems and name not in stems:
+                continue
+            target, stem_rate = read(stem_file)
+            if stem_rate != rate:
+                target = resample(target, stem_rate, rate)
+            n = min(target.shape[-1], mixture.shape[-1])
+            if target.shape[0] != mixture.shape[0]:
+                target = np.broadcast_to(target.mean(0, keepdims=True), (mixture.shape[0], target.shape[-1]))
+            tgt = np.ascontiguousarray(target[:, :n])
+            mx = np.ascontiguousarray(mixture[:, :n])
+            cases.append(Case(f"{song.name}/{name}", mx, tgt, mx - tgt, name, template.format(label=name),
+                              sample_rate=rate))
+    return cases

@@ -1,0 +1,251 @@
+"""`lass evaluate`: score a model on a protocol, beside the oracle masks, and write tables and plots."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics import bss_sdr, sdr, si_sdr
+from ..stft import STFTConfig
+from .oracle import oracle_estimates
+from .protocols import DEFAULT_TEMPLATE, Case, label_mixtures, mixture_list, stem_cases
+
+
+@dataclass
+class Score:
+    name: str
+    label: str
+    query: str
+    sdri: float
+    si_sdri: float
+    sdr: float
+    si_sdr: float
+    bss_sdri: float | None = None
+    irm_sdri: float | None = None
+    psm_sdri: float | None = None
+    seconds: float = 0.0
+
+
+def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, keep_audio: bool = False):
+    """Separate one case with the engine and score it (and the oracle masks on the model's STFT)."""
+    mixture = np.atleast_2d(case.mixture)
+    target = np.atleast_2d(case.target)
+    started = time.perf_counter()
+    tracks = separator.separate_tensor(mixture, case.sample_rate, [case.query], case.negative, residual=False)
+    seconds = time.perf_counter() - started
+    estimate = next(iter(tracks.values()))
+    est, ref, mix = estimate.reshape(-1), target.reshape(-1), mixture.reshape(-1)
+    score = Score(case.name, case.label, case.query, float(sdr(est, ref) - sdr(mix, ref)),
+                  float(si_sdr(est, ref) - si_sdr(mix, ref)), float(sdr(est, ref)), float(si_sdr(est, ref)),
+                  seconds=seconds)
+    if bss:
+        score.bss_sdri = float(np.mean(bss_sdr(estimate, target) - bss_sdr(mixture, target)))
+    if oracle:
+        from ..audio import resample
+
+        rate = separator.model.sample_rate
+        sig = [resample(np.atleast_2d(a), case.sample_rate, rate) for a in (case.mixture, case.target, case.interference)]
+        cfg = STFTConfig(separator.model.config.n_fft, separator.model.config.hop_length)
+        oracles = oracle_estimates(sig[0], sig[1], sig[2], cfg)
+        m, t = sig[0].reshape(-1), sig[1].reshape(-1)
+        score.irm_sdri = float(sdr(oracles["irm"].reshape(-1), t) - sdr(m, t))
+        score.psm_sdri = float(sdr(oracles["psm"].reshape(-1), t) - sdr(m, t))
+    return score, (estimate if keep_audio else None)
+
+
+def aggregate(scores: list[Score], how: str = "mean") -> dict[str, float]:
+    """Mean over cases, or the AudioSet-style mean over classes of per-class medians."""
+    keys = ["sdri", "si_sdri", "bss_sdri", "irm_sdri", "psm_sdri"]
+    out: dict[str, float] = {}
+    for key in keys:
+        values = [getattr(s, key) for s in scores if getattr(s, key) is not None]
+        if not values:
+            continue
+        if how == "class-median":
+            by_class: dict[str, list[float]] = {}
+            for s in scores:
+                if getattr(s, key) is not None:
+                    by_class.setdefault(s.label, []).append(getattr(s, key))
+            out[key] = float(np.mean([np.median(v) for v in by_class.values()]))
+        else:
+            out[key] = float(np.mean(values))
+        out[key + "_median"] = float(np.median(values))
+    if "irm_sdri" in out and out["irm_sdri"] > 0:
+        out["fraction_of_irm"] = out["sdri"] / out["irm_sdri"]
+    if "psm_sdri" in out and out["psm_sdri"] > 0:
+        out["fraction_of_psm"] = out["sdri"] / out["psm_sdri"]
+    out["cases"] = len(scores)
+    return out
+
+
+def per_class(scores: list[Score]) -> dict[str, dict[str, float]]:
+    table: dict[str, list[Score]] = {}
+    for s in scores:
+        table.setdefault(s.label, []).append(s)
+    return {label: {"n": len(v), "sdri": float(np.mean([s.sdri for s in v])),
+                    "si_sdri": float(np.mean([s.si_sdri for s in v]))} for label, v in sorted(table.items())}
+
+
+def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, dict[str, float]] | None) -> str:
+    lines = [f"## {title}", "", "| metric | mean | median |", "|---|---|---|"]
+    names = {"sdri": "SDRi (SNR-style, AudioSep)", "si_sdri": "SI-SDRi", "bss_sdri": "SDRi (bss_eval, 512 taps)",
+             "irm_sdri": "oracle IRM SDRi", "psm_sdri": "oracle PSM SDRi"}
+    for key, name in names.items():
+        if key in summary:
+            lines.append(f"| {name} | {summary[key]:.2f} dB | {summary[key + '_median']:.2f} dB |")
+    for key, name in (("fraction_of_irm", "model / IRM"), ("fraction_of_psm", "model / PSM")):
+        if key in summary:
+            lines.append(f"| {name} | {100 * summary[key]:.0f} % | |")
+    lines.append(f"\n{summary['cases']} cases.")
+    if classes:
+        lines += ["", "| class | n | SDRi | SI-SDRi |", "|---|---|---|---|"]
+        lines += [f"| {c} | {v['n']} | {v['sdri']:.2f} | {v['si_sdri']:.2f} |" for c, v in classes.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(out: Path, scores: list[Score], classes, examples: list[tuple[Case, np.ndarray]], title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if classes and len(classes) > 1:
+        fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(classes)), 4))
+        names = list(classes)
+        ax.bar(range(len(names)), [classes[n]["sdri"] for n in names], color="tab:blue")
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_ylabel("SDRi (dB)")
+        ax.set_title(f"{title}: SDRi per class")
+        fig.tight_layout()
+        fig.savefig(out / "per_class_sdri.png", dpi=110)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist([s.sdri for s in scores], bins=30, alpha=0.8, label="model")
+    if scores and scores[0].irm_sdri is not None:
+        ax.hist([s.irm_sdri for s in scores], bins=30, alpha=0.5, label="oracle IRM")
+    ax.set_xlabel("SDRi (dB)")
+    ax.set_ylabel("mixtures")
+    ax.legend()
+    ax.set_title(f"{title}: SDRi distribution")
+    fig.tight_layout()
+    fig.savefig(out / "sdri_hist.png", dpi=110)
+    plt.close(fig)
+    if examples:
+        fig, axes = plt.subplots(len(examples), 3, figsize=(12, 2.6 * len(examples)), squeeze=False)
+        for row, (case, estimate) in zip(axes, examples):
+            for ax, (name, sig) in zip(row, (("mixture", case.mixture), ("reference", case.target),
+                                             ("estimate", estimate))):
+                mono = np.atleast_2d(sig).mean(0)
+                ax.specgram(mono + 1e-9, NFFT=512, Fs=case.sample_rate, noverlap=384, cmap="magma")
+                ax.set_title(f"{name}: {case.query}" if name == "mixture" else name, fontsize=8)
+                ax.set_ylabel("Hz", fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "spectrograms.png", dpi=100)
+        plt.close(fig)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("what to evaluate on (one of)")
+    src.add_argument("--data", help="labelled set: ESC-50 layout (meta.csv) or a folder per class")
+    src.add_argument("--list", dest="mixture_list", help="published mixture list CSV (AudioSep or CLAPSep layout)")
+    src.add_argument("--stems", help="folder of songs, each a '*mix.*' file and its stems")
+    p.add_argument("--data-root", default=".", help="where the paths of --list are relative to")
+    p.add_argument("--folds", type=int, nargs="*", default=None, help="ESC-50 folds (e.g. 4)")
+    p.add_argument("--interferers", type=int, nargs="+", default=[1], help="interferers per mixture (e.g. 1 5)")
+    p.add_argument("--snr", type=float, default=0.0, help="target-to-interference ratio in dB")
+    p.add_argument("--template", default=None, help=f"query template (default '{DEFAULT_TEMPLATE}'; stems: '{{label}}')")
+    p.add_argument("--negative", action="store_true", help="also pass an interferer's label as the negative query")
+    p.add_argument("--limit", type=int, default=None, help="evaluate a deterministic subset of this many")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-m", "--model", default=None)
+    p.add_argument("--aggregate", choices=["mean", "class-median"], default="mean")
+    p.add_argument("--bss", action="store_true", help="also bss_eval SDR (512-tap filter), slower")
+    p.add_argument("--no-oracle", action="store_true")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--save-audio", type=int, default=0, metavar="N", help="write N separated examples")
+    p.add_argument("-o", "--out", default="evaluation", help="output folder (default: evaluation)")
+    p.add_argument("-d", "--device", default="auto")
+
+
+def _protocols(args, model_rate: int):
+    from ..datasets import ClipBank, read_class_folders, read_esc50
+
+    given = [x for x in (args.data, args.mixture_list, args.stems) if x]
+    if len(given) != 1:
+        raise ValueError("give exactly one of --data, --list or --stems")
+    if args.data:
+        root = Path(args.data)
+        if not root.is_dir():
+            raise FileNotFoundError(f"--data: no such folder: {root}")
+        items = read_esc50(root, args.folds) if (root / "meta.csv").exists() else read_class_folders(root)
+        if not items:
+            raise ValueError(f"--data {root}: no labelled clips found (folds {args.folds})")
+        bank = ClipBank(items, model_rate)
+        for n in args.interferers:
+            yield (f"{root.name} folds {args.folds or 'all'}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",
+                   f"{n}int", label_mixtures(bank, n, args.snr, args.seed, args.template or DEFAULT_TEMPLATE,
+                                             args.limit, args.negative))
+    elif args.mixture_list:
+        yield (Path(args.mixture_list).name, "list",
+               mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative))
+    else:
+        yield (f"stems: {Path(args.stems).name}", "stems", stem_cases(args.stems, args.template or "{label}"))
+
+
+def run_from_args(args) -> int:
+    from tqdm import tqdm
+
+    from ..api import Separator
+    from ..audio import write
+
+    separator = Separator(args.model, device=args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = [f"# Evaluation of `{separator.model.config.name}`\n"]
+    results = {}
+    for title, key, cases in _protocols(args, separator.model.sample_rate):
+        scores, examples = [], []
+        for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
+            keep = i < max(3, args.save_audio)
+            score, estimate = score_case(separator, case, oracle=not args.no_oracle, bss=args.bss, keep_audio=keep)
+            scores.append(score)
+            if keep and i < 3:
+                examples.append((case, estimate))
+            if i < args.save_audio:
+                folder = out / "audio" / key
+                stem = case.name.replace("/", "_")
+                write(folder / f"{stem}_mixture.wav", np.atleast_2d(case.mixture), case.sample_rate)
+                write(folder / f"{stem}_target.wav", np.atleast_2d(case.target), case.sample_rate)
+                write(folder / f"{stem}_estimate.wav", estimate, case.sample_rate, subtype="float32")
+        summary = aggregate(scores, args.aggregate)
+        audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
+        summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
+        classes = per_class(scores) if key != "list" else None
+        results[key] = {"title": title, "summary": summary, "per_class": classes}
+        with open(out / f"scores_{key}.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(Score.__dataclass_fields__))
+            writer.writeheader()
+            writer.writerows(s.__dict__ for s in scores)
+        report.append(markdown_summary(title, summary, classes))
+        if not args.no_plots:
+            folder = out / f"plots_{key}"
+            folder.mkdir(exist_ok=True)
+            write_plots(folder, scores, classes, examples, title)
+        line = f"{title}: SDRi {summary['sdri']:.2f} dB, SI-SDRi {summary['si_sdri']:.2f} dB"
+        if "irm_sdri" in summary:
+            line += (f" | oracle IRM {summary['irm_sdri']:.2f} dB, PSM {summary['psm_sdri']:.2f} dB"
+                     f" | model reaches {100 * summary.get('fraction_of_irm', 0):.0f}% of IRM")
+        if "bss_sdri" in summary:
+            line += f" | bss_eval SDRi {summary['bss_sdri']:.2f} dB"
+        print(markdown_summary(title, summary, None))
+        print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
+    (out / "summary.md").write_text("\n".join(report))
+    (out / "summary.json").write_text(json.dumps(results, indent=2))
+    print(f"tables and plots written to {out}/")
+    return 0

@@ -1,0 +1,60 @@
+"""One implementation of each separation metric (numpy and torch share the definitions).
+
+- `sdr`: AudioSep-style SDR, i.e. plain SNR 10*log10(|ref|^2 / |est-ref|^2).
+- `si_sdr`: scale-invariant SDR with the mean removed (Le Roux et al. 2019).
+- `bss_sdr`: bss_eval-style SDR with a 512-tap distortion filter (fast_bss_eval), as CLAPSep reports.
+Improvements (`...i`) subtract the same metric of the unprocessed mixture.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+EPS = 1e-10
+
+
+def sdr(estimate, reference):
+    """Plain SNR in dB along the last axis. numpy or torch in, same type out."""
+    if isinstance(estimate, torch.Tensor):
+        num = reference.pow(2).sum(-1).clamp_min(EPS)
+        den = (estimate - reference).pow(2).sum(-1).clamp_min(EPS)
+        return 10 * torch.log10(num / den)
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    num = np.maximum(np.sum(reference**2, -1), EPS)
+    den = np.maximum(np.sum((estimate - reference) ** 2, -1), EPS)
+    return 10 * np.log10(num / den)
+
+
+def si_sdr(estimate, reference):
+    """Scale-invariant SDR in dB, means removed, along the last axis."""
+    if isinstance(estimate, torch.Tensor):
+        est = estimate - estimate.mean(-1, keepdim=True)
+        ref = reference - reference.mean(-1, keepdim=True)
+        alpha = (est * ref).sum(-1, keepdim=True) / ref.pow(2).sum(-1, keepdim=True).clamp_min(EPS)
+        proj = alpha * ref
+        return 10 * torch.log10(proj.pow(2).sum(-1).clamp_min(EPS) / (est - proj).pow(2).sum(-1).clamp_min(EPS))
+    est = np.asarray(estimate, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    est = est - est.mean(-1, keepdims=True)
+    ref = ref - ref.mean(-1, keepdims=True)
+    alpha = np.sum(est * ref, -1, keepdims=True) / np.maximum(np.sum(ref**2, -1, keepdims=True), EPS)
+    proj = alpha * ref
+    return 10 * np.log10(np.maximum(np.sum(proj**2, -1), EPS) / np.maximum(np.sum((est - proj) ** 2, -1), EPS))
+
+
+def bss_sdr(estimate, reference, filter_length: int = 512):
+    """bss_eval SDR with a `filter_length`-tap distortion filter (fast_bss_eval)."""
+    import fast_bss_eval
+
+    est = np.atleast_2d(np.asarray(estimate, dtype=np.float64))
+    ref = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    out = fast_bss_eval.sdr(ref, est, filter_length=filter_length, use_cg_iter=None, clamp_db=100)
+    return out if np.ndim(estimate) > 1 else float(out[0])
+
+
+def improvement(metric, estimate, reference, mixture):
+    return metric(estimate, reference) - metric(mixture, reference)
+
+
+METRICS = {"sdr": sdr, "si_sdr": si_sdr, "bss_sdr": bss_sdr}

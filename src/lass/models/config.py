@@ -1,0 +1,35 @@
+"""A model is described by a config saved next to (inside) its weights, so a file is self-describing."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lass-tcn"
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 256
+    network: str = "film_tcn"
+    network_args: dict[str, Any] = field(default_factory=dict)
+    text_encoder: str = "all-MiniLM-L6-v2"
+    query_dim: int = 384  # one query embedding; the condition is [positive, negative] = 2 * query_dim
+    licence: str = "unknown"
+    source: str = "random init"
+    description: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))

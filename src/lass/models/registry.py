@@ -1,0 +1,112 @@
+"""Model files and the registry of installed models.
+
+A model file is one safetensors file whose metadata holds the ModelConfig (JSON), so the file
+alone describes the model. Installed models live in the package (`lass/pretrained/`) and in a user
+folder (`$LASS_MODELS_DIR`, default `~/.cache/lass/models`).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .separator import MaskSeparator
+
+DEFAULT_MODEL = "default"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+def user_model_dir() -> Path:
+    return Path(os.environ.get("LASS_MODELS_DIR", Path.home() / ".cache" / "lass" / "models"))
+
+
+def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".part")
+    save_file(state, str(tmp), metadata={"lass_config": model.config.to_json(), "format": "lass-1"})
+    os.replace(tmp, path)
+    return path
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "lass_config" not in meta:
+        raise ModelNotFound(f"{path}: not a lass model file (no lass_config metadata)")
+    return ModelConfig.from_json(meta["lass_config"])
+
+
+def load_model_file(path: str | os.PathLike) -> MaskSeparator:
+    from safetensors.torch import load_file
+
+    config = read_config(path)
+    model = MaskSeparator(config)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def installed_models() -> dict[str, Path]:
+    """name -> file; user models shadow packaged ones of the same name."""
+    found: dict[str, Path] = {}
+    for folder in (PACKAGE_DIR, user_model_dir()):
+        if folder.is_dir():
+            for file in sorted(folder.glob("*.safetensors")):
+                found[file.stem] = file
+    return found
+
+
+def resolve(name_or_path: str | os.PathLike | None) -> Path:
+    name_or_path = str(name_or_path or DEFAULT_MODEL)
+    if name_or_path.endswith(".safetensors") or os.sep in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ModelNotFound(f"model file not found: {path}")
+        return path
+    models = installed_models()
+    if name_or_path not in models:
+        known = ", ".join(sorted(models)) or "none installed"
+        raise ModelNotFound(f"unknown model '{name_or_path}' (installed: {known}; see `lass models`)")
+    return models[name_or_path]
+
+
+def load(name_or_path: str | os.PathLike | None = None) -> MaskSeparator:
+    return load_model_file(resolve(name_or_path))
+
+
+@dataclass
+class ModelSummary:
+    name: str
+    path: str
+    sample_rate: int
+    parameters: int
+    size_mb: float
+    licence: str
+    source: str
+    description: str
+
+
+def describe(name: str, path: Path) -> ModelSummary:
+    from safetensors import safe_open
+
+    config = read_config(path)
+    count = 0
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            if not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+                count += math.prod(f.get_slice(key).get_shape())
+    return ModelSummary(name, str(path), config.sample_rate, count, path.stat().st_size / 1e6,
+                        config.licence, config.source, config.description)

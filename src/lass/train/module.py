@@ -1,0 +1,75 @@
+"""The LightningModule: a MaskSeparator, the frozen text encoder's embeddings, the loss, validation."""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+
+from ..metrics import sdr, si_sdr
+from ..models.separator import MaskSeparator
+from .config import TrainConfig
+from .losses import thresholded_snr_loss
+
+
+class LassModule(L.LightningModule):
+    def __init__(self, config: TrainConfig, query_table: torch.Tensor, validation=None):
+        super().__init__()
+        self.config = config
+        self.model = MaskSeparator(config.model)
+        # Frozen text-encoder outputs for every training phrasing: not trainable, not saved.
+        self.register_buffer("query_table", query_table, persistent=False)
+        self.validation = validation  # (mixture, target, cond) tensors, deterministic
+
+    def conditions(self, pos_idx: torch.Tensor, neg_idx: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+        pos = self.query_table[pos_idx]
+        neg = self.query_table[neg_idx.clamp_min(0)] * (neg_idx >= 0).unsqueeze(-1).to(pos.dtype)
+        if noise > 0:
+            pos = torch.nn.functional.normalize(pos + noise * torch.randn_like(pos), dim=-1)
+            neg = torch.nn.functional.normalize(neg + noise * torch.randn_like(neg), dim=-1) * (neg_idx >= 0).unsqueeze(-1)
+        return torch.cat([pos, neg], dim=-1)
+
+    def training_step(self, batch, batch_idx):
+        mixture, target, pos_idx, neg_idx, present = batch
+        cond = self.conditions(pos_idx, neg_idx, self.config.optim.query_noise)
+        estimate = self.model(mixture, cond)
+        loss = thresholded_snr_loss(estimate, target, mixture, present, self.config.optim.max_snr_db)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=mixture.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        mixture, target, cond = batch
+        estimate = self.model(mixture, cond)
+        sdri = sdr(estimate, target) - sdr(mixture, target)
+        sisdri = si_sdr(estimate, target) - si_sdr(mixture, target)
+        n = mixture.shape[0]
+        self.log("val_sdri", sdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
+        self.log("val_si_sdri", sisdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["lass_model_config"] = self.model.config.to_json()  # so `lass export` needs no config
+
+    def configure_optimizers(self):
+        opt = self.config.optim
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else 10000
+
+        def schedule(step: int) -> float:
+            if step < opt.warmup_steps:
+                return (step + 1) / opt.warmup_steps
+            progress = min(1.0, (step - opt.warmup_steps) / max(1, total - opt.warmup_steps))
+            return opt.min_lr_ratio + (1 - opt.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class EpochSetter(L.Callback):
+    """Tells the map-style mixture dataset which epoch it is, so every epoch draws new mixtures."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.dataset.epoch = trainer.current_epoch

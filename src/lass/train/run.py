@@ -1,0 +1,111 @@
+"""`lass train`: build data, model and trainer from one config file and run."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..datasets import ClipBank, read_dataset
+from ..evaluation.protocols import label_mixtures
+from ..query import build_condition, shared_text_encoder
+from .config import TrainConfig
+from .mixtures import TrainingMixtures
+from .phrasing import phrasings
+
+
+def build_query_table(labels: list[str], encoder) -> tuple[torch.Tensor, dict[str, list[int]]]:
+    texts, index = [], {}
+    for label in labels:
+        phr = phrasings(label)
+        index[label] = list(range(len(texts), len(texts) + len(phr)))
+        texts.extend(phr)
+    return encoder.encode(texts), index
+
+
+def build_validation(config: TrainConfig, encoder):
+    if not config.data.validation:
+        return None
+    bank = ClipBank(read_dataset(config.data.validation), config.model.sample_rate)
+    mixtures = label_mixtures(bank, config.data.validation_interferers, 0.0, seed=1234,
+                              limit=config.data.validation_mixtures)
+    mix = torch.from_numpy(np.stack([m.mixture for m in mixtures]))
+    tgt = torch.from_numpy(np.stack([m.target for m in mixtures]))
+    cond = build_condition(encoder.encode([m.query for m in mixtures]), None)
+    return torch.utils.data.TensorDataset(mix, tgt, cond)
+
+
+def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
+          progress: bool = True) -> Path:
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ..models import registry
+    from .module import EpochSetter, LassModule
+
+    L.seed_everything(config.seed, verbose=False)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = shared_text_encoder(config.model.text_encoder)
+    config.model.query_dim = encoder.dim
+
+    items = [item for spec in config.data.train for item in read_dataset(spec)]
+    if not items:
+        raise ValueError("the training data is empty: check data.train in the config")
+    bank = ClipBank(items, config.model.sample_rate)
+    if len(bank.label_names) < 2:
+        raise ValueError("training needs at least two classes (labels) to build mixtures")
+    table, query_index = build_query_table(bank.label_names, encoder)
+    dataset = TrainingMixtures(bank, config.data.mixing, query_index, config.data.examples_per_epoch,
+                               config.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=config.data.batch_size, shuffle=False,
+                                         num_workers=config.data.num_workers, drop_last=True)
+    validation = build_validation(config, encoder)
+    val_loader = (torch.utils.data.DataLoader(validation, batch_size=25) if validation is not None else None)
+
+    module = LassModule(config, table)
+    if init:
+        source = registry.load(init)
+        if source.config.network != config.model.network or source.config.network_args != config.model.network_args:
+            config.model = source.config  # fine-tuning keeps the initial model's architecture
+            module = LassModule(config, table)
+        module.model.load_state_dict(source.state_dict())
+
+    callbacks = [EpochSetter(dataset), LearningRateMonitor("step"),
+                 ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
+                                 every_n_epochs=1, save_top_k=1)]
+    if val_loader is not None:
+        callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
+                                         mode="max", save_top_k=1))
+    trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000, "log_every_n_steps": 25,
+                    "gradient_clip_val": 5.0, "enable_progress_bar": progress, "num_sanity_val_steps": 0,
+                    "enable_model_summary": False}
+    trainer_args.update(config.trainer)
+    trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
+                        callbacks=callbacks, **trainer_args)
+    trainer.fit(module, loader, val_loader, ckpt_path=resume)
+
+    best = out / "checkpoints" / "best.ckpt"
+    source = best if best.exists() else out / "checkpoints" / "last.ckpt"
+    if trainer.is_global_zero:
+        model = load_checkpoint(source) if source.exists() else module.model
+        model.config.source = f"lass train ({config.output_dir})"
+        registry.save_model(model, out / "model.safetensors")
+    return out / "model.safetensors"
+
+
+def load_checkpoint(path: str | os.PathLike):
+    """Lightning checkpoint -> MaskSeparator (for `lass export`)."""
+    from ..models.config import ModelConfig
+    from ..models.separator import MaskSeparator
+
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    cfg = ckpt.get("lass_model_config")
+    if cfg is None:
+        raise ValueError(f"{path}: not a lass training checkpoint")
+    model = MaskSeparator(ModelConfig.from_json(cfg))
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    return model.eval()

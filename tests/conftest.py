@@ -1,0 +1,47 @@
+"""Shared fixtures: small model files made on the fly, generated audio, and the real data when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("LASS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+ESC50 = SHARED_DATA / "esc50-16k"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def needs_shared_data(path: Path = ESC50):
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """Constant-mask models (exactness checks) and a small random FiLM-TCN."""
+    from lass.models.config import ModelConfig
+    from lass.models.registry import save_model
+    from lass.models.separator import MaskSeparator
+
+    folder = tmp_path_factory.mktemp("models")
+    for name, value in (("ones", 1.0), ("zeros", 0.0), ("half", 0.5)):
+        save_model(MaskSeparator(ModelConfig(name=name, network="constant", network_args={"value": value})),
+                   folder / f"{name}.safetensors")
+    torch.manual_seed(0)
+    tiny = MaskSeparator(ModelConfig(name="tiny", network_args={"channels": 32, "hidden": 64, "repeats": 1}))
+    with torch.no_grad():
+        for p in tiny.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(tiny.eval(), folder / "tiny.safetensors")
+    return folder
+
+
+def tone_noise(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    sig = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal((channels, n))
+    return sig.astype(np.float32).reshape(channels, n)

@@ -1,0 +1,93 @@
+"""The Python API: shapes, rates, channels, residuals and files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import tone_noise
+from lass import Separator
+from lass.api import OutputOptions, output_names
+from lass.audio import AudioError
+from lass.query import QueryError
+
+
+@pytest.fixture(scope="module")
+def tiny(model_dir):
+    return Separator(str(model_dir / "tiny.safetensors"), device="cpu", segment=3.0)
+
+
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (44100, 2), (8000, 3)])
+def test_target_plus_residual_is_mixture(tiny, rate, channels):
+    x = tone_noise(4.2, rate, channels)
+    tracks = tiny.separate_tensor(x, rate, ["a dog barking"])
+    assert tracks.sample_rate == rate
+    assert tracks["a dog barking"].shape == x.shape
+    assert np.allclose(tracks["a dog barking"] + tracks["residual"], x, atol=1e-6)
+
+
+def test_several_queries_residual_is_mixture_minus_all(tiny):
+    x = tone_noise(3.0, 16000, 1)
+    tracks = tiny.separate_tensor(x, 16000, ["rain", "a dog barking"], negative="music")
+    assert set(tracks) == {"rain", "a dog barking", "residual"}
+    assert np.allclose(tracks["rain"] + tracks["a dog barking"] + tracks["residual"], x, atol=1e-6)
+
+
+def test_negative_query_changes_the_output(tiny):
+    x = tone_noise(2.0, 16000, 1)
+    plain = tiny.separate_tensor(x, 16000, "rain")["rain"]
+    with_negative = tiny.separate_tensor(x, 16000, "rain", negative="wind")["rain"]
+    assert not np.allclose(plain, with_negative)
+
+
+def test_empty_query_and_empty_audio_are_errors(tiny):
+    with pytest.raises(QueryError, match="empty query"):
+        tiny.separate_tensor(tone_noise(1.0, 16000), 16000, ["  "])
+    with pytest.raises(AudioError, match="zero length"):
+        tiny.separate_tensor(np.zeros((1, 0), np.float32), 16000, ["rain"])
+
+
+def test_separate_to_files_streams_and_names_outputs(tiny, tmp_path):
+    x = tone_noise(7.5, 22050, 2)
+    path = tmp_path / "song.flac"
+    sf.write(path, x.T, 22050)
+    result = tiny.separate_to_files(path, ["A dog, barking!", "rain"], options=OutputOptions(
+        directory=str(tmp_path / "out"), format="flac", per_query_residual=True), block_seconds=2.0)
+    names = {p.split("/")[-1] for p in result.outputs.values()}
+    assert names == {"a-dog-barking.flac", "rain.flac", "residual.flac", "a-dog-barking-residual.flac",
+                     "rain-residual.flac"}
+    dog, rate = sf.read(tmp_path / "out" / "song" / "a-dog-barking.flac", always_2d=True)
+    assert rate == 22050 and dog.shape == (x.shape[1], 2)
+    rain, _ = sf.read(tmp_path / "out" / "song" / "rain.flac", always_2d=True)
+    residual, _ = sf.read(tmp_path / "out" / "song" / "residual.flac", always_2d=True)
+    mixture, _ = sf.read(path, always_2d=True)
+    assert np.max(np.abs(dog + rain + residual - mixture)) < 3 / 32768  # three int16 roundings
+    assert not list((tmp_path / "out" / "song").glob("*.part"))
+
+
+def test_output_sample_rate_override(tiny, tmp_path):
+    x = tone_noise(2.0, 44100, 1)
+    path = tmp_path / "a.wav"
+    sf.write(path, x.T, 44100)
+    tiny.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path), sample_rate=16000))
+    info = sf.info(tmp_path / "a" / "rain.wav")
+    assert info.samplerate == 16000 and info.frames == 32000
+
+
+def test_clipping_is_rescaled_with_one_common_gain(model_dir, tmp_path):
+    sep = Separator(str(model_dir / "ones.safetensors"), device="cpu")
+    x = 4.0 * tone_noise(1.0, 16000, 1)
+    assert np.abs(x).max() > 1.0
+    path = tmp_path / "loud.wav"
+    sf.write(path, x.T, 16000, subtype="FLOAT")
+    result = sep.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path / "o")))
+    assert result.gain < 1.0
+    out, _ = sf.read(tmp_path / "o" / "loud" / "rain.wav", always_2d=True)
+    assert np.allclose(out[:, 0], x[0] * result.gain, atol=2 / 32768)
+    clamp = sep.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path / "c"),
+                                                                      clip_mode="clamp"))
+    assert clamp.gain == 1.0 and clamp.clipped_samples > 0
+
+
+def test_output_names_are_unique_and_safe():
+    assert output_names(["Rain", "rain", "residual", "!!"]) == ["rain", "rain-2", "residual-query", "query"]

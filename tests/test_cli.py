@@ -1,0 +1,141 @@
+"""Every user mistake through the CLI: one line naming the problem, non-zero exit, no traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import tone_noise
+from lass.cli import main
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def song(tmp_path):
+    path = tmp_path / "song.wav"
+    sf.write(path, tone_noise(2.0, 16000, 2).T, 16000)
+    return path
+
+
+@pytest.fixture()
+def tiny_model(model_dir):
+    return str(model_dir / "tiny.safetensors")
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.startswith("lass: error")]
+    assert lines, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_separate_writes_target_and_residual(capsys, song, tmp_path, tiny_model):
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "a dog barking", "-q", "rain",
+                           "-o", str(tmp_path / "out"), "-m", tiny_model, "--quiet")
+    assert code == 0, err
+    files = sorted(p.name for p in (tmp_path / "out" / "song").iterdir())
+    assert files == ["a-dog-barking.wav", "rain.wav", "residual.wav"]
+    info = sf.info(tmp_path / "out" / "song" / "rain.wav")
+    assert info.channels == 2 and info.samplerate == 16000 and info.frames == 32000 and info.subtype == "PCM_16"
+
+
+def test_refuses_to_overwrite_without_force(capsys, song, tmp_path, tiny_model):
+    args = ["separate", str(song), "-q", "rain", "-o", str(tmp_path), "-m", tiny_model, "--quiet"]
+    assert run_cli(capsys, *args)[0] == 0
+    code, _, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, "exists", "--force")
+    assert run_cli(capsys, *args, "--force", "--int24")[0] == 0
+    assert sf.info(tmp_path / "song" / "rain.wav").subtype == "PCM_24"
+
+
+def test_missing_file(capsys, tmp_path, tiny_model):
+    code, _, err = run_cli(capsys, "separate", str(tmp_path / "nope.wav"), "-q", "rain", "-m", tiny_model,
+                           "-o", str(tmp_path))
+    assert_one_line_error(code, err, "nope.wav", "no such file")
+
+
+def test_unreadable_file(capsys, tmp_path, tiny_model):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    code, _, err = run_cli(capsys, "separate", str(bad), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "notes.wav", "not a readable audio file")
+
+
+def test_zero_length_file(capsys, tmp_path, tiny_model):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 16000)
+    code, _, err = run_cli(capsys, "separate", str(empty), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "empty.wav", "zero length")
+
+
+def test_silent_file_leaves_no_output(capsys, tmp_path, tiny_model):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros((16000, 1), np.float32), 16000)
+    code, _, err = run_cli(capsys, "separate", str(silent), "-q", "rain", "-m", tiny_model,
+                           "-o", str(tmp_path / "out"))
+    assert_one_line_error(code, err, "silent")
+    assert not list((tmp_path / "out").rglob("*.wav")) and not list((tmp_path / "out").rglob("*.part"))
+
+
+def test_empty_query(capsys, song, tmp_path, tiny_model):
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "   ", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "empty query")
+
+
+def test_unknown_model(capsys, song, tmp_path):
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", "no-such-model", "-o", str(tmp_path))
+    assert_one_line_error(code, err, "unknown model", "no-such-model")
+
+
+def test_unwritable_output_directory(capsys, song, tmp_path, tiny_model):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model,
+                           "-o", str(blocker / "out"))
+    assert_one_line_error(code, err, "cannot create output folder")
+
+
+def test_bad_options(capsys, song, tmp_path, tiny_model):
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--overlap", "1.5")
+    assert_one_line_error(code, err, "--overlap")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--format", "flac",
+                           "--float32", "-o", str(tmp_path))
+    assert_one_line_error(code, err, "FLAC cannot store float32")
+
+
+def test_several_inputs_continue_past_a_bad_one(capsys, song, tmp_path, tiny_model):
+    code, _, err = run_cli(capsys, "separate", str(tmp_path / "missing.wav"), str(song), "-q", "rain",
+                           "-m", tiny_model, "-o", str(tmp_path / "out"), "--quiet")
+    assert code == 1
+    assert (tmp_path / "out" / "song" / "rain.wav").exists()
+    assert "1 of 2 inputs failed" in err and "missing.wav" in err
+
+
+def test_version_models_info(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert "lass 0.1.0" in capsys.readouterr().out
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0 and "default" in out and "16000" in out
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0 and "torch" in out and "threads" in out
+
+
+def test_console_script_runs_as_a_process(song, tmp_path, tiny_model):
+    """The installed entry point, as a user runs it: exit code and one-line error on stderr."""
+    done = subprocess.run([sys.executable, "-m", "lass", "separate", str(tmp_path / "x.mp3"), "-q", "rain",
+                           "-m", tiny_model], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "no such file" in done.stderr
