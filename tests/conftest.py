@@ -45,3 +45,23 @@ def tone_noise(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> n
     t = np.arange(n) / rate
     sig = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal((channels, n))
     return sig.astype(np.float32).reshape(channels, n)
+
+
+def synthetic_class_folders(root: Path, clips_per_class: int = 4, seconds: float = 2.0, rate: int = 16000) -> Path:
+    """A tiny 'folder per class' dataset of distinct synthetic sounds."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * rate)) / rate
+    makers = {
+        "beeping": lambda k: np.sin(2 * np.pi * (800 + 40 * k) * t) * (np.sin(2 * np.pi * 3 * t) > 0),
+        "humming": lambda k: sum(np.sin(2 * np.pi * (100 + 5 * k) * h * t) / h for h in range(1, 5)),
+        "hissing": lambda k: rng.standard_normal(t.size) * (np.sin(2 * np.pi * (0.7 + 0.1 * k) * t) > 0.3),
+    }
+    for label, make in makers.items():
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(clips_per_class):
+            sig = make(k)
+            sf.write(folder / f"{label}_{k}.wav", (0.3 * sig / np.abs(sig).max()).astype(np.float32), rate)
+    return root

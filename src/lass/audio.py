@@ -50,7 +50,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
 
 def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
     """(channels, samples) float32 and the file's sample rate."""
-    meta = info(path)
+    info(path)  # a missing, unreadable or empty file fails here with a clear message
     sf = _soundfile()
     try:
         data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)

@@ -140,7 +140,7 @@ class ChunkedSeparator:
             need = begin + self.segment + self.context
             if self.total is None and self.input.end < need:
                 return
-            if self.total is not None and (begin >= self.total and not (begin == 0 and self.total == 0)):
+            if self.total is not None and begin >= self.total:
                 break
             self._process(begin)
             self.next_chunk += 1

@@ -30,34 +30,22 @@ class STFT(torch.nn.Module):
         win = config.win_length or config.n_fft
         self.register_buffer("window", torch.hann_window(win, periodic=True), persistent=False)
 
+    def _frame_args(self) -> dict:
+        cfg = self.config
+        return {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length, "win_length": cfg.win_length or cfg.n_fft,
+                "window": self.window, "center": True}
+
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """(..., samples) real -> (..., bins, frames) complex."""
         shape = wav.shape
         flat = wav.reshape(-1, shape[-1])
         pad_mode = "reflect" if shape[-1] > self.config.n_fft // 2 else "constant"
-        spec = torch.stft(
-            flat,
-            n_fft=self.config.n_fft,
-            hop_length=self.config.hop_length,
-            win_length=self.config.win_length or self.config.n_fft,
-            window=self.window,
-            center=True,
-            pad_mode=pad_mode,
-            return_complex=True,
-        )
+        spec = torch.stft(flat, **self._frame_args(), pad_mode=pad_mode, return_complex=True)
         return spec.reshape(*shape[:-1], *spec.shape[-2:])
 
     def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         """(..., bins, frames) complex -> (..., length) real."""
         shape = spec.shape
         flat = spec.reshape(-1, *shape[-2:])
-        wav = torch.istft(
-            flat,
-            n_fft=self.config.n_fft,
-            hop_length=self.config.hop_length,
-            win_length=self.config.win_length or self.config.n_fft,
-            window=self.window,
-            center=True,
-            length=length,
-        )
+        wav = torch.istft(flat, **self._frame_args(), length=length)
         return wav.reshape(*shape[:-2], length)

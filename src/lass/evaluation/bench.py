@@ -96,9 +96,21 @@ def _long_input_worker(model: str, minutes: float, segment: float) -> None:
             samples += est.shape[-1]
         writer.commit()
     elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"minutes": minutes, "samples": samples, "expected": total, "seconds": elapsed,
-                      "peak_rss_mb": peak_mb}))
+                      "peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    fork and exec, so a child would report its parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # other systems: best effort
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

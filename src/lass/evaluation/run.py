@@ -59,6 +59,31 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
     return score, (estimate if keep_audio else None)
 
 
+def query_checks(separator, cases: list[Case], label_names: list[str]) -> dict[str, float]:
+    """Does the model follow the query? (a) Asking for the interferer's class must return the
+    interferer (SDRi measured against it); (b) asking for a class absent from the mixture must return
+    little energy (output energy re. the mixture, dB)."""
+    interferer_gains, absent_levels = [], []
+    for i, case in enumerate(cases):
+        mixture = np.atleast_2d(case.mixture)
+        query = DEFAULT_TEMPLATE.format(label=case.interferer_labels[0])
+        est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False)[query]
+        ref = np.atleast_2d(case.interference).reshape(-1)
+        interferer_gains.append(float(sdr(est.reshape(-1), ref) - sdr(mixture.reshape(-1), ref)))
+        present = {case.label, *case.interferer_labels}
+        absent = [lab for lab in label_names if lab not in present]
+        if not absent:
+            continue
+        query = DEFAULT_TEMPLATE.format(label=absent[i % len(absent)])
+        est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False)[query]
+        absent_levels.append(float(10 * np.log10(max(np.sum(est**2), 1e-20) / max(np.sum(mixture**2), 1e-20))))
+    out = {"interferer_query_sdri": float(np.mean(interferer_gains))}
+    if absent_levels:
+        out["absent_query_energy_db"] = float(np.mean(absent_levels))
+        out["absent_query_energy_db_median"] = float(np.median(absent_levels))
+    return out
+
+
 def aggregate(scores: list[Score], how: str = "mean") -> dict[str, float]:
     """Mean over cases, or the AudioSet-style mean over classes of per-class medians."""
     keys = ["sdri", "si_sdri", "bss_sdri", "irm_sdri", "psm_sdri"]
@@ -102,6 +127,11 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
     for key, name in (("fraction_of_irm", "model / IRM"), ("fraction_of_psm", "model / PSM")):
         if key in summary:
             lines.append(f"| {name} | {100 * summary[key]:.0f} % | |")
+    if "interferer_query_sdri" in summary:
+        lines.append(f"| query = interferer's class: SDRi w.r.t. the interferer | {summary['interferer_query_sdri']:.2f} dB | |")
+    if "absent_query_energy_db" in summary:
+        lines.append(f"| query = absent class: output energy re. mixture | {summary['absent_query_energy_db']:.1f} dB "
+                     f"| {summary['absent_query_energy_db_median']:.1f} dB |")
     lines.append(f"\n{summary['cases']} cases.")
     if classes:
         lines += ["", "| class | n | SDRi | SI-SDRi |", "|---|---|---|---|"]
@@ -142,7 +172,8 @@ def write_plots(out: Path, scores: list[Score], classes, examples: list[tuple[Ca
             for ax, (name, sig) in zip(row, (("mixture", case.mixture), ("reference", case.target),
                                              ("estimate", estimate))):
                 mono = np.atleast_2d(sig).mean(0)
-                ax.specgram(mono + 1e-9, NFFT=512, Fs=case.sample_rate, noverlap=384, cmap="magma")
+                with np.errstate(divide="ignore"):  # digital silence has no finite dB value
+                    ax.specgram(mono, NFFT=512, Fs=case.sample_rate, noverlap=384, cmap="magma", vmin=-120)
                 ax.set_title(f"{name}: {case.query}" if name == "mixture" else name, fontsize=8)
                 ax.set_ylabel("Hz", fontsize=7)
         fig.tight_layout()
@@ -168,6 +199,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bss", action="store_true", help="also bss_eval SDR (512-tap filter), slower")
     p.add_argument("--no-oracle", action="store_true")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--query-checks", action="store_true",
+                   help="label mixtures: also query the interferer's class and an absent class")
     p.add_argument("--save-audio", type=int, default=0, metavar="N", help="write N separated examples")
     p.add_argument("-o", "--out", default="evaluation", help="output folder (default: evaluation)")
     p.add_argument("-d", "--device", default="auto")
@@ -190,12 +223,12 @@ def _protocols(args, model_rate: int):
         for n in args.interferers:
             yield (f"{root.name} folds {args.folds or 'all'}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",
                    f"{n}int", label_mixtures(bank, n, args.snr, args.seed, args.template or DEFAULT_TEMPLATE,
-                                             args.limit, args.negative))
+                                             args.limit, args.negative), bank.label_names)
     elif args.mixture_list:
         yield (Path(args.mixture_list).name, "list",
-               mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative))
+               mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative), None)
     else:
-        yield (f"stems: {Path(args.stems).name}", "stems", stem_cases(args.stems, args.template or "{label}"))
+        yield (f"stems: {Path(args.stems).name}", "stems", stem_cases(args.stems, args.template or "{label}"), None)
 
 
 def run_from_args(args) -> int:
@@ -209,13 +242,14 @@ def run_from_args(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = [f"# Evaluation of `{separator.model.config.name}`\n"]
     results = {}
-    for title, key, cases in _protocols(args, separator.model.sample_rate):
+    for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
         scores, examples = [], []
+        shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
         for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
-            keep = i < max(3, args.save_audio)
+            keep = i in shown or i < args.save_audio
             score, estimate = score_case(separator, case, oracle=not args.no_oracle, bss=args.bss, keep_audio=keep)
             scores.append(score)
-            if keep and i < 3:
+            if i in shown:
                 examples.append((case, estimate))
             if i < args.save_audio:
                 folder = out / "audio" / key
@@ -226,6 +260,8 @@ def run_from_args(args) -> int:
         summary = aggregate(scores, args.aggregate)
         audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
         summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
+        if args.query_checks and label_names:
+            summary.update(query_checks(separator, cases, label_names))
         classes = per_class(scores) if key != "list" else None
         results[key] = {"title": title, "summary": summary, "per_class": classes}
         with open(out / f"scores_{key}.csv", "w", newline="") as f:

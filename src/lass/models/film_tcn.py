@@ -48,6 +48,27 @@ class FiLMBlock(nn.Module):
         return x + self.down(h)
 
 
+class SpectralFront(nn.Module):
+    """Optional 2-D convolutions over (frequency, time) before frequency goes into channels: local,
+    frequency-shift-invariant features (harmonics, onsets) that a dense projection must learn per bin."""
+
+    def __init__(self, n_bins: int, channels: int, widths: tuple[int, ...]):
+        super().__init__()
+        convs, cin, bins = [], 1, n_bins
+        for width in widths:
+            convs.append(nn.Conv2d(cin, width, 3, stride=(2, 1), padding=1))
+            cin, bins = width, (bins - 1) // 2 + 1
+        self.convs = nn.ModuleList(convs)
+        self.proj = nn.Conv1d(cin * bins, channels, 1)
+        self.act = nn.GELU()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = features.unsqueeze(1)  # (B, 1, F, T)
+        for conv in self.convs:
+            x = self.act(conv(x))
+        return self.proj(x.flatten(1, 2))
+
+
 class FiLMTCN(nn.Module):
     """Magnitude (B, F, T) and condition (B, C) -> mask in [0, 1] of shape (B, F, T)."""
 
@@ -61,6 +82,7 @@ class FiLMTCN(nn.Module):
         kernel: int = 3,
         dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
         repeats: int = 2,
+        front_channels: tuple[int, ...] = (),
         eps: float = 1e-5,
     ):
         super().__init__()
@@ -70,6 +92,7 @@ class FiLMTCN(nn.Module):
         )
         self.input_norm = nn.BatchNorm1d(n_bins, affine=True)
         self.input_proj = nn.Conv1d(n_bins, channels, 1)
+        self.front = SpectralFront(n_bins, channels, tuple(front_channels)) if front_channels else None
         self.input_film = nn.Linear(cond_hidden, 2 * channels)
         self.blocks = nn.ModuleList(
             FiLMBlock(channels, hidden, cond_hidden, kernel, d) for _ in range(repeats) for d in dilations
@@ -80,11 +103,16 @@ class FiLMTCN(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Frames on each side that influence one output frame."""
-        return sum(blk.depthwise.dilation[0] * (blk.depthwise.kernel_size[0] - 1) // 2 for blk in self.blocks)
+        frames = sum(blk.depthwise.dilation[0] * (blk.depthwise.kernel_size[0] - 1) // 2 for blk in self.blocks)
+        return frames + (len(self.front.convs) if self.front is not None else 0)
 
     def encode_mixture(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Query-independent part, computed once per mixture and shared by all its queries."""
-        return self.input_proj(self.input_norm(torch.log(magnitude + self.eps)))
+        features = self.input_norm(torch.log(magnitude + self.eps))
+        encoded = self.input_proj(features)
+        if self.front is not None:
+            encoded = encoded + self.front(features)
+        return encoded
 
     def forward(self, magnitude: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_mixture(magnitude), cond)

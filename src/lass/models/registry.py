@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .config import ModelConfig
 from .separator import MaskSeparator
 
@@ -36,6 +34,9 @@ def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".part")
     save_file(state, str(tmp), metadata={"lass_config": model.config.to_json(), "format": "lass-1"})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
     return path
 

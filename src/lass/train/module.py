@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import lightning as L
-import numpy as np
 import torch
 
 from ..metrics import sdr, si_sdr
@@ -14,13 +13,12 @@ from .losses import thresholded_snr_loss
 
 
 class LassModule(L.LightningModule):
-    def __init__(self, config: TrainConfig, query_table: torch.Tensor, validation=None):
+    def __init__(self, config: TrainConfig, query_table: torch.Tensor):
         super().__init__()
         self.config = config
         self.model = MaskSeparator(config.model)
         # Frozen text-encoder outputs for every training phrasing: not trainable, not saved.
         self.register_buffer("query_table", query_table, persistent=False)
-        self.validation = validation  # (mixture, target, cond) tensors, deterministic
 
     def conditions(self, pos_idx: torch.Tensor, neg_idx: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
         pos = self.query_table[pos_idx]

@@ -91,7 +91,6 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     source = best if best.exists() else out / "checkpoints" / "last.ckpt"
     if trainer.is_global_zero:
         model = load_checkpoint(source) if source.exists() else module.model
-        model.config.source = f"lass train ({config.output_dir})"
         registry.save_model(model, out / "model.safetensors")
     return out / "model.safetensors"
 

@@ -1,0 +1,97 @@
+"""`lass evaluate` and `lass bench` run end to end on small generated inputs and report real numbers."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import synthetic_class_folders, tone_noise
+from lass.cli import main
+from lass.evaluation.oracle import oracle_estimates
+from lass.metrics import sdr
+from lass.stft import STFTConfig
+
+
+def test_oracle_masks_bound_the_problem():
+    rng = np.random.default_rng(0)
+    target = np.sin(np.arange(16000) * 0.05).astype(np.float32)
+    noise = 0.5 * rng.standard_normal(16000).astype(np.float32)
+    est = oracle_estimates(target + noise, target, noise, STFTConfig(1024, 256))
+    base = sdr(target + noise, target)
+    assert sdr(est["irm"], target) - base > 10
+    assert sdr(est["psm"], target) >= sdr(est["irm"], target)
+
+
+def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, capsys):
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=3)
+    code = main(["evaluate", "--data", str(data), "--interferers", "1", "2", "-m", str(model_dir / "ones.safetensors"), "--query-checks",
+                 "-o", str(tmp_path / "ev"), "--save-audio", "1", "--bss"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "oracle IRM" in out and "model / IRM" in out
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    one = summary["1int"]["summary"]
+    # mask 1 returns the mixture itself: zero improvement, while the oracle improves a lot
+    assert one["sdri"] == pytest.approx(0.0, abs=1e-3) and one["irm_sdri"] > 3
+    assert one["cases"] == 9 and summary["2int"]["summary"]["cases"] == 9
+    # mask 1: the "interferer" query returns the whole mixture (0 dB gain) and the absent query all of it
+    assert one["interferer_query_sdri"] == pytest.approx(0.0, abs=1e-3)
+    assert one["absent_query_energy_db"] == pytest.approx(0.0, abs=1e-3)
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv")))
+    assert len(rows) == 9 and rows[0]["query"].startswith("the sound of ")
+    for plot in ("per_class_sdri.png", "sdri_hist.png", "spectrograms.png"):
+        assert (tmp_path / "ev" / "plots_1int" / plot).stat().st_size > 1000
+    assert (tmp_path / "ev" / "summary.md").read_text().count("| SDRi") >= 2
+    assert len(list((tmp_path / "ev" / "audio" / "1int").glob("*.wav"))) == 3
+
+
+def test_evaluate_mixture_list_layouts(tmp_path, model_dir, capsys):
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    rows = [("beeping/beeping_0.wav", "humming/humming_1.wav"), ("hissing/hissing_0.wav", "beeping/beeping_1.wav")]
+    with open(tmp_path / "audiosep.csv", "w") as f:
+        f.write("idx,caption,src_wav,noise_wav\n")
+        for i, (s, n) in enumerate(rows):
+            f.write(f"{i},a beep,{s},{n}\n")
+    with open(tmp_path / "clapsep.csv", "w") as f:
+        f.write("source_file,positive_caption,noise_file,negative_caption\n")
+        for s, n in rows:
+            f.write(f"{s},a beep,{n},a hum\n")
+    for name in ("audiosep.csv", "clapsep.csv"):
+        code = main(["evaluate", "--list", str(tmp_path / name), "--data-root", str(data), "--negative",
+                     "-m", str(model_dir / "half.safetensors"), "-o", str(tmp_path / f"ev_{name}"), "--no-plots"])
+        assert code == 0
+        summary = json.loads((tmp_path / f"ev_{name}" / "summary.json").read_text())["list"]["summary"]
+        assert summary["cases"] == 2
+        assert summary["sdri"] == pytest.approx(3.0, abs=0.6)  # half the mixture at 0 dB: SNR 0 -> ~3 dB
+
+
+def test_evaluate_stems(tmp_path, model_dir, capsys):
+    song = tmp_path / "songs" / "one"
+    (song / "tracks").mkdir(parents=True)
+    vocals, bass = tone_noise(2.0, 22050, 2, seed=1), tone_noise(2.0, 22050, 2, seed=2)
+    sf.write(song / "one__mix.flac", (vocals + bass).T, 22050)
+    sf.write(song / "tracks" / "one__vocals.flac", vocals.T, 22050)
+    sf.write(song / "tracks" / "one__bass.flac", bass.T, 22050)
+    code = main(["evaluate", "--stems", str(tmp_path / "songs"), "-m", str(model_dir / "ones.safetensors"),
+                 "-o", str(tmp_path / "ev"), "--no-plots"])
+    assert code == 0
+    scores = list(csv.DictReader(open(tmp_path / "ev" / "scores_stems.csv")))
+    assert sorted(r["query"] for r in scores) == ["bass", "vocals"]
+
+
+def test_evaluate_needs_one_source(capsys, tmp_path):
+    assert main(["evaluate", "-o", str(tmp_path)]) == 1
+    assert "exactly one of --data" in capsys.readouterr().err
+
+
+def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):
+    code = main(["bench", "-m", str(model_dir / "tiny.safetensors"), "--seconds", "2", "--repeats", "1",
+                 "--long-minutes", "0.2", "--queries", "1", "4", "--json", str(tmp_path / "b.json")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "real-time factor" in out and "lass is" in out and "queries/s" in out and "peak RSS" in out
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["speedup_vs_audiosep"] > 1 and figures["long_0.2min"]["samples"] == figures["long_0.2min"]["expected"]

@@ -1,0 +1,40 @@
+"""The text query encoder: offline, normalised, cached; the [positive, negative] condition."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lass.query import QueryError, build_condition, shared_text_encoder, validate_query
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return shared_text_encoder()
+
+
+def test_embeddings_are_unit_norm_and_cached(encoder):
+    first = encoder.encode(["a dog barking", "rain on a roof"])
+    assert first.shape == (2, 384)
+    assert torch.allclose(first.norm(dim=-1), torch.ones(2), atol=1e-5)
+    again = encoder.encode(["a   dog barking "])  # whitespace is normalised, so this is a cache hit
+    assert torch.equal(again[0], first[0])
+
+
+def test_similar_descriptions_are_closer_than_different_ones(encoder):
+    dog, barking, rain = encoder.encode(["the sound of a dog", "a dog barking", "heavy rain falling"])
+    assert float(dog @ barking) > float(dog @ rain) + 0.2
+
+
+def test_condition_is_positive_then_negative_with_zeros_for_none(encoder):
+    pos = encoder.encode(["speech", "birds"])
+    neg = encoder.encode(["music"])
+    cond = build_condition(pos, neg)
+    assert cond.shape == (2, 768)
+    assert torch.equal(cond[1, 384:], neg[0])
+    assert torch.count_nonzero(build_condition(pos, None)[:, 384:]) == 0
+
+
+@pytest.mark.parametrize("bad,message", [("", "empty query"), ("  \t", "empty query"), (None, "must be text")])
+def test_bad_queries_are_rejected(bad, message):
+    with pytest.raises(QueryError, match=message):
+        validate_query(bad)
