@@ -177,15 +177,17 @@ class Separator:
         conds = self.conditions(queries, negative)  # query errors before any file work
         meta = audio.info(path)
         out_rate = options.sample_rate or meta.sample_rate
-        names = output_names(queries)
-        files = dict(zip(names, range(len(names))))
+        # output name -> how its block is made from (mixture (C, n), estimates (Q, C, n))
+        makers: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
+        for q, name in enumerate(output_names(queries)):
+            makers[name] = lambda mix, est, q=q: est[q]
         if options.residual:
-            files[RESIDUAL] = -1
+            makers[RESIDUAL] = lambda mix, est: mix - est.sum(0)
         if options.per_query_residual:
-            for name, q in zip(names, range(len(names))):
-                files[f"{name}-{RESIDUAL}"] = -2 - q
+            for q, name in enumerate(output_names(queries)):
+                makers[f"{name}-{RESIDUAL}"] = lambda mix, est, q=q: mix - est[q]
         folder = Path(options.directory) / Path(path).stem
-        targets = {name: folder / f"{name}.{options.format}" for name in files}
+        targets = {name: folder / f"{name}.{options.format}" for name in makers}
         if not options.force:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
@@ -217,13 +219,8 @@ class Separator:
             for mixture, est in separate_stream(self.model, conds, blocks, out_rate, meta.channels,
                                                 self.engine, advance):
                 input_peak = max(input_peak, float(np.abs(mixture).max(initial=0)))
-                for name, which in files.items():
-                    if which >= 0:
-                        block = est[which]
-                    elif which == -1:
-                        block = mixture - est.sum(0)
-                    else:
-                        block = mixture - est[-2 - which]
+                for name, make in makers.items():
+                    block = make(mixture, est)
                     peak = max(peak, float(np.abs(block).max(initial=0)))
                     writers[name].write(block)
             if input_peak == 0.0:
