@@ -89,9 +89,11 @@ def test_evaluate_needs_one_source(capsys, tmp_path):
 
 def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):
     code = main(["bench", "-m", str(model_dir / "tiny.safetensors"), "--seconds", "2", "--repeats", "1",
-                 "--long-minutes", "0.2", "--queries", "1", "4", "--json", str(tmp_path / "b.json")])
+                 "--long-minutes", "0.2", "--queries", "1", "4", "--train-step", "2", "--json", str(tmp_path / "b.json")])
     assert code == 0
     out = capsys.readouterr().out
     assert "real-time factor" in out and "lass is" in out and "queries/s" in out and "peak RSS" in out
+    assert "training step, batch 2 x 4 s, bf16+compile" in out
     figures = json.loads((tmp_path / "b.json").read_text())
+    assert all(len(t) == 1 and t[0] > 0 for t in figures["train_step"].values())
     assert figures["speedup_vs_audiosep"] > 1 and figures["long_0.2min"]["samples"] == figures["long_0.2min"]["expected"]

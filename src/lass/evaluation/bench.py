@@ -100,6 +100,38 @@ def _long_input_worker(model: str, minutes: float, segment: float) -> None:
                       "peak_rss_mb": peak_rss_mb()}))
 
 
+def time_training_steps(config, batch: int, seconds: float, repeats: int) -> dict[str, list[float]]:
+    """Seconds per training step (forward, loss, backward, AdamW) of a fresh model with this
+    config, in float32, with bf16 autocast, and with bf16 plus torch.compile (the recipe's
+    `precision: bf16-mixed` and `optim.compile: true`)."""
+    from ..models.separator import MaskSeparator
+    from ..train.losses import snr_loss
+
+    generator = torch.Generator().manual_seed(0)
+    mixture = 0.1 * torch.randn(batch, int(seconds * config.sample_rate), generator=generator)
+    target, cond, present = 0.5 * mixture, torch.randn(batch, 2 * config.query_dim, generator=generator), torch.ones(batch)
+    results = {}
+    for mode in ("float32", "bf16", "bf16+compile"):
+        torch.manual_seed(0)
+        model = MaskSeparator(config).train()
+        if mode.endswith("compile"):
+            model.network.forward = torch.compile(model.network.forward)
+        optimizer = torch.optim.AdamW(model.parameters(), 1e-4)
+        times = []
+        for i in range(repeats + 2):  # two warm-up steps (compilation happens there)
+            started = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "float32"):
+                estimate = model(mixture, cond)
+            loss = snr_loss(estimate.float(), target, mixture, present)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if i >= 2:
+                times.append(time.perf_counter() - started)
+        results[mode] = times
+    return results
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
     fork and exec, so a child would report its parent's peak."""
@@ -125,6 +157,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="peak-memory runs on generated stereo 44.1 kHz input (e.g. 20 60)")
     p.add_argument("--queries", type=int, nargs="*", default=[1, 4, 16], help="query counts for queries/s")
     p.add_argument("--no-baseline", action="store_true", help="skip the AudioSep ResUNet30 baseline")
+    p.add_argument("--train-step", type=int, default=None, metavar="BATCH",
+                   help="also time training steps (4 s examples) in float32, bf16 and bf16+compile")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--long-worker", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -196,6 +230,13 @@ def run_from_args(args) -> int:
         print(f"{minutes:g} min stereo 44.1 kHz (generated, streamed): peak RSS {result['peak_rss_mb']:.0f} MB, "
               f"{result['seconds']:.0f} s (real-time factor {result['seconds'] / (minutes * 60):.4f}), "
               f"output length {'exact' if result['samples'] == result['expected'] else 'WRONG'}")
+    if args.train_step:
+        steps = time_training_steps(cfg, args.train_step, 4.0, args.repeats)
+        figures["train_step"] = steps
+        base = float(np.median(steps["float32"]))
+        for mode, times in steps.items():
+            print(f"training step, batch {args.train_step} x 4 s, {mode}: {_stats(times)} s "
+                  f"({base / float(np.median(times)):.2f}x float32)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0

@@ -4,6 +4,9 @@ Frequency goes into channels at the first layer, so every later layer is a 1-D c
 time (5-10x cheaper per step than a 2-D U-Net at full STFT resolution). The query conditions every
 block through FiLM (scale and shift), which makes the condition strong enough that the network
 must listen to it rather than learn a query-blind denoiser.
+
+Activations are kept time-major, (B, T, C): the pointwise layers are then plain matrix products
+(which bf16 training runs on the CPU's matrix units) and the normalisation needs no transposes.
 """
 from __future__ import annotations
 
@@ -11,29 +14,49 @@ import torch
 from torch import nn
 
 
-class ChannelNorm(nn.Module):
-    """LayerNorm over channels for each frame: independent of other frames, so chunking is exact."""
+class DilatedDepthwise(nn.Module):
+    """Depthwise convolution over time on (B, T, C), written as a sum of shifted products.
 
-    def __init__(self, channels: int):
+    For time-major activations this is several times faster than transposing for nn.Conv1d, and its
+    parameters keep nn.Conv1d's shapes.
+    """
+
+    def __init__(self, channels: int, kernel: int, dilation: int):
         super().__init__()
-        self.norm = nn.LayerNorm(channels)
+        if kernel % 2 != 1:
+            raise ValueError("the depthwise kernel must be odd")
+        self.kernel, self.dilation = kernel, dilation
+        self.weight = nn.Parameter(torch.empty(channels, 1, kernel))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Conv1d's default
+        bound = 1 / kernel ** 0.5
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    @property
+    def context(self) -> int:
+        return self.dilation * (self.kernel - 1) // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        frames, pad = x.shape[1], self.context
+        padded = nn.functional.pad(x, (0, 0, pad, pad))
+        w = self.weight[:, 0, :].to(x.dtype)
+        out = self.bias.to(x.dtype) + padded[:, :frames] * w[:, 0]
+        for k in range(1, self.kernel):
+            start = k * self.dilation
+            out = out + padded[:, start : start + frames] * w[:, k]
+        return out
 
 
 class FiLMBlock(nn.Module):
-    """Bottleneck residual block: 1x1 up, FiLM, dilated depthwise conv over time, 1x1 down."""
+    """Bottleneck residual block: pointwise up, FiLM, dilated depthwise conv over time, pointwise down."""
 
     def __init__(self, channels: int, hidden: int, cond_dim: int, kernel: int, dilation: int):
         super().__init__()
-        self.norm = ChannelNorm(channels)
-        self.up = nn.Conv1d(channels, hidden, 1)
+        self.norm = nn.LayerNorm(channels)
+        self.up = nn.Linear(channels, hidden)
         self.film = nn.Linear(cond_dim, 2 * hidden)
-        self.depthwise = nn.Conv1d(
-            hidden, hidden, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation, groups=hidden
-        )
-        self.down = nn.Conv1d(hidden, channels, 1)
+        self.depthwise = DilatedDepthwise(hidden, kernel, dilation)
+        self.down = nn.Linear(hidden, channels)
         self.act = nn.GELU()
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
@@ -41,7 +64,7 @@ class FiLMBlock(nn.Module):
         nn.init.zeros_(self.down.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
+        gamma, beta = self.film(cond).unsqueeze(1).chunk(2, dim=-1)
         h = self.act(self.up(self.norm(x)))
         h = h * (1 + gamma) + beta
         h = self.act(self.depthwise(h))
@@ -59,14 +82,15 @@ class SpectralFront(nn.Module):
             convs.append(nn.Conv2d(cin, width, 3, stride=(2, 1), padding=1))
             cin, bins = width, (bins - 1) // 2 + 1
         self.convs = nn.ModuleList(convs)
-        self.proj = nn.Conv1d(cin * bins, channels, 1)
+        self.proj = nn.Linear(cin * bins, channels)
         self.act = nn.GELU()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F, T) -> (B, T, channels)"""
         x = features.unsqueeze(1)  # (B, 1, F, T)
         for conv in self.convs:
             x = self.act(conv(x))
-        return self.proj(x.flatten(1, 2))
+        return self.proj(x.flatten(1, 2).transpose(1, 2))
 
 
 class FiLMTCN(nn.Module):
@@ -91,25 +115,26 @@ class FiLMTCN(nn.Module):
             nn.Linear(cond_dim, cond_hidden), nn.GELU(), nn.Linear(cond_hidden, cond_hidden), nn.GELU()
         )
         self.input_norm = nn.BatchNorm1d(n_bins, affine=True)
-        self.input_proj = nn.Conv1d(n_bins, channels, 1)
+        self.input_proj = nn.Linear(n_bins, channels)
         self.front = SpectralFront(n_bins, channels, tuple(front_channels)) if front_channels else None
         self.input_film = nn.Linear(cond_hidden, 2 * channels)
         self.blocks = nn.ModuleList(
             FiLMBlock(channels, hidden, cond_hidden, kernel, d) for _ in range(repeats) for d in dilations
         )
-        self.output_norm = ChannelNorm(channels)
-        self.output_proj = nn.Conv1d(channels, n_bins, 1)
+        self.output_norm = nn.LayerNorm(channels)
+        self.output_proj = nn.Linear(channels, n_bins)
 
     @property
     def receptive_field(self) -> int:
         """Frames on each side that influence one output frame."""
-        frames = sum(blk.depthwise.dilation[0] * (blk.depthwise.kernel_size[0] - 1) // 2 for blk in self.blocks)
+        frames = sum(blk.depthwise.context for blk in self.blocks)
         return frames + (len(self.front.convs) if self.front is not None else 0)
 
     def encode_mixture(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Query-independent part, computed once per mixture and shared by all its queries."""
+        """Query-independent part, (B, F, T) -> (B, T, C), computed once per mixture and shared by
+        all its queries."""
         features = self.input_norm(torch.log(magnitude + self.eps))
-        encoded = self.input_proj(features)
+        encoded = self.input_proj(features.transpose(1, 2))
         if self.front is not None:
             encoded = encoded + self.front(features)
         return encoded
@@ -118,12 +143,12 @@ class FiLMTCN(nn.Module):
         return self.decode(self.encode_mixture(magnitude), cond)
 
     def decode(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Encoded mixture (1 or B, C, T) and condition (B, cond_dim) -> mask (B, F, T)."""
+        """Encoded mixture (1 or B, T, C) and condition (B, cond_dim) -> mask (B, F, T)."""
         c = self.cond_mlp(cond)
         if x.shape[0] != c.shape[0]:
             x = x.expand(c.shape[0], -1, -1)
-        gamma, beta = self.input_film(c).unsqueeze(-1).chunk(2, dim=1)
+        gamma, beta = self.input_film(c).unsqueeze(1).chunk(2, dim=-1)
         x = x * (1 + gamma) + beta
         for block in self.blocks:
             x = block(x, c)
-        return torch.sigmoid(self.output_proj(self.output_norm(x)))
+        return torch.sigmoid(self.output_proj(self.output_norm(x))).transpose(1, 2)

@@ -33,6 +33,8 @@ NETWORKS = {"film_tcn": FiLMTCN, "constant": ConstantMask}
 class MaskSeparator(nn.Module):
     """Waveforms at the model's sample rate in, estimated target waveforms out."""
 
+    query_group = 4  # queries decoded together; measured fastest per query on a 2-core CPU
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         if config.network not in NETWORKS:
@@ -68,9 +70,12 @@ class MaskSeparator(nn.Module):
         queries = conds.shape[0]
         spec = self.stft(mixture)  # (C, F, T)
         encoded = self.network.encode_mixture(spec.abs())  # (C, D, T)
-        encoded = encoded.unsqueeze(0).expand(queries, *encoded.shape).reshape(queries * channels, *encoded.shape[1:])
-        conds = conds.repeat_interleave(channels, dim=0)
-        mask = self.network.decode(encoded, conds).reshape(queries, channels, *spec.shape[1:])
+        masks = []
+        for group in conds.split(self.query_group):  # bounded activations: large groups fall out of cache
+            n = group.shape[0]
+            batch = encoded.unsqueeze(0).expand(n, *encoded.shape).reshape(n * channels, *encoded.shape[1:])
+            masks.append(self.network.decode(batch, group.repeat_interleave(channels, dim=0)))
+        mask = torch.cat(masks).reshape(queries, channels, *spec.shape[1:])
         estimate = self.stft.inverse(spec.unsqueeze(0) * mask, length)
         top = max(1, mask.shape[-2] // 8)
         frame_gain = mask[..., -top:, :].mean(-2)  # (Q, C, T): frame t is centred on sample t*hop

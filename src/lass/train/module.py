@@ -9,7 +9,7 @@ import torch
 from ..metrics import sdr, si_sdr
 from ..models.separator import MaskSeparator
 from .config import TrainConfig
-from .losses import thresholded_snr_loss
+from .losses import get_loss
 
 
 class LassModule(L.LightningModule):
@@ -17,6 +17,11 @@ class LassModule(L.LightningModule):
         super().__init__()
         self.config = config
         self.model = MaskSeparator(config.model)
+        self.loss = get_loss(config.optim.loss)
+        if config.optim.compile:
+            # Compiling the bound forward (not the module) keeps parameter names, so checkpoints
+            # and exported files are the same with or without it.
+            self.model.network.forward = torch.compile(self.model.network.forward)
         # Frozen text-encoder outputs for every training phrasing: not trainable, not saved.
         self.register_buffer("query_table", query_table, persistent=False)
 
@@ -32,7 +37,7 @@ class LassModule(L.LightningModule):
         mixture, target, pos_idx, neg_idx, present = batch
         cond = self.conditions(pos_idx, neg_idx, self.config.optim.query_noise)
         estimate = self.model(mixture, cond)
-        loss = thresholded_snr_loss(estimate, target, mixture, present, self.config.optim.max_snr_db)
+        loss = self.loss(estimate, target, mixture, present, self.config.optim.max_snr_db)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=mixture.shape[0])
         return loss
 

@@ -1,0 +1,52 @@
+"""Training losses against hand-computed values."""
+import math
+
+import pytest
+import torch
+
+from lass.train.losses import get_loss, l1_loss, si_sdr_loss, snr_loss
+
+ONE = torch.ones(1)
+ZERO = torch.zeros(1)
+TAU = 1e-3  # the 30 dB cap: error energy floor relative to the reference
+
+
+def signals():
+    torch.manual_seed(0)
+    target = torch.randn(1, 8000)
+    mixture = target + torch.randn(1, 8000)
+    return target, mixture
+
+
+def test_snr_loss_values():
+    target, mixture = signals()
+    assert snr_loss(0.5 * target, target, mixture, ONE).item() == pytest.approx(10 * math.log10(0.25 + TAU), abs=1e-3)
+    assert snr_loss(target, target, mixture, ONE, max_snr_db=30).item() == pytest.approx(-30, abs=0.01)
+    assert snr_loss(mixture, target, mixture, ONE).item() == pytest.approx(0, abs=0.2)  # 0 dB mixture
+
+
+def test_si_sdr_loss_ignores_scale_but_not_noise():
+    target, mixture = signals()
+    assert si_sdr_loss(0.5 * target, target, mixture, ONE).item() == pytest.approx(-30, abs=0.01)
+    assert si_sdr_loss(mixture, target, mixture, ONE).item() == pytest.approx(0, abs=0.2)
+
+
+@pytest.mark.parametrize("loss", [snr_loss, si_sdr_loss])
+def test_absent_target_penalises_output_energy(loss):
+    target, mixture = signals()
+    silent = torch.zeros_like(target)
+    assert loss(silent, silent, mixture, ZERO).item() == pytest.approx(-30, abs=0.01)
+    assert loss(0.1 * mixture, silent, mixture, ZERO).item() == pytest.approx(10 * math.log10(0.01 + TAU), abs=1e-3)
+
+
+def test_l1_loss_is_relative_to_the_mixture():
+    target, mixture = signals()
+    assert l1_loss(target, target, mixture, ONE).item() == pytest.approx(0, abs=1e-6)
+    assert l1_loss(target, target, 10 * mixture, ONE).item() == pytest.approx(0, abs=1e-6)
+    a = l1_loss(target + 0.1, target, mixture, ONE).item()
+    assert a == pytest.approx(0.1 / mixture.abs().mean().item(), rel=1e-4)
+
+
+def test_unknown_loss_is_named():
+    with pytest.raises(ValueError, match="unknown loss 'mse'.*snr"):
+        get_loss("mse")
