@@ -26,13 +26,19 @@ def sdr(estimate, reference):
     return 10 * np.log10(num / den)
 
 
+def si_sdr_parts(estimate: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(estimate with its mean removed, its projection on the mean-removed reference): SI-SDR is
+    the energy ratio of the projection to the rest. Shared with the SI-SDR training loss."""
+    est = estimate - estimate.mean(-1, keepdim=True)
+    ref = reference - reference.mean(-1, keepdim=True)
+    alpha = (est * ref).sum(-1, keepdim=True) / ref.pow(2).sum(-1, keepdim=True).clamp_min(EPS)
+    return est, alpha * ref
+
+
 def si_sdr(estimate, reference):
     """Scale-invariant SDR in dB, means removed, along the last axis."""
     if isinstance(estimate, torch.Tensor):
-        est = estimate - estimate.mean(-1, keepdim=True)
-        ref = reference - reference.mean(-1, keepdim=True)
-        alpha = (est * ref).sum(-1, keepdim=True) / ref.pow(2).sum(-1, keepdim=True).clamp_min(EPS)
-        proj = alpha * ref
+        est, proj = si_sdr_parts(estimate, reference)
         return 10 * torch.log10(proj.pow(2).sum(-1).clamp_min(EPS) / (est - proj).pow(2).sum(-1).clamp_min(EPS))
     est = np.asarray(estimate, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)

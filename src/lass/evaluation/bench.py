@@ -115,7 +115,7 @@ def time_training_steps(config, batch: int, seconds: float, repeats: int) -> dic
         torch.manual_seed(0)
         model = MaskSeparator(config).train()
         if mode.endswith("compile"):
-            model.network.forward = torch.compile(model.network.forward)
+            model.compile_network()
         optimizer = torch.optim.AdamW(model.parameters(), 1e-4)
         times = []
         for i in range(repeats + 2):  # two warm-up steps (compilation happens there)

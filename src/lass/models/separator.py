@@ -45,6 +45,11 @@ class MaskSeparator(nn.Module):
             n_bins=config.n_fft // 2 + 1, cond_dim=2 * config.query_dim, **config.network_args
         )
 
+    def compile_network(self) -> None:
+        """torch.compile the mask network for training. The bound forward is compiled, not the
+        module, so parameter names (checkpoints, exported files) stay the same."""
+        self.network.forward = torch.compile(self.network.forward)
+
     @property
     def sample_rate(self) -> int:
         return self.config.sample_rate

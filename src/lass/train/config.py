@@ -35,7 +35,7 @@ class OptimConfig:
     query_noise: float = 0.02  # std of Gaussian noise added to query embeddings while training
     loss: str = "snr"  # snr | si_sdr | l1 (lass/train/losses.py)
     max_snr_db: float = 30.0
-    compile: bool = False  # torch.compile the mask network: about 1.7x faster steps on CPU with bf16
+    compile: bool = False  # torch.compile the mask network: 1.5x faster bf16 steps here (docs/benchmarks.md)
 
 
 @dataclass

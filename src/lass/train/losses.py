@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from ..metrics import si_sdr_parts
+
 EPS = 1e-8
 
 
@@ -38,10 +40,7 @@ def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Ten
                 present: torch.Tensor, max_snr_db: float = 30.0) -> torch.Tensor:
     """Negative SI-SDR (means removed, target rescaled to the estimate), capped at max_snr_db."""
     tau = 10 ** (-max_snr_db / 10)
-    est = estimate - estimate.mean(-1, keepdim=True)
-    ref = target - target.mean(-1, keepdim=True)
-    scale = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + EPS)
-    projection = scale * ref
+    est, projection = si_sdr_parts(estimate, target)
     present_loss = _capped_ratio(est - projection, projection, tau)
     return torch.where(present > 0.5, present_loss, _absent_energy(estimate, mixture, tau)).mean()
 

@@ -19,9 +19,7 @@ class LassModule(L.LightningModule):
         self.model = MaskSeparator(config.model)
         self.loss = get_loss(config.optim.loss)
         if config.optim.compile:
-            # Compiling the bound forward (not the module) keeps parameter names, so checkpoints
-            # and exported files are the same with or without it.
-            self.model.network.forward = torch.compile(self.model.network.forward)
+            self.model.compile_network()
         # Frozen text-encoder outputs for every training phrasing: not trainable, not saved.
         self.register_buffer("query_table", query_table, persistent=False)
 
