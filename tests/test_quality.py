@@ -25,25 +25,25 @@ def separator():
 
 
 def test_bundled_model_raises_sdr_on_held_out_mixtures(cases, separator):
-    """Measured on these 24 mixtures: SDRi 6.2 dB, SI-SDRi 5.4 dB. Any constant mask gets SI-SDRi 0 dB
+    """Measured on these 24 mixtures: SDRi 7.2 dB, SI-SDRi 6.3 dB. Any constant mask gets SI-SDRi 0 dB
     and at most about 3 dB SDRi (mask 0.5 at 0 dB), so the bounds below need real separation."""
     gains, si_gains = [], []
     for case in cases:
         est = separator.separate_tensor(case.mixture, 16000, case.query, residual=False)[case.query][0]
         gains.append(sdr(est, case.target) - sdr(case.mixture, case.target))
         si_gains.append(si_sdr(est, case.target) - si_sdr(case.mixture, case.target))
-    assert np.mean(gains) > 4.5, f"mean SDRi {np.mean(gains):.2f} dB"
-    assert np.mean(si_gains) > 3.0, f"mean SI-SDRi {np.mean(si_gains):.2f} dB"
+    assert np.mean(gains) > 5.5, f"mean SDRi {np.mean(gains):.2f} dB"
+    assert np.mean(si_gains) > 4.5, f"mean SI-SDRi {np.mean(si_gains):.2f} dB"
 
 
 def test_model_follows_the_query_not_the_loudest_sound(cases, separator):
-    """Asking for the interferer's class returns the interferer (measured: 5.8 dB)."""
+    """Asking for the interferer's class returns the interferer (measured: 6.4 dB)."""
     gains = []
     for case in cases:
         query = f"the sound of {case.interferer_labels[0]}"
         est = separator.separate_tensor(case.mixture, 16000, query, residual=False)[query][0]
         gains.append(sdr(est, case.interference) - sdr(case.mixture, case.interference))
-    assert np.mean(gains) > 4.0, f"mean SDRi on the interferer {np.mean(gains):.2f} dB"
+    assert np.mean(gains) > 4.5, f"mean SDRi on the interferer {np.mean(gains):.2f} dB"
 
 
 def test_absent_class_returns_little_energy(cases, separator):
@@ -55,4 +55,4 @@ def test_absent_class_returns_little_energy(cases, separator):
         query = f"the sound of {absent}"
         est = separator.separate_tensor(case.mixture, 16000, query, residual=False)[query][0]
         ratios.append(10 * np.log10(np.sum(est**2) / np.sum(case.mixture**2)))
-    assert np.mean(ratios) < -6.0, f"absent-class output {np.mean(ratios):.1f} dB re. mixture"  # measured -9.7
+    assert np.mean(ratios) < -8.0, f"absent-class output {np.mean(ratios):.1f} dB re. mixture"  # measured -13.7
