@@ -120,3 +120,32 @@ def test_training_mixtures_follow_the_recipe():
         negatives += int(neg >= 0)
     assert 20 < absent < 80 and 40 < negatives < 160
     assert torch.equal(ds[5][0], ds[5][0])
+
+
+def test_augmentation_keeps_lengths_and_shifts_pitch():
+    """Each augmented source keeps the segment length; speed s moves a tone at f to s*f; the
+    equaliser stays within its gain bound."""
+    from lass.datasets import ClipBank
+    from lass.train.mixtures import MixingConfig, TrainingMixtures, random_eq
+
+    rate = 8000
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(rate * 2).astype(np.float32)
+    gain_db = 20 * np.log10(np.abs(np.fft.rfft(random_eq(rng, noise, 6.0))[1:]) / np.abs(np.fft.rfft(noise)[1:]))
+    assert np.abs(gain_db).max() <= 6.0 + 1e-3 and np.abs(gain_db).max() > 0.1
+
+    bank = ClipBank([], rate)
+    tone = np.sin(2 * np.pi * 500 * np.arange(rate * 3) / rate).astype(np.float32)
+    for k, label in enumerate(["a", "b"]):
+        bank.by_label[label].append(k)
+        bank.clips.append(tone)
+        bank.labels.append(label)
+    bank.label_names = ["a", "b"]
+    cfg = MixingConfig(segment_seconds=1.0, augment_prob=1.0, speed_range=(1.2, 1.2), eq_db=0.0)
+    ds = TrainingMixtures(bank, cfg, {"a": [0], "b": [1]}, examples_per_epoch=4)
+    source = ds._source(np.random.default_rng(1), 0, active=True)
+    assert source.shape == (rate,)
+    peak_hz = np.argmax(np.abs(np.fft.rfft(source[1000:-1000]))) * rate / (rate - 2000)
+    assert abs(peak_hz - 600) < 5
+    mixture, target, *_ = ds[0]
+    assert mixture.shape == target.shape == (rate,)

@@ -1,15 +1,18 @@
 """On-the-fly training mixtures: class-balanced targets, target-active crops, random interferers.
 
 Each example: a target crop (chosen where the target is active), 1-3 interferers of other
-classes at a random target-to-interference ratio, a random level and polarity. A share of the
-examples carries a negative query (an interferer's label); another share asks for a class that is
-absent from the mixture, whose correct answer is silence.
+classes at a random target-to-interference ratio, a random level and polarity. Each source may be
+augmented (speed and pitch by resampling, a random smooth equaliser) so that a small set of clips
+generalises to new recordings of its class. A share of the examples carries a negative query (an
+interferer's label); another share asks for a class that is absent from the mixture, whose
+correct answer is silence.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+import soxr
 import torch
 
 from ..datasets import ClipBank
@@ -27,6 +30,23 @@ class MixingConfig:
     negative_prob: float = 0.3
     absent_prob: float = 0.1
     active_threshold_db: float = -35.0  # frame energy re. the clip's loudest frame
+    augment_prob: float = 0.0  # chance that a source gets a random speed and a random equaliser
+    speed_range: tuple[float, float] = (0.85, 1.18)  # resampling factor: tempo and pitch together
+    eq_db: float = 6.0  # largest gain of the random equaliser, in dB
+
+
+def random_eq(rng: np.random.Generator, audio: np.ndarray, max_db: float) -> np.ndarray:
+    """A smooth random gain curve over log frequency (tilt plus one bump), applied by FFT."""
+    n = audio.shape[-1]
+    spectrum = np.fft.rfft(audio)
+    position = np.linspace(0, 1, 64)  # the top 10 octaves, coarse: the curve is smooth
+    tilt = rng.uniform(-1, 1) * (position - 0.5)
+    centre, width = rng.uniform(0, 1), rng.uniform(0.05, 0.3)
+    bump = rng.uniform(-1, 1) * np.exp(-0.5 * ((position - centre) / width) ** 2)
+    gain = 10 ** (max_db * np.clip(tilt + bump, -1, 1) / 20)
+    octaves = np.log2(np.maximum(np.arange(spectrum.shape[-1]), 1) / (spectrum.shape[-1] - 1))
+    gain_per_bin = np.interp(octaves / 10 + 1, position, gain)  # below the range: the lowest gain
+    return np.fft.irfft(spectrum * gain_per_bin, n).astype(np.float32)
 
 
 def _frame_energies(clip: np.ndarray, frame: int) -> np.ndarray:
@@ -57,9 +77,22 @@ class TrainingMixtures(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _crop(self, rng: np.random.Generator, index: int, active: bool) -> np.ndarray:
+    def _source(self, rng: np.random.Generator, index: int, active: bool) -> np.ndarray:
+        """A crop of one clip, augmented with probability `augment_prob`."""
+        cfg = self.config
+        if cfg.augment_prob <= 0 or rng.random() >= cfg.augment_prob:
+            return self._crop(rng, index, active, self.segment)
+        speed = float(np.exp(rng.uniform(*np.log(cfg.speed_range))))
+        source = self._crop(rng, index, active, int(round(self.segment * speed)))
+        source = soxr.resample(source, len(source), self.segment)[: self.segment]  # `speed` x faster
+        source = np.pad(source, (0, self.segment - len(source))).astype(np.float32)
+        if cfg.eq_db > 0:
+            source = random_eq(rng, source, cfg.eq_db)
+        return source
+
+    def _crop(self, rng: np.random.Generator, index: int, active: bool, seg: int) -> np.ndarray:
         clip = self.bank.clips[index]
-        n, seg = clip.shape[-1], self.segment
+        n = clip.shape[-1]
         if n <= seg:
             out = np.zeros(seg, dtype=np.float32)
             start = int(rng.integers(0, seg - n + 1))
@@ -80,7 +113,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
         labels = self.bank.label_names
         target_label = labels[rng.integers(len(labels))]
         target_clip = self.bank.by_label[target_label][rng.integers(len(self.bank.by_label[target_label]))]
-        target = self._crop(rng, target_clip, active=True)
+        target = self._source(rng, target_clip, active=True)
         count = int(rng.choice(cfg.interferer_counts, p=cfg.interferer_probs))
         absent = rng.random() < cfg.absent_prob
         others = [lab for lab in labels if lab != target_label]
@@ -92,7 +125,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
         interferers = []
         for lab in interferer_labels:
             idx = self.bank.by_label[lab][rng.integers(len(self.bank.by_label[lab]))]
-            interferers.append(self._crop(rng, idx, active=rng.random() < 0.5))
+            interferers.append(self._source(rng, idx, active=rng.random() < 0.5))
         level = 10 ** (rng.uniform(*cfg.level_db) / 20)
         target = target / max(np.sqrt(np.mean(target.astype(np.float64) ** 2)), 1e-8) * level
         if rng.random() < 0.5:
