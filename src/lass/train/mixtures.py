@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import soxr
 import torch
 
+from ..audio import resample
 from ..datasets import ClipBank
 from ..mixing import mix
 
@@ -84,7 +84,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
             return self._crop(rng, index, active, self.segment)
         speed = float(np.exp(rng.uniform(*np.log(cfg.speed_range))))
         source = self._crop(rng, index, active, int(round(self.segment * speed)))
-        source = soxr.resample(source, len(source), self.segment)[: self.segment]  # `speed` x faster
+        source = resample(source, len(source), self.segment)[: self.segment]  # `speed` x faster
         source = np.pad(source, (0, self.segment - len(source))).astype(np.float32)
         if cfg.eq_db > 0:
             source = random_eq(rng, source, cfg.eq_db)
