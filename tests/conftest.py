@@ -36,6 +36,12 @@ def model_dir(tmp_path_factory) -> Path:
         for p in tiny.parameters():
             p.add_(0.05 * torch.randn_like(p))
     save_model(tiny.eval(), folder / "tiny.safetensors")
+    strided = MaskSeparator(ModelConfig(name="tiny-strided", network_args={
+        "channels": 32, "hidden": 64, "dilations": [1, 2, 4], "repeats": 1, "time_stride": 4, "tail_dilations": [1]}))
+    with torch.no_grad():
+        for p in strided.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(strided.eval(), folder / "tiny-strided.safetensors")
     return folder
 
 

@@ -55,3 +55,33 @@ def test_local_refiner_starts_as_identity_and_shares_the_encoding():
     assert shared.shape == (3, 33, 20)
     assert torch.allclose(shared, one_by_one, atol=1e-6)
     assert not torch.allclose(shared, plain(mag.expand(3, -1, -1), conds))
+
+
+@pytest.mark.parametrize("position", [28, 29, 30, 31])
+def test_time_strided_receptive_field_is_a_tight_bound(position):
+    """With frames grouped by time_stride, one frame's influence stays within receptive_field frames
+    and reaches its edge for some alignment; the output keeps the input's frame count."""
+    torch.manual_seed(0)
+    net = FiLMTCN(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=1,
+                  time_stride=4, tail_dilations=(1,)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    rf = net.receptive_field
+    assert rf == 4 * 3 + 3 + 1
+    mag = torch.rand(1, 33, 63) + 0.1  # not a multiple of the stride
+    cond = torch.randn(1, 8)
+    bumped = mag.clone()
+    bumped[..., position] *= 3
+    with torch.no_grad():
+        out = net(mag, cond)
+        changed = (out - net(bumped, cond)).abs().amax(dim=(0, 1)) > 0
+    assert out.shape == (1, 33, 63)
+    frames = torch.nonzero(changed).flatten()
+    assert frames.min().item() >= position - rf and frames.max().item() <= position + rf
+    group = position // 4 * 4  # the group holding `position` spans [group, group + 3]
+    assert frames.min().item() == group - 4 * 3 - 1 and frames.max().item() == group + 3 + 4 * 3 + 1
+
+
+def test_time_stride_must_be_positive():
+    with pytest.raises(ValueError, match="time_stride"):
+        FiLMTCN(n_bins=33, cond_dim=8, time_stride=0)

@@ -39,10 +39,13 @@ def test_half_mask_halves_at_model_rate(model_dir):
     assert np.allclose(y[0], 0.5 * x, atol=1e-5)
 
 
-@pytest.mark.parametrize("segment", [2.0, 5.0])
-def test_chunked_equals_whole_file(model_dir, segment):
-    """With the automatic context (the network's receptive field) chunking changes nothing (< 1e-4)."""
-    model = load_model_file(model_dir / "tiny.safetensors")
+@pytest.mark.parametrize("name", ["tiny", "tiny-strided"])
+@pytest.mark.parametrize("segment", [2.0, 5.0, 1.01])
+def test_chunked_equals_whole_file(model_dir, name, segment):
+    """With the automatic context (the network's receptive field) chunking changes nothing (< 1e-4),
+    also for a time-strided network, whose frame groups the engine keeps aligned (1.01 s: a segment
+    that is not a whole number of groups)."""
+    model = load_model_file(model_dir / f"{name}.safetensors")
     x = tone_noise(21.3, 16000, 2, seed=3)
     conds = torch.randn(3, 768)
     with torch.inference_mode():

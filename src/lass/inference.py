@@ -112,16 +112,18 @@ class ChunkedSeparator:
         self.channels = channels
         hop = model.config.hop_length
         rate = model.sample_rate
-        # segment, hop and context are multiples of the STFT hop so frames line up with whole-file frames
-        self.segment = max(hop, int(round(config.segment * rate / hop)) * hop)
-        self.overlap = int(round(config.overlap * self.segment / hop)) * hop
-        self.overlap = min(self.overlap, self.segment - hop)
+        # segment, step and context are whole multiples of `unit` (STFT hops, times the network's
+        # frame grouping) so every chunk's frames and frame groups line up with the whole file's
+        unit = hop * model.frame_multiple
+        self.segment = max(unit, int(round(config.segment * rate / unit)) * unit)
+        self.overlap = int(round(config.overlap * self.segment / unit)) * unit
+        self.overlap = min(self.overlap, self.segment - unit)
         self.step = self.segment - self.overlap
         if config.context is None:
             context = model.context_frames * hop + model.config.n_fft
         else:
             context = int(round(config.context * rate))
-        self.context = int(math.ceil(context / hop)) * hop
+        self.context = int(math.ceil(context / unit)) * unit
         self.device = torch.device(config.device)
         self.input = Fifo(channels)
         self.est = Fifo(self.queries * channels)

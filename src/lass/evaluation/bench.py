@@ -36,6 +36,7 @@ class BaselineAdapter(nn.Module):
                                   hop_length=320, network="resunet30")
         self.sample_rate = 32000
         self.context_frames = 0
+        self.frame_multiple = 1
 
     def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor):
         queries, (channels, length) = conds.shape[0], mixture.shape

@@ -5,6 +5,12 @@ time (5-10x cheaper per step than a 2-D U-Net at full STFT resolution). The quer
 block through FiLM (scale and shift), which makes the condition strong enough that the network
 must listen to it rather than learn a query-blind denoiser.
 
+With `time_stride` s > 1 the blocks run at 1/s of the STFT frame rate: groups of s frames are
+folded into channels, and after the blocks unfolded again and added to the full-rate input; a few
+full-rate `tail` blocks then sharpen the mask in time. Recognising *what* sounds where needs context
+more than frame-exact timing, so this buys most of the compute back (2.1x faster training steps at
+s = 4) without coarsening the mask.
+
 Activations are kept time-major, (B, T, C): the pointwise layers are then plain matrix products
 (which bf16 training runs on the CPU's matrix units) and the normalisation needs no transposes.
 """
@@ -139,6 +145,8 @@ class FiLMTCN(nn.Module):
         repeats: int = 2,
         front_channels: tuple[int, ...] = (),
         refine_channels: int = 0,
+        time_stride: int = 1,
+        tail_dilations: tuple[int, ...] = (),
         eps: float = 1e-5,
     ):
         super().__init__()
@@ -153,6 +161,15 @@ class FiLMTCN(nn.Module):
         self.blocks = nn.ModuleList(
             FiLMBlock(channels, hidden, cond_hidden, kernel, d) for _ in range(repeats) for d in dilations
         )
+        if time_stride < 1:
+            raise ValueError("time_stride must be >= 1")
+        self.time_stride = time_stride
+        if time_stride > 1:
+            self.pool = nn.Linear(time_stride * channels, channels)
+            self.unpool_norm = nn.LayerNorm(channels)
+            self.unpool = nn.Linear(channels, time_stride * channels)
+        # full-rate blocks after the strided ones
+        self.tail = nn.ModuleList(FiLMBlock(channels, hidden, cond_hidden, kernel, d) for d in tail_dilations)
         self.output_norm = nn.LayerNorm(channels)
         self.output_proj = nn.Linear(channels, n_bins)
         self.n_bins = n_bins
@@ -160,8 +177,11 @@ class FiLMTCN(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        """Frames on each side that influence one output frame."""
-        frames = sum(blk.depthwise.context for blk in self.blocks)
+        """Frames on each side that can influence one output frame (exact for time_stride 1, a tight
+        bound otherwise: a strided frame covers time_stride input frames)."""
+        stride = self.time_stride
+        frames = stride * sum(blk.depthwise.context for blk in self.blocks) + stride - 1
+        frames += sum(blk.depthwise.context for blk in self.tail)
         frames += len(self.front.convs) if self.front is not None else 0
         return frames + (self.refiner.context if self.refiner is not None else 0)
 
@@ -177,6 +197,19 @@ class FiLMTCN(nn.Module):
             encoded = torch.cat([encoded, features.transpose(1, 2).to(encoded.dtype)], dim=-1)
         return encoded
 
+    def _strided_blocks(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The blocks at 1/time_stride of the frame rate (groups of frames folded into channels), back
+        to the frame rate with a skip from the input: most of the compute at a fraction of the frames."""
+        batch, frames, channels = x.shape
+        stride = self.time_stride
+        pad = (-frames) % stride
+        low = nn.functional.pad(x, (0, 0, 0, pad)).reshape(batch, (frames + pad) // stride, stride * channels)
+        low = self.pool(low)
+        for block in self.blocks:
+            low = block(low, c)
+        up = self.unpool(self.unpool_norm(low)).reshape(batch, frames + pad, channels)
+        return x + up[:, :frames]
+
     def forward(self, magnitude: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_mixture(magnitude), cond)
 
@@ -190,7 +223,12 @@ class FiLMTCN(nn.Module):
             x = x.expand(c.shape[0], -1, -1)
         gamma, beta = self.input_film(c).unsqueeze(1).chunk(2, dim=-1)
         x = x * (1 + gamma) + beta
-        for block in self.blocks:
+        if self.time_stride > 1:
+            x = self._strided_blocks(x, c)
+        else:
+            for block in self.blocks:
+                x = block(x, c)
+        for block in self.tail:
             x = block(x, c)
         logits = self.output_proj(self.output_norm(x)).transpose(1, 2)
         if self.refiner is not None:

@@ -58,6 +58,11 @@ class MaskSeparator(nn.Module):
     def context_frames(self) -> int:
         return int(getattr(self.network, "receptive_field", 0))
 
+    @property
+    def frame_multiple(self) -> int:
+        """A time-strided network groups this many frames: chunks must start on such a group's edge."""
+        return int(getattr(self.network, "time_stride", 1))
+
     def forward(self, mixture: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """mixture (B, L), cond (B, 2*query_dim) -> estimate (B, L): one query per mixture."""
         spec = self.stft(mixture)
