@@ -99,37 +99,6 @@ class SpectralFront(nn.Module):
         return self.proj(x.flatten(1, 2).transpose(1, 2))
 
 
-class LocalRefiner(nn.Module):
-    """Small 2-D convolutions over (frequency, time) on [mask logits, mixture log-magnitude].
-
-    The dense output projection can only give masks in a `channels`-dimensional space per frame:
-    smooth across frequency. This head lets the mask follow the mixture bin by bin (harmonics,
-    onsets); its last layer starts at zero, so it starts as the identity. Off by default: in a
-    600-step pilot it cost 23 % more per step and did not help (docs/benchmarks.md).
-    """
-
-    def __init__(self, width: int, layers: int = 3):
-        super().__init__()
-        widths = [2] + [width] * (layers - 1) + [1]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
-        nn.init.zeros_(self.convs[-1].weight)
-        nn.init.zeros_(self.convs[-1].bias)
-        self.act = nn.GELU()
-
-    @property
-    def context(self) -> int:
-        return len(self.convs)
-
-    def forward(self, logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """(B, F, T) logits and features -> refined (B, F, T) logits"""
-        x = torch.stack([logits, features.to(logits.dtype)], dim=1)
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i < len(self.convs) - 1:
-                x = self.act(x)
-        return logits + x.squeeze(1)
-
-
 class FiLMTCN(nn.Module):
     """Magnitude (B, F, T) and condition (B, C) -> mask in [0, 1] of shape (B, F, T)."""
 
@@ -144,7 +113,6 @@ class FiLMTCN(nn.Module):
         dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
         repeats: int = 2,
         front_channels: tuple[int, ...] = (),
-        refine_channels: int = 0,
         time_stride: int = 1,
         tail_dilations: tuple[int, ...] = (),
         eps: float = 1e-5,
@@ -172,8 +140,6 @@ class FiLMTCN(nn.Module):
         self.tail = nn.ModuleList(FiLMBlock(channels, hidden, cond_hidden, kernel, d) for d in tail_dilations)
         self.output_norm = nn.LayerNorm(channels)
         self.output_proj = nn.Linear(channels, n_bins)
-        self.n_bins = n_bins
-        self.refiner = LocalRefiner(refine_channels) if refine_channels else None
 
     @property
     def receptive_field(self) -> int:
@@ -182,19 +148,15 @@ class FiLMTCN(nn.Module):
         stride = self.time_stride
         frames = stride * sum(blk.depthwise.context for blk in self.blocks) + stride - 1
         frames += sum(blk.depthwise.context for blk in self.tail)
-        frames += len(self.front.convs) if self.front is not None else 0
-        return frames + (self.refiner.context if self.refiner is not None else 0)
+        return frames + (len(self.front.convs) if self.front is not None else 0)
 
     def encode_mixture(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Query-independent part, (B, F, T) -> (B, T, C), computed once per mixture and shared by
-        all its queries. With the local refiner, the normalised log-magnitude rides along as the
-        last F channels, so the encoding stays one tensor."""
+        all its queries."""
         features = self.input_norm(torch.log(magnitude + self.eps))
         encoded = self.input_proj(features.transpose(1, 2))
         if self.front is not None:
             encoded = encoded + self.front(features)
-        if self.refiner is not None:
-            encoded = torch.cat([encoded, features.transpose(1, 2).to(encoded.dtype)], dim=-1)
         return encoded
 
     def _strided_blocks(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -216,9 +178,6 @@ class FiLMTCN(nn.Module):
     def decode(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Encoded mixture (1 or B, T, C) and condition (B, cond_dim) -> mask (B, F, T)."""
         c = self.cond_mlp(cond)
-        features = None
-        if self.refiner is not None:
-            x, features = x[..., : -self.n_bins], x[..., -self.n_bins :]
         if x.shape[0] != c.shape[0]:
             x = x.expand(c.shape[0], -1, -1)
         gamma, beta = self.input_film(c).unsqueeze(1).chunk(2, dim=-1)
@@ -230,9 +189,4 @@ class FiLMTCN(nn.Module):
                 x = block(x, c)
         for block in self.tail:
             x = block(x, c)
-        logits = self.output_proj(self.output_norm(x)).transpose(1, 2)
-        if self.refiner is not None:
-            if features.shape[0] != logits.shape[0]:
-                features = features.expand(logits.shape[0], -1, -1)
-            logits = self.refiner(logits, features.transpose(1, 2))
-        return torch.sigmoid(logits)
+        return torch.sigmoid(self.output_proj(self.output_norm(x)).transpose(1, 2))
