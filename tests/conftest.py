@@ -21,7 +21,7 @@ def needs_shared_data(path: Path = ESC50):
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
-    """Constant-mask models (exactness checks) and a small random FiLM-TCN."""
+    """Constant-mask models (exactness checks) and small random FiLM-TCNs, plain and time-strided."""
     from lass.models.config import ModelConfig
     from lass.models.registry import save_model
     from lass.models.separator import MaskSeparator
@@ -31,17 +31,14 @@ def model_dir(tmp_path_factory) -> Path:
         save_model(MaskSeparator(ModelConfig(name=name, network="constant", network_args={"value": value})),
                    folder / f"{name}.safetensors")
     torch.manual_seed(0)
-    tiny = MaskSeparator(ModelConfig(name="tiny", network_args={"channels": 32, "hidden": 64, "repeats": 1}))
-    with torch.no_grad():
-        for p in tiny.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    save_model(tiny.eval(), folder / "tiny.safetensors")
-    strided = MaskSeparator(ModelConfig(name="tiny-strided", network_args={
-        "channels": 32, "hidden": 64, "dilations": [1, 2, 4], "repeats": 1, "time_stride": 4, "tail_dilations": [1]}))
-    with torch.no_grad():
-        for p in strided.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    save_model(strided.eval(), folder / "tiny-strided.safetensors")
+    small = {"channels": 32, "hidden": 64, "repeats": 1}
+    strided = {**small, "dilations": [1, 2, 4], "time_stride": 4, "tail_dilations": [1]}
+    for name, args in (("tiny", small), ("tiny-strided", strided)):
+        model = MaskSeparator(ModelConfig(name=name, network_args=args))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        save_model(model.eval(), folder / f"{name}.safetensors")
     return folder
 
 
