@@ -48,6 +48,21 @@ def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, ca
     assert len(list((tmp_path / "ev" / "audio" / "1int").glob("*.wav"))) == 3
 
 
+def test_evaluate_mask_power_override(tmp_path, model_dir):
+    """A constant 0.5 mask returns -6.02 dB of the mixture's energy; at power 0.5 it returns -3.01 dB."""
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    levels = {}
+    for power in (None, 0.5):
+        extra = [] if power is None else ["--mask-power", str(power)]
+        out = tmp_path / f"ev{power}"
+        code = main(["evaluate", "--data", str(data), "-m", str(model_dir / "half.safetensors"), "--query-checks",
+                     "--no-oracle", "--no-plots", "-o", str(out), *extra])
+        assert code == 0
+        levels[power] = json.loads((out / "summary.json").read_text())["1int"]["summary"]["absent_query_energy_db"]
+        assert f"mask power {power or 1:g}" in (out / "summary.md").read_text()
+    assert levels[None] == pytest.approx(-6.02, abs=0.01) and levels[0.5] == pytest.approx(-3.01, abs=0.01)
+
+
 def test_evaluate_mixture_list_layouts(tmp_path, model_dir, capsys):
     data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
     rows = [("beeping/beeping_0.wav", "humming/humming_1.wav"), ("hissing/hissing_0.wav", "beeping/beeping_1.wav")]

@@ -39,6 +39,26 @@ def test_half_mask_halves_at_model_rate(model_dir):
     assert np.allclose(y[0], 0.5 * x, atol=1e-5)
 
 
+def test_mask_power_applies_at_inference_only(model_dir):
+    """A mask of 0.5 at power 0.5 passes sqrt(0.5) of the input; training's forward stays raw."""
+    model = load_model_file(model_dir / "half.safetensors")
+    model.config.mask_power = 0.5
+    x = tone_noise(2.0, 16000, 1)
+    y = separate_array(model, torch.zeros(1, 768), x, 16000, EngineConfig(segment=1.0, overlap=0.5))
+    assert np.allclose(y[0], np.sqrt(0.5) * x, atol=1e-5)
+    raw = model(torch.from_numpy(x), torch.zeros(1, 768))
+    assert torch.allclose(raw, 0.5 * torch.from_numpy(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("power", [0.0, -1.0])
+def test_mask_power_must_be_positive(power):
+    from lass.models.config import ModelConfig
+    from lass.models.separator import MaskSeparator
+
+    with pytest.raises(ValueError, match="mask_power"):
+        MaskSeparator(ModelConfig(network="constant", mask_power=power))
+
+
 @pytest.mark.parametrize("name", ["tiny", "tiny-strided"])
 @pytest.mark.parametrize("segment", [2.0, 5.0, 1.01])
 def test_chunked_equals_whole_file(model_dir, name, segment):

@@ -50,10 +50,13 @@ def test_train_export_and_resume(tmp_path):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
     exported = tmp_path / "exported.safetensors"
-    done = lass_cmd("export", str(ckpt), "-o", str(exported), "--name", "mine")
+    done = lass_cmd("export", str(ckpt), "-o", str(exported), "--name", "mine", "--mask-power", "0.7")
     assert done.returncode == 0, done.stderr[-2000:]
     again = load_model_file(exported)
-    assert again.config.name == "mine"
+    assert again.config.name == "mine" and again.config.mask_power == 0.7
+    refused = lass_cmd("export", str(ckpt), "-o", str(tmp_path / "bad.safetensors"), "--mask-power", "0")
+    assert refused.returncode == 1 and "mask_power must be > 0" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "bad.safetensors").exists()
     # resume continues from the checkpoint's step to a later max_steps
     done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_steps=6", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]

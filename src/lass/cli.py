@@ -147,6 +147,8 @@ def cmd_export(args) -> int:
         model.config.name = args.name
     if args.source:
         model.config.source = args.source
+    if args.mask_power is not None:
+        model.set_mask_power(args.mask_power)
     path = registry.save_model(model, args.output)
     _say(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     return 0
@@ -211,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--name", default=None)
     p.add_argument("--source", default=None, help="provenance text stored in the model file")
+    p.add_argument("--mask-power", type=float, default=None,
+                   help="store this inference mask power (measure it first: lass evaluate --mask-power)")
     p.set_defaults(func=cmd_export)
 
     from .evaluation.run import add_arguments as add_eval_arguments

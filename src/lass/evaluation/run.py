@@ -195,6 +195,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate a deterministic subset of this many")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-m", "--model", default=None)
+    p.add_argument("--mask-power", type=float, default=None,
+                   help="override the model's inference mask power (below 1 softens masks)")
     p.add_argument("--aggregate", choices=["mean", "class-median"], default="mean")
     p.add_argument("--bss", action="store_true", help="also bss_eval SDR (512-tap filter), slower")
     p.add_argument("--no-oracle", action="store_true")
@@ -238,9 +240,11 @@ def run_from_args(args) -> int:
     from ..audio import write
 
     separator = Separator(args.model, device=args.device)
+    if args.mask_power is not None:
+        separator.model.set_mask_power(args.mask_power)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = [f"# Evaluation of `{separator.model.config.name}`\n"]
+    report = [f"# Evaluation of `{separator.model.config.name}` (mask power {separator.model.config.mask_power:g})\n"]
     results = {}
     for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
         scores, examples = [], []

@@ -17,6 +17,9 @@ class ModelConfig:
     network_args: dict[str, Any] = field(default_factory=dict)
     text_encoder: str = "all-MiniLM-L6-v2"
     query_dim: int = 384  # one query embedding; the condition is [positive, negative] = 2 * query_dim
+    # Inference masks are raised to this power. Below 1 softens them: on clips a model has not heard,
+    # its masks are overconfident (docs/MODEL_CARD.md has the measurement). Training ignores it.
+    mask_power: float = 1.0
     licence: str = "unknown"
     source: str = "random init"
     description: str = ""

@@ -40,10 +40,16 @@ class MaskSeparator(nn.Module):
         if config.network not in NETWORKS:
             raise ValueError(f"unknown network '{config.network}' (known: {', '.join(NETWORKS)})")
         self.config = config
+        self.set_mask_power(config.mask_power)
         self.stft = STFT(STFTConfig(config.n_fft, config.hop_length))
         self.network = NETWORKS[config.network](
             n_bins=config.n_fft // 2 + 1, cond_dim=2 * config.query_dim, **config.network_args
         )
+
+    def set_mask_power(self, power: float) -> None:
+        if not power > 0:
+            raise ValueError(f"mask_power must be > 0, got {power}")
+        self.config.mask_power = float(power)
 
     def compile_network(self) -> None:
         """torch.compile the mask network for training. The bound forward is compiled, not the
@@ -73,6 +79,7 @@ class MaskSeparator(nn.Module):
         """mixture (C, L), conds (Q, 2*query_dim) -> estimates (Q, C, L) and high-band gains (Q, C, L).
 
         The STFT and the mixture encoding are computed once per channel and shared by all queries.
+        Masks are raised to `config.mask_power` here (inference), not in `forward` (training).
         The high-band gain is the mask of the top bins, per sample: the engine applies it to content
         above this model's Nyquist frequency when the input has a higher sample rate.
         """
@@ -86,6 +93,8 @@ class MaskSeparator(nn.Module):
             batch = encoded.unsqueeze(0).expand(n, *encoded.shape).reshape(n * channels, *encoded.shape[1:])
             masks.append(self.network.decode(batch, group.repeat_interleave(channels, dim=0)))
         mask = torch.cat(masks).reshape(queries, channels, *spec.shape[1:])
+        if self.config.mask_power != 1.0:
+            mask = mask.clamp_min(0).pow(self.config.mask_power)
         estimate = self.stft.inverse(spec.unsqueeze(0) * mask, length)
         top = max(1, mask.shape[-2] // 8)
         frame_gain = mask[..., -top:, :].mean(-2)  # (Q, C, T): frame t is centred on sample t*hop
