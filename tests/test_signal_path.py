@@ -42,7 +42,7 @@ def test_half_mask_halves_at_model_rate(model_dir):
 def test_mask_power_applies_at_inference_only(model_dir):
     """A mask of 0.5 at power 0.5 passes sqrt(0.5) of the input; training's forward stays raw."""
     model = load_model_file(model_dir / "half.safetensors")
-    model.config.mask_power = 0.5
+    model.set_mask_power(0.5)
     x = tone_noise(2.0, 16000, 1)
     y = separate_array(model, torch.zeros(1, 768), x, 16000, EngineConfig(segment=1.0, overlap=0.5))
     assert np.allclose(y[0], np.sqrt(0.5) * x, atol=1e-5)
