@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from lass.models.band_split import BandSplitTCN, default_band_widths
 from lass.models.film_tcn import DilatedDepthwise, FiLMTCN
 
 
@@ -82,3 +83,47 @@ def test_time_strided_receptive_field_is_a_tight_bound(position):
 def test_time_stride_must_be_positive():
     with pytest.raises(ValueError, match="time_stride"):
         FiLMTCN(n_bins=33, cond_dim=8, time_stride=0)
+
+
+def _band_net():
+    torch.manual_seed(0)
+    net = BandSplitTCN(n_bins=33, cond_dim=8, band_dim=6, hidden=10, cond_hidden=8, dilations=(1, 2, 4),
+                       head_hidden=5, band_widths=(4, 4, 8, 17)).eval()
+    for p in net.parameters():  # zero-initialised layers would hide the dependence
+        torch.nn.init.normal_(p, std=0.3)
+    return net.double()  # float32 rounds the smallest edge effects away
+
+
+def test_band_split_receptive_field_is_exact():
+    net, mag, cond = _band_net(), torch.rand(1, 33, 61).double() + 0.1, torch.randn(1, 8).double()
+    bumped = mag.clone()
+    bumped[..., 30] *= 3
+    with torch.no_grad():
+        changed = (net(mag, cond) - net(bumped, cond)).abs().amax(dim=(0, 1)) > 0
+    frames = torch.nonzero(changed).flatten()
+    assert net.receptive_field == 7
+    assert frames.min().item() == 30 - 7 and frames.max().item() == 30 + 7
+
+
+def test_band_split_mixes_bands_and_serves_many_queries():
+    """A change in the lowest band reaches the mask of the highest one (the band mixers), and a
+    mixture encoded once gives each query its own mask."""
+    net, mag, conds = _band_net(), torch.rand(1, 33, 21).double() + 0.1, torch.randn(3, 8).double()
+    bumped = mag.clone()
+    bumped[:, :4] *= 3
+    with torch.no_grad():
+        shared = net.decode(net.encode_mixture(mag), conds)
+        one_by_one = torch.cat([net(mag, c[None]) for c in conds])
+        top_band_change = (net(mag, conds[:1]) - net(bumped, conds[:1]))[:, 16:].abs().max()
+    assert shared.shape == (3, 33, 21) and 0 <= shared.min() and shared.max() <= 1
+    assert torch.allclose(shared, one_by_one, atol=1e-6)
+    assert not torch.allclose(shared[0], shared[1])
+    assert top_band_change > 1e-4
+
+
+def test_default_bands_tile_the_spectrum():
+    widths = default_band_widths(513)
+    assert sum(widths) == 513 and widths[0] == 8 and widths[-1] == 33 and len(widths) == 32
+    assert sum(default_band_widths(257)) == 257
+    with pytest.raises(ValueError, match="sum to 33"):
+        BandSplitTCN(n_bins=33, cond_dim=8, band_widths=(8, 8))

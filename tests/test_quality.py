@@ -25,7 +25,7 @@ def separator():
 
 
 def test_bundled_model_raises_sdr_on_held_out_mixtures(cases, separator):
-    """Measured on these 24 mixtures: SDRi 7.6 dB, SI-SDRi 6.8 dB. Any constant mask gets SI-SDRi 0 dB
+    """Measured on these 24 mixtures: SDRi 7.6 dB, SI-SDRi 6.9 dB. Any constant mask gets SI-SDRi 0 dB
     and at most about 3 dB SDRi (mask 0.5 at 0 dB), so the bounds below need real separation."""
     gains, si_gains = [], []
     for case in cases:
@@ -37,7 +37,7 @@ def test_bundled_model_raises_sdr_on_held_out_mixtures(cases, separator):
 
 
 def test_model_follows_the_query_not_the_loudest_sound(cases, separator):
-    """Asking for the interferer's class returns the interferer (measured: 6.6 dB)."""
+    """Asking for the interferer's class returns the interferer (measured: 7.3 dB)."""
     gains = []
     for case in cases:
         query = f"the sound of {case.interferer_labels[0]}"
@@ -55,4 +55,4 @@ def test_absent_class_returns_little_energy(cases, separator):
         query = f"the sound of {absent}"
         est = separator.separate_tensor(case.mixture, 16000, query, residual=False)[query][0]
         ratios.append(10 * np.log10(np.sum(est**2) / np.sum(case.mixture**2)))
-    assert np.mean(ratios) < -8.0, f"absent-class output {np.mean(ratios):.1f} dB re. mixture"  # measured -11.9
+    assert np.mean(ratios) < -8.0, f"absent-class output {np.mean(ratios):.1f} dB re. mixture"  # measured -17.3

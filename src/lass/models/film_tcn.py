@@ -43,8 +43,9 @@ class DilatedDepthwise(nn.Module):
         return self.dilation * (self.kernel - 1) // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, ..., C): time is axis 1, channels last; any axes between (e.g. bands) are independent."""
         frames, pad = x.shape[1], self.context
-        padded = nn.functional.pad(x, (0, 0, pad, pad))
+        padded = nn.functional.pad(x, (0, 0) * (x.dim() - 2) + (pad, pad))
         w = self.weight[:, 0, :].to(x.dtype)
         out = self.bias.to(x.dtype) + padded[:, :frames] * w[:, 0]
         for k in range(1, self.kernel):
@@ -70,7 +71,9 @@ class FiLMBlock(nn.Module):
         nn.init.zeros_(self.down.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.film(cond).unsqueeze(1).chunk(2, dim=-1)
+        """x (B, T, ..., C), cond (B, cond_dim)."""
+        film = self.film(cond)
+        gamma, beta = film.reshape(film.shape[0], *[1] * (x.dim() - 2), film.shape[-1]).chunk(2, dim=-1)
         h = self.act(self.up(self.norm(x)))
         h = h * (1 + gamma) + beta
         h = self.act(self.depthwise(h))

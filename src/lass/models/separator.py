@@ -6,6 +6,7 @@ from torch import nn
 
 from ..stft import STFT, STFTConfig
 from .config import ModelConfig
+from .band_split import BandSplitTCN
 from .film_tcn import FiLMTCN
 
 
@@ -27,7 +28,7 @@ class ConstantMask(nn.Module):
         return self.decode(magnitude, cond)
 
 
-NETWORKS = {"film_tcn": FiLMTCN, "constant": ConstantMask}
+NETWORKS = {"film_tcn": FiLMTCN, "band_split": BandSplitTCN, "constant": ConstantMask}
 
 
 class MaskSeparator(nn.Module):
