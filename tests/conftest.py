@@ -21,7 +21,8 @@ def needs_shared_data(path: Path = ESC50):
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
-    """Constant-mask models (exactness checks) and small random FiLM-TCNs, plain and time-strided."""
+    """Constant-mask models (exactness checks), small random FiLM-TCNs (plain and time-strided) and a
+    small random band-split network."""
     from lass.models.config import ModelConfig
     from lass.models.registry import save_model
     from lass.models.separator import MaskSeparator
@@ -33,8 +34,10 @@ def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     small = {"channels": 32, "hidden": 64, "repeats": 1}
     strided = {**small, "dilations": [1, 2, 4], "time_stride": 4, "tail_dilations": [1]}
-    for name, args in (("tiny", small), ("tiny-strided", strided)):
-        model = MaskSeparator(ModelConfig(name=name, network_args=args))
+    band = {"band_dim": 8, "hidden": 16, "dilations": [1, 2, 4], "head_hidden": 8}
+    for name, network, args in (("tiny", "film_tcn", small), ("tiny-strided", "film_tcn", strided),
+                                ("tiny-band", "band_split", band)):
+        model = MaskSeparator(ModelConfig(name=name, network=network, network_args=args))
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(0.05 * torch.randn_like(p))

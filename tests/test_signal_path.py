@@ -59,7 +59,7 @@ def test_mask_power_must_be_positive(power):
         MaskSeparator(ModelConfig(network="constant", mask_power=power))
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny-strided"])
+@pytest.mark.parametrize("name", ["tiny", "tiny-strided", "tiny-band"])
 @pytest.mark.parametrize("segment", [2.0, 5.0, 1.01])
 def test_chunked_equals_whole_file(model_dir, name, segment):
     """With the automatic context (the network's receptive field) chunking changes nothing (< 1e-4),
