@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .film_tcn import FiLMBlock
+from .film_tcn import FiLMBlock, condition_mlp
 
 
 def default_band_widths(n_bins: int) -> list[int]:
@@ -109,9 +109,7 @@ class BandSplitTCN(nn.Module):
             raise ValueError(f"band widths must be positive and sum to {n_bins} bins, got {sum(widths)}")
         bands = len(widths)
         self.eps = eps
-        self.cond_mlp = nn.Sequential(
-            nn.Linear(cond_dim, cond_hidden), nn.GELU(), nn.Linear(cond_hidden, cond_hidden), nn.GELU()
-        )
+        self.cond_mlp = condition_mlp(cond_dim, cond_hidden)
         self.input_norm = nn.BatchNorm1d(n_bins, affine=True)
         self.split = BandLinear(widths, band_dim, to_bands=True)
         self.input_film = nn.Linear(cond_hidden, 2 * band_dim)

@@ -20,6 +20,11 @@ import torch
 from torch import nn
 
 
+def condition_mlp(cond_dim: int, hidden: int) -> nn.Sequential:
+    """Query embeddings -> the condition every FiLM layer of a mask network reads."""
+    return nn.Sequential(nn.Linear(cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
+
+
 class DilatedDepthwise(nn.Module):
     """Depthwise convolution over time on (B, T, C), written as a sum of shifted products.
 
@@ -122,9 +127,7 @@ class FiLMTCN(nn.Module):
     ):
         super().__init__()
         self.eps = eps
-        self.cond_mlp = nn.Sequential(
-            nn.Linear(cond_dim, cond_hidden), nn.GELU(), nn.Linear(cond_hidden, cond_hidden), nn.GELU()
-        )
+        self.cond_mlp = condition_mlp(cond_dim, cond_hidden)
         self.input_norm = nn.BatchNorm1d(n_bins, affine=True)
         self.input_proj = nn.Linear(n_bins, channels)
         self.front = SpectralFront(n_bins, channels, tuple(front_channels)) if front_channels else None
