@@ -16,7 +16,7 @@ from lass.models.registry import load_model_file
 pytest.importorskip("lightning")
 
 
-def write_config(tmp_path, data_root, **trainer):
+def write_config(tmp_path, data_root, optim=None, **trainer):
     config = {
         "output_dir": str(tmp_path / "run"),
         "model": {"name": "tiny", "network_args": {"channels": 32, "hidden": 64, "repeats": 1}},
@@ -24,7 +24,7 @@ def write_config(tmp_path, data_root, **trainer):
                  "validation": {"type": "folders", "path": str(data_root)},
                  "validation_mixtures": 6, "examples_per_epoch": 8, "batch_size": 4,
                  "mixing": {"segment_seconds": 1.0}},
-        "optim": {"warmup_steps": 2},
+        "optim": {"warmup_steps": 2, **(optim or {})},
         "trainer": {"max_steps": 4, "log_every_n_steps": 1, **trainer},
     }
     path = tmp_path / "tiny.yaml"
@@ -62,6 +62,29 @@ def test_train_export_and_resume(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 6
+
+
+def test_ema_weights_are_validated_checkpointed_and_exported(tmp_path):
+    from lass.train.run import load_checkpoint
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, optim={"ema_decay": 0.5})
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt_path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    averaged, current = ckpt["state_dict"], ckpt["current_model_state"]
+    moved = [k for k in averaged if k.startswith("model.") and not torch.equal(averaged[k], current[k])]
+    assert moved  # the checkpoint's weights are the average, not the last step's
+    exported = load_checkpoint(ckpt_path).state_dict()
+    assert all(torch.equal(exported[k[len("model."):]], v) for k, v in averaged.items() if k.startswith("model."))
+    done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt_path), "--set", "max_steps=6", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"] == 6
+    bad = write_config(tmp_path, data, optim={"ema_decay": 1.0})
+    refused = lass_cmd("train", "--config", str(bad), "--quiet")
+    assert refused.returncode == 1 and "ema_decay must be in [0, 1)" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_ddp_two_cpu_processes(tmp_path):

@@ -36,6 +36,7 @@ class OptimConfig:
     loss: str = "snr"  # snr | si_sdr | l1 (lass/train/losses.py)
     max_snr_db: float = 30.0
     compile: bool = False  # torch.compile the mask network: 1.5x faster bf16 steps here (docs/benchmarks.md)
+    ema_decay: float = 0.0  # > 0: validate, checkpoint and export an exponential moving average of the weights
 
 
 @dataclass
@@ -79,6 +80,8 @@ def load_config(path: str | Path) -> TrainConfig:
     config = _build(TrainConfig, raw)
     base = path.resolve().parent.parent if path.resolve().parent.name == "configs" else path.resolve().parent
     get_loss(config.optim.loss)  # an unknown loss fails here, before data loading
+    if not 0 <= config.optim.ema_decay < 1:
+        raise ValueError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
     _resolve_paths(config.data.train, base)
     if config.data.validation:
         _resolve_paths([config.data.validation], base)

@@ -76,6 +76,10 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     callbacks = [EpochSetter(dataset), LearningRateMonitor("step"),
                  ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                  every_n_epochs=1, save_top_k=1)]
+    if config.optim.ema_decay > 0:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        callbacks.append(EMAWeightAveraging(decay=config.optim.ema_decay))
     if val_loader is not None:
         callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
                                          mode="max", save_top_k=1))

@@ -1,0 +1,70 @@
+"""Inference-side variants of one trained model on the validation protocol's mixtures: does anything
+beyond one pass with the user's query help? Each 5 s mixture is separated whole (no chunking).
+
+    python scripts/test_time_variants.py --data ../shared/data/esc50-16k --folds 4 --limit 200
+
+Variants: the shipped mask power against raw masks; a second pass on the first estimate (masks
+multiplied, with exponents); a generic negative query; the input scaled by a fixed gain or
+normalised to a fixed RMS level (the mask is applied to the unscaled mixture, so only what the
+network sees changes). Results: docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from lass.api import Separator
+from lass.datasets import ClipBank, read_dataset
+from lass.evaluation.protocols import label_mixtures
+from lass.metrics import sdr, si_sdr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--folds", type=int, nargs="+", default=[4])
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("-m", "--model", default=None)
+    opts = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    separator = Separator(opts.model)
+    model = separator.model
+    power = model.config.mask_power
+    bank = ClipBank(read_dataset({"type": "esc50", "path": opts.data, "folds": opts.folds}), model.sample_rate)
+    cases = label_mixtures(bank, 1, limit=opts.limit)
+    mixture = torch.from_numpy(np.stack([c.mixture for c in cases]))
+    target = torch.from_numpy(np.stack([c.target for c in cases]))
+    queries = [c.query for c in cases]
+    spec = model.stft(mixture)
+    sdr0, si0 = sdr(mixture, target), si_sdr(mixture, target)
+
+    def masks(wav: torch.Tensor, conds: torch.Tensor, batch: int = 25) -> torch.Tensor:
+        return torch.cat([model.network(model.stft(wav[i : i + batch]).abs(), conds[i : i + batch])
+                          for i in range(0, len(wav), batch)])
+
+    def report(name: str, mask: torch.Tensor) -> None:
+        estimate = model.stft.inverse(spec * mask, mixture.shape[-1])
+        print(f"{name:34s} SDRi {float((sdr(estimate, target) - sdr0).mean()):6.2f}   "
+              f"SI-SDRi {float((si_sdr(estimate, target) - si0).mean()):6.2f}", flush=True)
+
+    conds = separator.conditions(queries)
+    first = masks(mixture, conds)
+    report(f"one pass, mask power {power:g} (shipped)", first.pow(power))
+    report("one pass, mask power 1 (raw)", first)
+    second = masks(model.stft.inverse(spec * first.pow(power), mixture.shape[-1]), conds)
+    for a, b in [(1.0, 1.0), (power, 0.3), (power, 0.5), (power, power)]:
+        report(f"two passes, powers {a:g} and {b:g}", first.pow(a) * second.pow(b))
+    for negative in ["background noise", "noise", "other sounds"]:
+        report(f"negative query '{negative}'", masks(mixture, separator.conditions(queries, negative)).pow(power))
+    for gain_db in [-10, -5, 5, 10]:
+        report(f"input gain {gain_db:+d} dB", masks(mixture * 10 ** (gain_db / 20), conds).pow(power))
+    rms = mixture.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-8)
+    for level_db in [-30, -25, -20, -15]:
+        report(f"input normalised to {level_db} dB RMS", masks(mixture / rms * 10 ** (level_db / 20), conds).pow(power))
+
+
+if __name__ == "__main__":
+    main()
