@@ -112,3 +112,16 @@ def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):
     figures = json.loads((tmp_path / "b.json").read_text())
     assert all(len(t) == 1 and t[0] > 0 for t in figures["train_step"].values())
     assert figures["speedup_vs_audiosep"] > 1 and figures["long_0.2min"]["samples"] == figures["long_0.2min"]["expected"]
+
+
+def test_training_step_timing_runs_the_modes_asked_for():
+    from lass.evaluation.bench import time_training_steps
+    from lass.models.config import ModelConfig
+
+    config = ModelConfig(name="t", network_args={"channels": 16, "hidden": 32, "repeats": 1, "dilations": [1]})
+    calls = []
+    times = time_training_steps(config, 2, 0.5, 3, ("float32",), lambda: calls.append(1))
+    assert list(times) == ["float32"] and len(times["float32"]) == 3 and min(times["float32"]) > 0
+    assert len(calls) == 5  # two warm-up steps and three timed ones
+    with pytest.raises(ValueError, match="unknown training modes"):
+        time_training_steps(config, 2, 0.5, 1, ("fp8",))

@@ -80,7 +80,8 @@ def test_ema_weights_are_validated_checkpointed_and_exported(tmp_path):
     assert all(torch.equal(exported[k[len("model."):]], v) for k, v in averaged.items() if k.startswith("model."))
     done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt_path), "--set", "max_steps=6", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"] == 6
+    resumed = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == 6 and "current_model_state" in resumed  # the average went on too
     bad = write_config(tmp_path, data, optim={"ema_decay": 1.0})
     refused = lass_cmd("train", "--config", str(bad), "--quiet")
     assert refused.returncode == 1 and "ema_decay must be in [0, 1)" in refused.stderr

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -101,10 +102,16 @@ def _long_input_worker(model: str, minutes: float, segment: float) -> None:
                       "peak_rss_mb": peak_rss_mb()}))
 
 
-def time_training_steps(config, batch: int, seconds: float, repeats: int) -> dict[str, list[float]]:
+TRAINING_MODES = ("float32", "bf16", "bf16+compile")
+
+
+def time_training_steps(config, batch: int, seconds: float, repeats: int,
+                        modes: tuple[str, ...] = TRAINING_MODES,
+                        after_step: Callable[[], None] | None = None) -> dict[str, list[float]]:
     """Seconds per training step (forward, loss, backward, AdamW) of a fresh model with this
     config, in float32, with bf16 autocast, and with bf16 plus torch.compile (the recipe's
-    `precision: bf16-mixed` and `optim.compile: true`)."""
+    `precision: bf16-mixed` and `optim.compile: true`). `after_step` is called after every step,
+    warm-up included (e.g. a profiler's `step`)."""
     from ..models.separator import MaskSeparator
     from ..train.losses import snr_loss
 
@@ -112,7 +119,10 @@ def time_training_steps(config, batch: int, seconds: float, repeats: int) -> dic
     mixture = 0.1 * torch.randn(batch, int(seconds * config.sample_rate), generator=generator)
     target, cond, present = 0.5 * mixture, torch.randn(batch, 2 * config.query_dim, generator=generator), torch.ones(batch)
     results = {}
-    for mode in ("float32", "bf16", "bf16+compile"):
+    unknown = set(modes) - set(TRAINING_MODES)
+    if unknown:
+        raise ValueError(f"unknown training modes {sorted(unknown)} (known: {', '.join(TRAINING_MODES)})")
+    for mode in modes:
         torch.manual_seed(0)
         model = MaskSeparator(config).train()
         if mode.endswith("compile"):
@@ -129,6 +139,8 @@ def time_training_steps(config, batch: int, seconds: float, repeats: int) -> dic
             optimizer.step()
             if i >= 2:
                 times.append(time.perf_counter() - started)
+            if after_step is not None:
+                after_step()
         results[mode] = times
     return results
 
