@@ -88,6 +88,44 @@ def test_ema_weights_are_validated_checkpointed_and_exported(tmp_path):
     assert "Traceback" not in refused.stderr
 
 
+def test_muon_updates_hidden_matrices_and_resumes(tmp_path):
+    from lass.models.config import ModelConfig
+    from lass.models.separator import MaskSeparator
+    from lass.train.optimizers import build_optimizer
+
+    model = MaskSeparator(ModelConfig(network_args={"channels": 32, "hidden": 64, "repeats": 1}))
+    optimizer = build_optimizer("muon", model, lr=1e-3, weight_decay=0.01, muon_lr_scale=5.0)
+    by_id = {id(p): name for name, p in model.named_parameters()}
+    muon = [by_id[id(p)] for g in optimizer.optimizers["muon"].param_groups for p in g["params"]]
+    adamw = [by_id[id(p)] for g in optimizer.optimizers["adamw"].param_groups for p in g["params"]]
+    assert sorted(muon + adamw) == sorted(by_id.values())
+    assert muon and all(dict(model.named_parameters())[n].ndim == 2 for n in muon)
+    assert "network.input_proj.weight" in adamw and "network.output_proj.weight" in adamw
+    assert optimizer.optimizers["muon"].param_groups[0]["lr"] == pytest.approx(5e-3)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mixture, cond = torch.randn(2, 8000), torch.randn(2, 2 * model.config.query_dim)
+    for _ in range(3):  # residual branches start at zero: their inner layers get gradients from step 2 on
+        optimizer.zero_grad()
+        model(mixture, cond).square().mean().backward()
+        optimizer.step()
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in muon)
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, optim={"optimizer": "muon", "muon_lr_scale": 5.0})
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt_path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert set(torch.load(ckpt_path, map_location="cpu", weights_only=False)["optimizer_states"][0]) == {
+        "muon", "adamw"}
+    done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt_path), "--set", "max_steps=6", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"] == 6
+    for bad, message in [({"optimizer": "sgd"}, "unknown optimizer 'sgd'"),
+                         ({"optimizer": "muon", "muon_lr_scale": 0}, "muon_lr_scale must be > 0")]:
+        refused = lass_cmd("train", "--config", str(write_config(tmp_path, data, optim=bad)), "--quiet")
+        assert refused.returncode == 1 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_ddp_two_cpu_processes(tmp_path):
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, strategy="ddp", devices=2, accelerator="cpu")

@@ -12,6 +12,7 @@ import yaml
 from ..models.config import ModelConfig
 from .losses import get_loss
 from .mixtures import MixingConfig
+from .optimizers import OPTIMIZERS
 
 
 @dataclass
@@ -28,7 +29,9 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    optimizer: str = "adamw"  # adamw | muon (Muon on hidden weight matrices, AdamW on the rest)
     lr: float = 2e-3
+    muon_lr_scale: float = 1.0  # optimizer muon: its learning rate is lr times this (AdamW's parts keep lr)
     weight_decay: float = 1e-2
     warmup_steps: int = 300
     min_lr_ratio: float = 0.02
@@ -80,6 +83,10 @@ def load_config(path: str | Path) -> TrainConfig:
     config = _build(TrainConfig, raw)
     base = path.resolve().parent.parent if path.resolve().parent.name == "configs" else path.resolve().parent
     get_loss(config.optim.loss)  # an unknown loss fails here, before data loading
+    if config.optim.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optim.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    if config.optim.muon_lr_scale <= 0:
+        raise ValueError(f"optim.muon_lr_scale must be > 0, got {config.optim.muon_lr_scale}")
     if not 0 <= config.optim.ema_decay < 1:
         raise ValueError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
     _resolve_paths(config.data.train, base)

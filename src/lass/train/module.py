@@ -10,6 +10,7 @@ from ..metrics import sdr, si_sdr
 from ..models.separator import MaskSeparator
 from .config import TrainConfig
 from .losses import get_loss
+from .optimizers import build_optimizer
 
 
 class LassModule(L.LightningModule):
@@ -53,7 +54,7 @@ class LassModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = self.config.optim
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        optimizer = build_optimizer(opt.optimizer, self.model, opt.lr, opt.weight_decay, opt.muon_lr_scale)
         total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else 10000
 
         def schedule(step: int) -> float:
