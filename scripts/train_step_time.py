@@ -23,6 +23,7 @@ import yaml
 
 from lass.evaluation.bench import time_training_steps
 from lass.models.config import ModelConfig
+from lass.models.separator import MaskSeparator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -49,8 +50,6 @@ def main() -> None:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     else:
         times = time_training_steps(config, opts.batch, opts.seconds, opts.repeats, ("bf16+compile",))
-    from lass.models.separator import MaskSeparator
-
     params = sum(p.numel() for p in MaskSeparator(config).parameters()) / 1e6
     print(f"{opts.network} {json.dumps(network_args)}: {params:.2f} M parameters, "
           f"{statistics.median(times['bf16+compile']):.3f} s per step (median of {opts.repeats}; "

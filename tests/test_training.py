@@ -109,6 +109,11 @@ def test_muon_updates_hidden_matrices_and_resumes(tmp_path):
         model(mixture, cond).square().mean().backward()
         optimizer.step()
     assert all(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in muon)
+    restored = build_optimizer("muon", model, lr=1e-3, weight_decay=0.01, muon_lr_scale=5.0)
+    restored.load_state_dict(optimizer.state_dict())
+    restored.param_groups[0]["lr"] = 1e-4  # what an LR scheduler does: it must reach the inner optimizer
+    assert restored.optimizers["muon"].param_groups[0]["lr"] == 1e-4
+    assert restored.optimizers["muon"].state  # momentum buffers came back
 
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, optim={"optimizer": "muon", "muon_lr_scale": 5.0})
