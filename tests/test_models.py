@@ -38,12 +38,12 @@ def test_receptive_field_is_exact():
     assert frames.min().item() == 30 - rf and frames.max().item() == 30 + rf
 
 
-@pytest.mark.parametrize("stride,tail", [(1, ()), (4, (1,))])
-def test_one_encoding_serves_many_queries(stride, tail):
+@pytest.mark.parametrize("stride,tail,shared", [(1, (), 0), (4, (1,), 0), (1, (), 1)])
+def test_one_encoding_serves_many_queries(stride, tail, shared):
     """A mixture encoded once and decoded for several queries gives each query's own mask."""
     torch.manual_seed(0)
     net = FiLMTCN(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=1,
-                  time_stride=stride, tail_dilations=tail).eval()
+                  time_stride=stride, tail_dilations=tail, shared_blocks=shared).eval()
     for p in net.parameters():  # zero-initialised FiLM layers would make every query's mask the same
         torch.nn.init.normal_(p, std=0.3)
     mag, conds = torch.rand(1, 33, 21) + 0.1, torch.randn(3, 8)
@@ -53,6 +53,52 @@ def test_one_encoding_serves_many_queries(stride, tail):
     assert shared.shape == (3, 33, 21)
     assert torch.allclose(shared, one_by_one, atol=1e-6)
     assert not torch.allclose(shared[0], shared[1])
+
+
+def test_shared_trunk_batches_several_queries_per_mixture():
+    """With a query-independent trunk, B mixtures with k queries each (training's layout: mixture b's
+    queries in rows b*k..b*k+k-1) give the masks of decoding each pair alone; the trunk has no FiLM
+    layers, it keeps the receptive field, and bad settings are refused."""
+    torch.manual_seed(0)
+    args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2, 4), repeats=1)
+    net = FiLMTCN(**args, shared_blocks=2).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    assert len(net.trunk) == 2 and len(net.blocks) == 1
+    assert all(block.film is None for block in net.trunk) and net.blocks[0].film is not None
+    assert net.receptive_field == FiLMTCN(**args).receptive_field == 7
+    mags, conds = torch.rand(2, 33, 21) + 0.1, torch.randn(6, 8)
+    with torch.no_grad():
+        batched = net(mags, conds)
+        alone = torch.cat([net(mags[i // 3][None], conds[i][None]) for i in range(6)])
+    assert batched.shape == (6, 33, 21)
+    assert torch.allclose(batched, alone, atol=1e-6)
+    with pytest.raises(ValueError, match="do not divide"):
+        net(mags, conds[:5])
+    with pytest.raises(ValueError, match="shared_blocks"):
+        FiLMTCN(**args, shared_blocks=3)
+    with pytest.raises(ValueError, match="time_stride 1"):
+        FiLMTCN(**args, shared_blocks=1, time_stride=2)
+
+
+def test_separator_pairs_each_query_with_its_own_mixture():
+    """Training's forward pass with k queries per mixture: estimate b*k+j is mixture b separated by
+    its query j, the same as separating that pair alone."""
+    from lass.models.config import ModelConfig
+    from lass.models.separator import MaskSeparator
+
+    torch.manual_seed(0)
+    model = MaskSeparator(ModelConfig(n_fft=64, hop_length=16, query_dim=4, network_args=dict(
+        channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=1, shared_blocks=1))).eval()
+    for p in model.network.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    mixtures, conds = torch.randn(2, 800), torch.randn(4, 8)
+    with torch.no_grad():
+        batched = model(mixtures, conds)
+        alone = torch.cat([model(mixtures[i // 2][None], conds[i][None]) for i in range(4)])
+    assert batched.shape == (4, 800)
+    assert torch.allclose(batched, alone, atol=1e-5)
+    assert not torch.allclose(batched[0], batched[2], atol=1e-3)  # the rows differ: the check can fail
 
 
 @pytest.mark.parametrize("position", [28, 29, 30, 31])

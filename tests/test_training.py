@@ -181,7 +181,8 @@ def test_training_mixtures_follow_the_recipe():
     absent = negatives = 0
     for i in range(200):
         mixture, target, pos, neg, present = ds[i]
-        assert mixture.shape == target.shape == (rate,)
+        assert mixture.shape == (rate,) and target.shape == (1, rate)
+        target, pos, neg, present = target[0], pos[0], neg[0], present[0]
         if present:
             assert target.abs().max() > 0  # the crop holds the target's event
         else:
@@ -190,6 +191,67 @@ def test_training_mixtures_follow_the_recipe():
         negatives += int(neg >= 0)
     assert 20 < absent < 80 and 40 < negatives < 160
     assert torch.equal(ds[5][0], ds[5][0])
+
+
+def test_several_queries_per_mixture_name_its_sources():
+    """With queries_per_mixture k, each example asks for k classes of one mixture: the references of
+    the present ones add up to the mixture, an absent one's reference is silent, no class is asked twice."""
+    from lass.datasets import ClipBank
+    from lass.train.mixtures import MixingConfig, TrainingMixtures
+
+    rate = 8000
+    bank = ClipBank([], rate)
+    for k, label in enumerate("abcd"):
+        bank.by_label[label].append(k)
+        bank.clips.append(np.sin(np.arange(rate) * (0.05 + 0.07 * k)).astype(np.float32))
+        bank.labels.append(label)
+    bank.label_names = sorted(bank.by_label)
+    cfg = MixingConfig(segment_seconds=0.5, interferer_counts=[1], interferer_probs=[1.0], absent_prob=0.3,
+                       queries_per_mixture=3)
+    ds = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, examples_per_epoch=60)
+    absent_first = 0
+    for i in range(60):
+        mixture, refs, pos, neg, present = ds[i]
+        assert refs.shape == (3, rate // 2) and pos.shape == neg.shape == present.shape == (3,)
+        assert len(set(pos.tolist())) == 3 and int(present.sum()) == 2  # target + 1 interferer, 1 absent
+        assert torch.allclose(refs[present > 0].sum(0), mixture, atol=1e-5)
+        assert refs[present == 0].abs().max() == 0
+        in_mixture = set(pos[present > 0].tolist())
+        for j in range(3):  # a negative query names another source of this mixture
+            if neg[j] >= 0:
+                assert neg[j].item() in in_mixture and neg[j] != pos[j]
+        absent_first += int(present[0] == 0)
+    assert 5 < absent_first < 35  # the first slot keeps the recipe's absent-query share
+    cfg.absent_prob, cfg.queries_per_mixture = 0.0, 4  # 2 sources, 2 absent classes: all four asked once
+    for i in range(10):
+        _, refs, pos, _, present = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 10)[i]
+        assert sorted(pos.tolist()) == [0, 1, 2, 3] and present.tolist()[:2] == [1.0, 1.0]
+    cfg.queries_per_mixture = 5
+    with pytest.raises(ValueError, match="queries_per_mixture is 5"):
+        TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 10)
+    bank.clips[3] = np.zeros(rate, dtype=np.float32)  # class d: digital silence (a padded clip)
+    cfg.queries_per_mixture, checked = 2, 0
+    for i in range(40):
+        _, refs, pos, _, present = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 40)[i]
+        if pos[0] != 3 and pos[1] == 3:  # asked for the silent interferer: the answer is silence
+            assert present[1] == 0 and refs[1].abs().max() == 0
+            checked += 1
+    assert checked > 0
+
+
+def test_shared_trunk_trains_on_several_queries(tmp_path):
+    """A network with a query-independent trunk trains on 2 queries per mixture and is exported."""
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["model"]["network_args"]["shared_blocks"] = 3
+    cfg["data"]["mixing"]["queries_per_mixture"] = 2
+    config.write_text(yaml.safe_dump(cfg))
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    model = load_model_file(tmp_path / "run" / "model.safetensors")
+    assert len(model.network.trunk) == 3 and len(model.network.blocks) == 3
+    assert "train_loss" in (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text()
 
 
 def test_augmentation_keeps_lengths_and_shifts_pitch():
@@ -218,4 +280,4 @@ def test_augmentation_keeps_lengths_and_shifts_pitch():
     peak_hz = np.argmax(np.abs(np.fft.rfft(source[1000:-1000]))) * rate / (rate - 2000)
     assert abs(peak_hz - 600) < 5
     mixture, target, *_ = ds[0]
-    assert mixture.shape == target.shape == (rate,)
+    assert mixture.shape == (rate,) and target.shape == (1, rate)

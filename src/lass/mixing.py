@@ -24,23 +24,33 @@ def mix(target: np.ndarray, interferers: list[np.ndarray], snr_db: float = 0.0,
     sum is then scaled to E(target) / 10^(snr/10). A silent target leaves the interference at
     its own level (there is nothing to match).
     """
+    mixture, target, scaled = mix_sources(target, interferers, snr_db, interferer_gains_db, peak_limit,
+                                          peak_target)
+    noise = np.sum(scaled, axis=0) if scaled else np.zeros_like(target)
+    return mixture, target, noise.astype(np.float32)
+
+
+def mix_sources(target: np.ndarray, interferers: list[np.ndarray], snr_db: float = 0.0,
+                interferer_gains_db: list[float] | None = None, peak_limit: float = 1.0,
+                peak_target: float = 0.9) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """`mix`, but returns each interferer as it sits in the mixture (for training on several
+    queries of one mixture); mixture = target + sum of them."""
     target = np.asarray(target, dtype=np.float32)
     n = target.shape[-1]
-    noise = np.zeros_like(target)
     gains = interferer_gains_db or [0.0] * len(interferers)
+    scaled = []
     for interferer, gain_db in zip(interferers, gains):
         interferer = np.asarray(interferer, dtype=np.float32)[..., :n]
         if interferer.shape[-1] < n:
             interferer = np.pad(interferer, [(0, 0)] * (interferer.ndim - 1) + [(0, n - interferer.shape[-1])])
         e = energy(interferer)
-        if e > EPS:
-            noise = noise + interferer / np.sqrt(e) * 10 ** (gain_db / 20)
+        scaled.append(interferer / np.sqrt(e) * 10 ** (gain_db / 20) if e > EPS else np.zeros_like(interferer))
+    noise = np.sum(scaled, axis=0) if scaled else np.zeros_like(target)
     e_target, e_noise = energy(target), energy(noise)
-    if e_noise > EPS and e_target > EPS:
-        noise = noise * np.sqrt(e_target / e_noise / 10 ** (snr_db / 10))
-    mixture = target + noise
+    scale = np.sqrt(e_target / e_noise / 10 ** (snr_db / 10)) if e_noise > EPS and e_target > EPS else 1.0
+    mixture = target + noise * scale
     peak = float(np.max(np.abs(mixture))) if mixture.size else 0.0
-    if peak > peak_limit:
-        scale = peak_target / peak
-        mixture, target, noise = mixture * scale, target * scale, noise * scale
-    return mixture.astype(np.float32), target.astype(np.float32), noise.astype(np.float32)
+    peak_scale = peak_target / peak if peak > peak_limit else 1.0
+    mixture, target = mixture * peak_scale, target * peak_scale
+    scaled = [(s * scale * peak_scale).astype(np.float32) for s in scaled]
+    return mixture.astype(np.float32), target.astype(np.float32), scaled

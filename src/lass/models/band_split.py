@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .film_tcn import FiLMBlock, condition_mlp
+from .film_tcn import FiLMBlock, condition_mlp, per_query
 
 
 def default_band_widths(n_bins: int) -> list[int]:
@@ -135,10 +135,9 @@ class BandSplitTCN(nn.Module):
         return self.decode(self.encode_mixture(magnitude), cond)
 
     def decode(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Encoded mixture (1 or B, T, K, D) and condition (B, cond_dim) -> mask (B, F, T)."""
+        """Encoded mixtures (1 or B, T, K, D) and conditions (B*k, cond_dim), k per mixture -> masks (B*k, F, T)."""
         c = self.cond_mlp(cond)
-        if x.shape[0] != c.shape[0]:
-            x = x.expand(c.shape[0], -1, -1, -1)
+        x = per_query(x, c.shape[0])
         gamma, beta = self.input_film(c)[:, None, None].chunk(2, dim=-1)
         x = x * (1 + gamma) + beta
         for time_block, band_block in zip(self.time_blocks, self.band_blocks):

@@ -20,6 +20,20 @@ import torch
 from torch import nn
 
 
+def per_query(encoded: torch.Tensor, queries: int) -> torch.Tensor:
+    """An encoded batch of B mixtures (B, ...) -> one row per query (queries, ...), k = queries / B per
+    mixture: mixture b's queries are rows b*k .. b*k+k-1, so one mixture encoding serves all its
+    queries (B = 1 is expanded without a copy)."""
+    batch = encoded.shape[0]
+    if batch == queries:
+        return encoded
+    if batch == 1:
+        return encoded.expand(queries, *encoded.shape[1:])
+    if queries % batch:
+        raise ValueError(f"{queries} queries do not divide evenly over {batch} mixtures")
+    return encoded.repeat_interleave(queries // batch, dim=0)
+
+
 def condition_mlp(cond_dim: int, hidden: int) -> nn.Sequential:
     """Query embeddings -> the condition every FiLM layer of a mask network reads."""
     return nn.Sequential(nn.Linear(cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
@@ -63,24 +77,27 @@ class FiLMBlock(nn.Module):
     """Bottleneck residual block: pointwise up, FiLM, dilated depthwise conv over time, pointwise down."""
 
     def __init__(self, channels: int, hidden: int, cond_dim: int, kernel: int, dilation: int):
+        """cond_dim 0: an unconditioned block (the query-independent trunk)."""
         super().__init__()
         self.norm = nn.LayerNorm(channels)
         self.up = nn.Linear(channels, hidden)
-        self.film = nn.Linear(cond_dim, 2 * hidden)
+        self.film = nn.Linear(cond_dim, 2 * hidden) if cond_dim else None
         self.depthwise = DilatedDepthwise(hidden, kernel, dilation)
         self.down = nn.Linear(hidden, channels)
         self.act = nn.GELU()
-        nn.init.zeros_(self.film.weight)
-        nn.init.zeros_(self.film.bias)
+        if self.film is not None:
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
         nn.init.zeros_(self.down.weight)  # blocks start as identity: stable deep training
         nn.init.zeros_(self.down.bias)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """x (B, T, ..., C), cond (B, cond_dim)."""
-        film = self.film(cond)
-        gamma, beta = film.reshape(film.shape[0], *[1] * (x.dim() - 2), film.shape[-1]).chunk(2, dim=-1)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, ..., C), cond (B, cond_dim) or None for an unconditioned block."""
         h = self.act(self.up(self.norm(x)))
-        h = h * (1 + gamma) + beta
+        if self.film is not None:
+            film = self.film(cond)
+            gamma, beta = film.reshape(film.shape[0], *[1] * (x.dim() - 2), film.shape[-1]).chunk(2, dim=-1)
+            h = h * (1 + gamma) + beta
         h = self.act(self.depthwise(h))
         return x + self.down(h)
 
@@ -123,6 +140,7 @@ class FiLMTCN(nn.Module):
         front_channels: tuple[int, ...] = (),
         time_stride: int = 1,
         tail_dilations: tuple[int, ...] = (),
+        shared_blocks: int = 0,
         eps: float = 1e-5,
     ):
         super().__init__()
@@ -132,8 +150,16 @@ class FiLMTCN(nn.Module):
         self.input_proj = nn.Linear(n_bins, channels)
         self.front = SpectralFront(n_bins, channels, tuple(front_channels)) if front_channels else None
         self.input_film = nn.Linear(cond_hidden, 2 * channels)
+        schedule = [d for _ in range(repeats) for d in dilations]
+        if not 0 <= shared_blocks < len(schedule):
+            raise ValueError(f"shared_blocks is {shared_blocks}: it must be in 0..{len(schedule) - 1} "
+                             "(at least one FiLM block must stay to read the query)")
+        if shared_blocks and time_stride > 1:
+            raise ValueError("shared_blocks needs time_stride 1")
+        # the first `shared_blocks` blocks ignore the query: computed once per mixture, shared by its queries
+        self.trunk = nn.ModuleList(FiLMBlock(channels, hidden, 0, kernel, d) for d in schedule[:shared_blocks])
         self.blocks = nn.ModuleList(
-            FiLMBlock(channels, hidden, cond_hidden, kernel, d) for _ in range(repeats) for d in dilations
+            FiLMBlock(channels, hidden, cond_hidden, kernel, d) for d in schedule[shared_blocks:]
         )
         if time_stride < 1:
             raise ValueError("time_stride must be >= 1")
@@ -152,7 +178,7 @@ class FiLMTCN(nn.Module):
         """Frames on each side that can influence one output frame (exact for time_stride 1, a tight
         bound otherwise: a strided frame covers time_stride input frames)."""
         stride = self.time_stride
-        frames = stride * sum(blk.depthwise.context for blk in self.blocks) + stride - 1
+        frames = stride * sum(blk.depthwise.context for blk in (*self.trunk, *self.blocks)) + stride - 1
         frames += sum(blk.depthwise.context for blk in self.tail)
         return frames + (len(self.front.convs) if self.front is not None else 0)
 
@@ -163,6 +189,8 @@ class FiLMTCN(nn.Module):
         encoded = self.input_proj(features.transpose(1, 2))
         if self.front is not None:
             encoded = encoded + self.front(features)
+        for block in self.trunk:
+            encoded = block(encoded)
         return encoded
 
     def _strided_blocks(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -182,10 +210,9 @@ class FiLMTCN(nn.Module):
         return self.decode(self.encode_mixture(magnitude), cond)
 
     def decode(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Encoded mixture (1 or B, T, C) and condition (B, cond_dim) -> mask (B, F, T)."""
+        """Encoded mixtures (1 or B, T, C) and conditions (B*k, cond_dim), k per mixture -> masks (B*k, F, T)."""
         c = self.cond_mlp(cond)
-        if x.shape[0] != c.shape[0]:
-            x = x.expand(c.shape[0], -1, -1)
+        x = per_query(x, c.shape[0])
         gamma, beta = self.input_film(c).unsqueeze(1).chunk(2, dim=-1)
         x = x * (1 + gamma) + beta
         if self.time_stride > 1:

@@ -7,7 +7,7 @@ from torch import nn
 from ..stft import STFT, STFTConfig
 from .config import ModelConfig
 from .band_split import BandSplitTCN
-from .film_tcn import FiLMTCN
+from .film_tcn import FiLMTCN, per_query
 
 
 class ConstantMask(nn.Module):
@@ -71,9 +71,11 @@ class MaskSeparator(nn.Module):
         return int(getattr(self.network, "time_stride", 1))
 
     def forward(self, mixture: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """mixture (B, L), cond (B, 2*query_dim) -> estimate (B, L): one query per mixture."""
+        """mixture (B, L), cond (B*k, 2*query_dim), k queries per mixture -> estimates (B*k, L), mixture
+        b's queries in rows b*k .. b*k+k-1 (training; the STFT and mixture encoding are shared)."""
         spec = self.stft(mixture)
         mask = self.network(spec.abs(), cond)
+        spec = per_query(spec, mask.shape[0])
         return self.stft.inverse(spec * mask, mixture.shape[-1])
 
     def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,8 @@ classes at a random target-to-interference ratio, a random level and polarity. E
 augmented (speed and pitch by resampling, a random smooth equaliser) so that a small set of clips
 generalises to new recordings of its class. A share of the examples carries a negative query (an
 interferer's label); another share asks for a class that is absent from the mixture, whose
-correct answer is silence.
+correct answer is silence. With `queries_per_mixture` k > 1 an example carries k query slots: its own
+query and other sources of the same mixture (or absent classes), each with its own reference.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from ..audio import resample
 from ..datasets import ClipBank
-from ..mixing import mix
+from ..mixing import mix_sources
 
 
 @dataclass
@@ -33,6 +34,9 @@ class MixingConfig:
     augment_prob: float = 0.0  # chance that a source gets a random speed and a random equaliser
     speed_range: tuple[float, float] = (0.85, 1.18)  # resampling factor: tempo and pitch together
     eq_db: float = 6.0  # largest gain of the random equaliser, in dB
+    # > 1: also ask for interferers of the same mixture (each with its own reference), so a network
+    # with a query-independent trunk (film_tcn `shared_blocks`) learns from several sources per pass
+    queries_per_mixture: int = 1
 
 
 def random_eq(rng: np.random.Generator, audio: np.ndarray, max_db: float) -> np.ndarray:
@@ -67,6 +71,9 @@ class TrainingMixtures(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
         self.segment = int(round(config.segment_seconds * bank.sample_rate))
+        if not 1 <= config.queries_per_mixture <= len(bank.label_names):
+            raise ValueError(f"mixing.queries_per_mixture is {config.queries_per_mixture}: it must be between 1 "
+                             f"and the number of classes ({len(bank.label_names)})")
         self.frame = max(1, bank.sample_rate // 50)
         self.active_frames = []
         for clip in bank.clips:
@@ -131,14 +138,33 @@ class TrainingMixtures(torch.utils.data.Dataset):
         if rng.random() < 0.5:
             target = -target
         gains = rng.uniform(-cfg.interferer_gain_db, cfg.interferer_gain_db, size=len(interferers)).tolist()
-        mixture, target, _ = mix(target, interferers, float(rng.uniform(*cfg.snr_db)), gains)
+        mixture, target, scaled = mix_sources(target, interferers, float(rng.uniform(*cfg.snr_db)), gains)
+        # query slots: (label, reference, present); the first is the example's own query
+        slots = [(query_label, np.zeros_like(target) if absent else target, not absent)]
+        sources = [(lab, ref) for lab, ref in zip(interferer_labels, scaled)]
         if absent:
-            target = np.zeros_like(target)
-        pos = self.query_index[query_label]
-        pos_q = pos[rng.integers(len(pos))]
-        neg_q = -1
-        if interferer_labels and rng.random() < cfg.negative_prob:
-            neg = self.query_index[interferer_labels[rng.integers(len(interferer_labels))]]
-            neg_q = neg[rng.integers(len(neg))]
-        return (torch.from_numpy(mixture), torch.from_numpy(target), pos_q, neg_q,
-                torch.tensor(0.0 if absent else 1.0))
+            sources.insert(0, (target_label, target))
+        if cfg.queries_per_mixture > 1:
+            for j in rng.permutation(len(sources))[: cfg.queries_per_mixture - 1]:
+                # an interferer cropped from a clip's padding is digital silence: ask for silence
+                slots.append((sources[j][0], sources[j][1], bool(np.any(sources[j][1]))))
+        while len(slots) < cfg.queries_per_mixture:  # fewer sources than slots: ask for an absent class
+            asked = {label for label, _, _ in slots}
+            missing = [lab for lab in others if lab not in interferer_labels and lab not in asked]
+            slots.append((missing[rng.integers(len(missing))], np.zeros_like(target), False))
+        present_labels = [target_label, *interferer_labels]
+        refs, pos_qs, neg_qs = [], [], []
+        for k, (label, ref, _) in enumerate(slots):
+            pos = self.query_index[label]
+            pos_qs.append(pos[rng.integers(len(pos))])
+            # negatives name another source in the mixture; the first slot draws from the interferers
+            # only, as before slots existed, so k = 1 keeps the same examples
+            others_in = interferer_labels if k == 0 else [lab for lab in present_labels if lab != label]
+            neg_q = -1
+            if others_in and rng.random() < cfg.negative_prob:
+                neg = self.query_index[others_in[rng.integers(len(others_in))]]
+                neg_q = neg[rng.integers(len(neg))]
+            neg_qs.append(neg_q)
+            refs.append(ref)
+        return (torch.from_numpy(mixture), torch.from_numpy(np.stack(refs)), torch.tensor(pos_qs),
+                torch.tensor(neg_qs), torch.tensor([1.0 if p else 0.0 for _, _, p in slots]))

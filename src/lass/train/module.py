@@ -33,10 +33,12 @@ class LassModule(L.LightningModule):
         return torch.cat([pos, neg], dim=-1)
 
     def training_step(self, batch, batch_idx):
-        mixture, target, pos_idx, neg_idx, present = batch
-        cond = self.conditions(pos_idx, neg_idx, self.config.optim.query_noise)
+        mixture, target, pos_idx, neg_idx, present = batch  # target (B, k, L): k queries per mixture
+        cond = self.conditions(pos_idx.flatten(), neg_idx.flatten(), self.config.optim.query_noise)
         estimate = self.model(mixture, cond)
-        loss = self.loss(estimate, target, mixture, present, self.config.optim.max_snr_db)
+        queries = target.shape[1]
+        loss = self.loss(estimate, target.flatten(0, 1), mixture.repeat_interleave(queries, dim=0),
+                         present.flatten(), self.config.optim.max_snr_db)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=mixture.shape[0])
         return loss
 
