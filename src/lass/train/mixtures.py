@@ -6,7 +6,9 @@ augmented (speed and pitch by resampling, a random smooth equaliser) so that a s
 generalises to new recordings of its class. A share of the examples carries a negative query (an
 interferer's label); another share asks for a class that is absent from the mixture, whose
 correct answer is silence. With `queries_per_mixture` k > 1 an example carries k query slots: its own
-query and other sources of the same mixture (or absent classes), each with its own reference.
+query and other sources of the same mixture (or absent classes), each with its own reference; when
+the mixture has fewer sources than slots, a spare slot asks for an absent class at `absent_prob` and
+otherwise asks again for one of its sources.
 """
 from __future__ import annotations
 
@@ -148,10 +150,17 @@ class TrainingMixtures(torch.utils.data.Dataset):
             for j in rng.permutation(len(sources))[: cfg.queries_per_mixture - 1]:
                 # an interferer cropped from a clip's padding is digital silence: ask for silence
                 slots.append((sources[j][0], sources[j][1], bool(np.any(sources[j][1]))))
-        while len(slots) < cfg.queries_per_mixture:  # fewer sources than slots: ask for an absent class
+        while len(slots) < cfg.queries_per_mixture:
+            # fewer sources than slots: an absent class at the first slot's rate, otherwise one of the
+            # mixture's sources again (in another phrasing). Always absent would make silence the easy
+            # answer: with k = 3 a quarter of all slots were absent and training collapsed to silence.
             asked = {label for label, _, _ in slots}
             missing = [lab for lab in others if lab not in interferer_labels and lab not in asked]
-            slots.append((missing[rng.integers(len(missing))], np.zeros_like(target), False))
+            heard = [slot for slot in slots if slot[2]]
+            if heard and (not missing or rng.random() >= cfg.absent_prob):
+                slots.append(heard[rng.integers(len(heard))])
+            else:
+                slots.append((missing[rng.integers(len(missing))], np.zeros_like(target), False))
         present_labels = [target_label, *interferer_labels]
         refs, pos_qs, neg_qs = [], [], []
         for k, (label, ref, _) in enumerate(slots):

@@ -19,6 +19,7 @@ class LassModule(L.LightningModule):
         self.config = config
         self.model = MaskSeparator(config.model)
         self.loss = get_loss(config.optim.loss)
+        self.validated_step = -1  # the global step of the last validation
         if config.optim.compile:
             self.model.compile_network()
         # Frozen text-encoder outputs for every training phrasing: not trainable, not saved.
@@ -50,6 +51,9 @@ class LassModule(L.LightningModule):
         n = mixture.shape[0]
         self.log("val_sdri", sdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
         self.log("val_si_sdri", sisdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.validated_step = self.global_step  # lets the run validate weights trained after the last check
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lass_model_config"] = self.model.config.to_json()  # so `lass export` needs no config

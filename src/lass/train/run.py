@@ -80,9 +80,11 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
         callbacks.append(EMAWeightAveraging(decay=config.optim.ema_decay))
+    best_checkpoint = None
     if val_loader is not None:
-        callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
-                                         mode="max", save_top_k=1))
+        best_checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
+                                          mode="max", save_top_k=1)
+        callbacks.append(best_checkpoint)
     trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000, "log_every_n_steps": 25,
                     "gradient_clip_val": 5.0, "enable_progress_bar": progress, "num_sanity_val_steps": 0,
                     "enable_model_summary": False}
@@ -92,6 +94,13 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     trainer.fit(module, loader, val_loader, ckpt_path=resume)
 
     best = out / "checkpoints" / "best.ckpt"
+    if best_checkpoint is not None and module.validated_step != trainer.global_step:
+        # stopped between validations (max_steps or max_time inside an epoch): the steps since the
+        # last check are validated too, so the exported model is not silently an older one
+        score = trainer.validate(module, val_loader, verbose=False)[0]["val_sdri"]
+        previous = best_checkpoint.best_model_score
+        if previous is None or score > float(previous):
+            trainer.save_checkpoint(best)
     source = best if best.exists() else out / "checkpoints" / "last.ckpt"
     if trainer.is_global_zero:
         model = load_checkpoint(source) if source.exists() else module.model
