@@ -238,7 +238,7 @@ def test_several_queries_per_mixture_name_its_sources():
             spare_absent += int(present[2] == 0)
     assert 30 < absent_first < 90  # the first slot keeps the recipe's absent-query share (0.3)
     assert 0.15 < spare_absent / spare < 0.45  # and so does a spare slot; otherwise it repeats a source
-    cfg.absent_prob, cfg.queries_per_mixture = 0.0, 4  # 2 sources, no absent queries: both asked twice
+    cfg.absent_prob, cfg.queries_per_mixture = 0.0, 4  # 2 sources, no absent queries: spare slots repeat them
     for i in range(10):
         _, refs, pos, _, present = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 10)[i]
         assert len(set(pos.tolist())) == 2 and present.tolist() == [1.0] * 4

@@ -100,7 +100,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         score = trainer.validate(module, val_loader, verbose=False)[0]["val_sdri"]
         previous = best_checkpoint.best_model_score
         if previous is None or score > float(previous):
-            trainer.save_checkpoint(best)
+            trainer.save_checkpoint(best, weights_only=False)
     source = best if best.exists() else out / "checkpoints" / "last.ckpt"
     if trainer.is_global_zero:
         model = load_checkpoint(source) if source.exists() else module.model
