@@ -297,3 +297,42 @@ def test_augmentation_keeps_lengths_and_shifts_pitch():
     assert abs(peak_hz - 600) < 5
     mixture, target, *_ = ds[0]
     assert mixture.shape == (rate,) and target.shape == (1, rate)
+
+
+def test_phases_switch_crops_by_epoch_and_after_resume(tmp_path, monkeypatch):
+    """data.phases changes crop length and batch size from a given epoch on, also in a resumed run;
+    a malformed phase is refused when the config loads."""
+    from lass.train import module
+    from lass.train.config import load_config
+    from lass.train.run import train
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data)  # 8 examples of 4: 2 steps per epoch
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"]["phases"] = [{"from_epoch": 1, "segment_seconds": 0.5, "batch_size": 2}]
+    config.write_text(yaml.safe_dump(cfg))
+    rate = load_config(config).model.sample_rate
+    seen = []
+    step = module.LassModule.training_step
+
+    def spy(self, batch, batch_idx):
+        seen.append((self.current_epoch, tuple(batch[0].shape)))
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(module.LassModule, "training_step", spy)
+    train(load_config(config), progress=False)
+    long, short = (4, rate), (2, rate // 2)
+    assert seen == [(0, long), (0, long), (1, short), (1, short)]
+    seen.clear()
+    resumed = load_config(config)
+    resumed.trainer["max_steps"] = 6
+    train(resumed, resume=str(tmp_path / "run" / "checkpoints" / "last.ckpt"), progress=False)
+    assert seen == [(2, short), (2, short)]
+
+    for bad, message in (({"segment_seconds": 2.0}, "from_epoch"), ({"from_epoch": 0}, ">= 1"),
+                         ({"from_epoch": 2, "batch_size": 0}, "batch_size must be positive"),
+                         ({"from_epoch": 2, "crop": 1}, "from_epoch and any of")):
+        cfg["data"]["phases"] = [bad]
+        config.write_text(yaml.safe_dump(cfg))
+        with pytest.raises(ValueError, match=message):
+            load_config(config)

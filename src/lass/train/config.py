@@ -25,6 +25,23 @@ class DataConfig:
     batch_size: int = 12
     num_workers: int = 0
     mixing: MixingConfig = field(default_factory=MixingConfig)
+    # later phases with other crops, e.g. [{from_epoch: 5, segment_seconds: 4.0, batch_size: 16}]: short
+    # crops learn faster early, long ones match the context the network gets at inference. An epoch
+    # keeps examples_per_epoch / batch_size steps in every phase.
+    phases: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.examples_per_epoch // self.batch_size)
+
+    def crop_at(self, epoch: int) -> tuple[float, int]:
+        """(segment seconds, mixtures per step) for an epoch."""
+        seconds, batch = self.mixing.segment_seconds, self.batch_size
+        for phase in sorted(self.phases, key=lambda p: p["from_epoch"]):
+            if epoch >= phase["from_epoch"]:
+                seconds = phase.get("segment_seconds", seconds)
+                batch = phase.get("batch_size", batch)
+        return float(seconds), int(batch)
 
 
 @dataclass
@@ -76,6 +93,19 @@ def _resolve_paths(specs: list[dict], base: Path) -> None:
                     spec[key] = str(cand)
 
 
+def _check_phases(phases: list[dict]) -> None:
+    allowed = {"from_epoch", "segment_seconds", "batch_size"}
+    for phase in phases:
+        if not isinstance(phase, dict) or "from_epoch" not in phase or set(phase) - allowed:
+            raise ValueError(f"data.phases: each phase is a mapping with from_epoch and any of segment_seconds, "
+                             f"batch_size; got {phase!r}")
+        if not isinstance(phase["from_epoch"], int) or phase["from_epoch"] < 1:
+            raise ValueError(f"data.phases: from_epoch must be an integer >= 1, got {phase['from_epoch']!r}")
+        for key in ("segment_seconds", "batch_size"):
+            if key in phase and not phase[key] > 0:
+                raise ValueError(f"data.phases: {key} must be positive, got {phase[key]!r}")
+
+
 def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     with open(path) as f:
@@ -89,6 +119,7 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ValueError(f"optim.muon_lr_scale must be > 0, got {config.optim.muon_lr_scale}")
     if not 0 <= config.optim.ema_decay < 1:
         raise ValueError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
+    _check_phases(config.data.phases)
     _resolve_paths(config.data.train, base)
     if config.data.validation:
         _resolve_paths([config.data.validation], base)

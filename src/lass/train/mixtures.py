@@ -86,6 +86,11 @@ class TrainingMixtures(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def set_crop(self, segment_seconds: float, examples: int) -> None:
+        """Switch crop length and epoch size between epochs (training phases)."""
+        self.segment = int(round(segment_seconds * self.bank.sample_rate))
+        self.length = examples
+
     def _source(self, rng: np.random.Generator, index: int, active: bool) -> np.ndarray:
         """A crop of one clip, augmented with probability `augment_prob`."""
         cfg = self.config

@@ -8,8 +8,9 @@ import torch
 
 from ..metrics import sdr, si_sdr
 from ..models.separator import MaskSeparator
-from .config import TrainConfig
+from .config import DataConfig, TrainConfig
 from .losses import get_loss
+from .mixtures import TrainingMixtures
 from .optimizers import build_optimizer
 
 
@@ -73,11 +74,26 @@ class LassModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-class EpochSetter(L.Callback):
-    """Tells the map-style mixture dataset which epoch it is, so every epoch draws new mixtures."""
+class MixtureData(L.LightningDataModule):
+    """Training and validation loaders. The training loader is rebuilt every epoch (the trainer runs
+    with `reload_dataloaders_every_n_epochs=1`) so that each epoch draws new mixtures and its crops
+    follow `data.phases`."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset: TrainingMixtures, config: DataConfig, validation=None):
+        super().__init__()
         self.dataset = dataset
+        self.config = config
+        self.validation = validation
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.dataset.epoch = trainer.current_epoch
+    def train_dataloader(self):
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        seconds, batch = self.config.crop_at(epoch)
+        self.dataset.epoch = epoch
+        self.dataset.set_crop(seconds, self.config.steps_per_epoch * batch)
+        return torch.utils.data.DataLoader(self.dataset, batch_size=batch, shuffle=False,
+                                           num_workers=self.config.num_workers, drop_last=True)
+
+    def val_dataloader(self):
+        if self.validation is None:
+            return []
+        return torch.utils.data.DataLoader(self.validation, batch_size=25)

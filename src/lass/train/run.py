@@ -43,7 +43,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     from lightning.pytorch.loggers import CSVLogger
 
     from ..models import registry
-    from .module import EpochSetter, LassModule
+    from .module import LassModule, MixtureData
 
     L.seed_everything(config.seed, verbose=False)
     out = Path(config.output_dir)
@@ -60,10 +60,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     table, query_index = build_query_table(bank.label_names, encoder)
     dataset = TrainingMixtures(bank, config.data.mixing, query_index, config.data.examples_per_epoch,
                                config.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=config.data.batch_size, shuffle=False,
-                                         num_workers=config.data.num_workers, drop_last=True)
-    validation = build_validation(config, encoder)
-    val_loader = (torch.utils.data.DataLoader(validation, batch_size=25) if validation is not None else None)
+    data = MixtureData(dataset, config.data, build_validation(config, encoder))
 
     module = LassModule(config, table)
     if init:
@@ -73,7 +70,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
             module = LassModule(config, table)
         module.model.load_state_dict(source.state_dict())
 
-    callbacks = [EpochSetter(dataset), LearningRateMonitor("step"),
+    callbacks = [LearningRateMonitor("step"),
                  ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                  every_n_epochs=1, save_top_k=1)]
     if config.optim.ema_decay > 0:
@@ -81,23 +78,24 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
 
         callbacks.append(EMAWeightAveraging(decay=config.optim.ema_decay))
     best_checkpoint = None
-    if val_loader is not None:
+    if data.validation is not None:
         best_checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
                                           mode="max", save_top_k=1)
         callbacks.append(best_checkpoint)
     trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000, "log_every_n_steps": 25,
                     "gradient_clip_val": 5.0, "enable_progress_bar": progress, "num_sanity_val_steps": 0,
-                    "enable_model_summary": False}
+                    "enable_model_summary": False,
+                    "reload_dataloaders_every_n_epochs": 1}
     trainer_args.update(config.trainer)
     trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
                         callbacks=callbacks, **trainer_args)
-    trainer.fit(module, loader, val_loader, ckpt_path=resume)
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
 
     best = out / "checkpoints" / "best.ckpt"
     if best_checkpoint is not None and module.validated_step != trainer.global_step:
         # stopped between validations (max_steps or max_time inside an epoch): the steps since the
         # last check are validated too, so the exported model is not silently an older one
-        score = trainer.validate(module, val_loader, verbose=False)[0]["val_sdri"]
+        score = trainer.validate(module, data.val_dataloader(), verbose=False)[0]["val_sdri"]
         previous = best_checkpoint.best_model_score
         if previous is None or score > float(previous):
             trainer.save_checkpoint(best, weights_only=False)
