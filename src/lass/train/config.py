@@ -99,11 +99,13 @@ def _check_phases(phases: list[dict]) -> None:
         if not isinstance(phase, dict) or "from_epoch" not in phase or set(phase) - allowed:
             raise ValueError(f"data.phases: each phase is a mapping with from_epoch and any of segment_seconds, "
                              f"batch_size; got {phase!r}")
-        if not isinstance(phase["from_epoch"], int) or phase["from_epoch"] < 1:
-            raise ValueError(f"data.phases: from_epoch must be an integer >= 1, got {phase['from_epoch']!r}")
-        for key in ("segment_seconds", "batch_size"):
-            if key in phase and not phase[key] > 0:
-                raise ValueError(f"data.phases: {key} must be positive, got {phase[key]!r}")
+        epoch = phase["from_epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+            raise ValueError(f"data.phases: from_epoch must be an integer >= 1, got {epoch!r}")
+        for key, kind in (("segment_seconds", (int, float)), ("batch_size", int)):
+            value = phase.get(key, 1)
+            if not isinstance(value, kind) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"data.phases: {key} must be a positive number, got {value!r}")
 
 
 def load_config(path: str | Path) -> TrainConfig:
