@@ -19,11 +19,13 @@ def test_time_major_depthwise_equals_conv1d(kernel, dilation):
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-def test_receptive_field_is_exact():
-    """Perturbing one frame changes the mask exactly within receptive_field frames of it."""
+@pytest.mark.parametrize("front,expected", [((), 7), ((4, 4), 9)])
+def test_receptive_field_is_exact(front, expected):
+    """Perturbing one frame changes the mask exactly within receptive_field frames of it (each 3x3
+    convolution of the optional 2-D front end adds one frame)."""
     torch.manual_seed(0)
     net = FiLMTCN(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2, 4),
-                  repeats=1).eval()
+                  repeats=1, front_channels=front).eval()
     for p in net.parameters():  # zero-initialised layers would hide the dependence
         torch.nn.init.normal_(p, std=0.3)
     mag = torch.rand(1, 33, 61) + 0.1
@@ -34,7 +36,7 @@ def test_receptive_field_is_exact():
         changed = (net(mag, cond) - net(bumped, cond)).abs().amax(dim=(0, 1)) > 0
     frames = torch.nonzero(changed).flatten()
     rf = net.receptive_field
-    assert rf == 7
+    assert rf == expected
     assert frames.min().item() == 30 - rf and frames.max().item() == 30 + rf
 
 

@@ -116,6 +116,9 @@ class SpectralFront(nn.Module):
         self.proj = nn.Linear(cin * bins, channels)
         self.act = nn.GELU()
 
+    # eager even inside a compiled network: torch 2.13's inductor emits C++ that does not compile for
+    # the backward of these bf16 convolutions ("conflicting declaration at_BFloat16_tmp_acc0_vec")
+    @torch.compiler.disable
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, F, T) -> (B, T, channels)"""
         x = features.unsqueeze(1)  # (B, 1, F, T)
