@@ -71,6 +71,25 @@ def test_train_export_and_resume(tmp_path):
     assert validated and int(validated[-1][header.index("step")]) >= 6
 
 
+def test_time_limit_before_max_steps_warns_and_still_exports(tmp_path):
+    # on a machine slower than the recipe's, max_time ends the run first: say so instead of a silent short model
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, max_steps=100000, max_time="00:00:00:01")
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "max_time (00:00:00:01) stopped training at step" in done.stderr
+    assert "of 100000" in done.stderr and "--resume" in done.stderr
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    # the README's remedy: resume with a longer limit, which the checkpoint's carried timer then allows
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+    done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_time=00:01:00:00",
+                    "--set", f"max_steps={step + 2}", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "warning" not in done.stderr
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == step + 2
+
+
 def test_ema_weights_are_validated_checkpointed_and_exported(tmp_path):
     from lass.train.run import load_checkpoint
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,13 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
                         callbacks=callbacks, **trainer_args)
     trainer.fit(module, datamodule=data, ckpt_path=resume)
+    max_steps = trainer_args.get("max_steps", -1)
+    if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
+        # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one
+        print(f"lass: warning: trainer.max_time ({trainer_args['max_time']}) stopped training at step "
+              f"{trainer.global_step} of {max_steps}, so the model is not the recipe's full result. To go on, "
+              f"resume from {out / 'checkpoints' / 'last.ckpt'} (the last epoch's end) with a longer limit: "
+              f"--resume ... --set max_time=DD:HH:MM:SS", file=sys.stderr, flush=True)
 
     best = out / "checkpoints" / "best.ckpt"
     if best_checkpoint is not None and module.validated_step != trainer.global_step:
