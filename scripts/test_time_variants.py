@@ -6,7 +6,9 @@ beyond one pass with the user's query help? Each 5 s mixture is separated whole 
 Variants: the shipped mask power against raw masks; a second pass on the first estimate (masks
 multiplied, with exponents); a generic negative query; the input scaled by a fixed gain or
 normalised to a fixed RMS level (the mask is applied to the unscaled mixture, so only what the
-network sees changes). Results: docs/benchmarks.md.
+network sees changes). With `--ensemble OTHER.safetensors ...`: the masks of other models (same STFT)
+averaged with this one's, and the model whose weights are the average of all of them (for checkpoints
+of one run), instead of the other variants. Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -21,12 +23,29 @@ from lass.evaluation.protocols import label_mixtures
 from lass.metrics import sdr, si_sdr
 
 
+def report_ensembles(paths: list[str], model, masks, mixture: torch.Tensor, conds: torch.Tensor,
+                     first: torch.Tensor, report) -> None:
+    """Average this model's masks with other models' masks, and (same architecture) their weights."""
+    others = [Separator(path).model for path in paths]
+    total = first
+    for other in others:
+        if (other.config.n_fft, other.config.hop_length) != (model.config.n_fft, model.config.hop_length):
+            raise SystemExit(f"--ensemble: {other.config.name} has another STFT; its masks cannot be averaged")
+        total = total + masks(mixture, conds, other.network).pow(other.config.mask_power)
+    report(f"masks of {1 + len(others)} models averaged", total / (1 + len(others)))
+    states = [model.state_dict()] + [other.state_dict() for other in others]
+    if all(state.keys() == states[0].keys() for state in states):
+        model.load_state_dict({key: sum(state[key].float() for state in states) / len(states) for key in states[0]})
+        report(f"weights of {len(states)} models averaged", masks(mixture, conds).pow(model.config.mask_power))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--folds", type=int, nargs="+", default=[4])
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("-m", "--model", default=None)
+    parser.add_argument("--ensemble", nargs="+", default=[], metavar="MODEL", help="other models to average with")
     opts = parser.parse_args()
     torch.set_grad_enabled(False)
 
@@ -41,8 +60,9 @@ def main() -> None:
     spec = model.stft(mixture)
     sdr0, si0 = sdr(mixture, target), si_sdr(mixture, target)
 
-    def masks(wav: torch.Tensor, conds: torch.Tensor, batch: int = 25) -> torch.Tensor:
-        return torch.cat([model.network(model.stft(wav[i : i + batch]).abs(), conds[i : i + batch])
+    def masks(wav: torch.Tensor, conds: torch.Tensor, network=None, batch: int = 25) -> torch.Tensor:
+        network = model.network if network is None else network
+        return torch.cat([network(model.stft(wav[i : i + batch]).abs(), conds[i : i + batch])
                           for i in range(0, len(wav), batch)])
 
     def report(name: str, mask: torch.Tensor) -> None:
@@ -54,6 +74,8 @@ def main() -> None:
     first = masks(mixture, conds)
     report(f"one pass, mask power {power:g} (shipped)", first.pow(power))
     report("one pass, mask power 1 (raw)", first)
+    if opts.ensemble:
+        return report_ensembles(opts.ensemble, model, masks, mixture, conds, first.pow(power), report)
     second = masks(model.stft.inverse(spec * first.pow(power), mixture.shape[-1]), conds)
     for a, b in [(1.0, 1.0), (power, 0.3), (power, 0.5), (power, power)]:
         report(f"two passes, powers {a:g} and {b:g}", first.pow(a) * second.pow(b))
