@@ -19,13 +19,13 @@ def test_time_major_depthwise_equals_conv1d(kernel, dilation):
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("front,expected", [((), 7), ((4, 4), 9)])
-def test_receptive_field_is_exact(front, expected):
+@pytest.mark.parametrize("front,refiner,expected", [((), (), 7), ((4, 4), (), 9), ((), (4,), 9), ((4,), (4, 4), 11)])
+def test_receptive_field_is_exact(front, refiner, expected):
     """Perturbing one frame changes the mask exactly within receptive_field frames of it (each 3x3
-    convolution of the optional 2-D front end adds one frame)."""
+    convolution of the optional 2-D front end or mask refiner adds one frame)."""
     torch.manual_seed(0)
     net = FiLMTCN(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2, 4),
-                  repeats=1, front_channels=front).eval()
+                  repeats=1, front_channels=front, refiner_channels=refiner).eval()
     for p in net.parameters():  # zero-initialised layers would hide the dependence
         torch.nn.init.normal_(p, std=0.3)
     mag = torch.rand(1, 33, 61) + 0.1
@@ -40,12 +40,13 @@ def test_receptive_field_is_exact(front, expected):
     assert frames.min().item() == 30 - rf and frames.max().item() == 30 + rf
 
 
-@pytest.mark.parametrize("stride,tail,shared", [(1, (), 0), (4, (1,), 0), (1, (), 1)])
-def test_one_encoding_serves_many_queries(stride, tail, shared):
+@pytest.mark.parametrize("stride,tail,shared,refiner", [(1, (), 0, ()), (4, (1,), 0, ()), (1, (), 1, ()),
+                                                        (1, (), 1, (4,)), (4, (), 0, (4,))])
+def test_one_encoding_serves_many_queries(stride, tail, shared, refiner):
     """A mixture encoded once and decoded for several queries gives each query's own mask."""
     torch.manual_seed(0)
     net = FiLMTCN(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=1,
-                  time_stride=stride, tail_dilations=tail, shared_blocks=shared).eval()
+                  time_stride=stride, tail_dilations=tail, shared_blocks=shared, refiner_channels=refiner).eval()
     for p in net.parameters():  # zero-initialised FiLM layers would make every query's mask the same
         torch.nn.init.normal_(p, std=0.3)
     mag, conds = torch.rand(1, 33, 21) + 0.1, torch.randn(3, 8)

@@ -127,6 +127,39 @@ class SpectralFront(nn.Module):
         return self.proj(x.flatten(1, 2).transpose(1, 2))
 
 
+class MaskRefiner(nn.Module):
+    """Optional 2-D convolutions over (frequency, time) on the mask logits beside the mixture's
+    normalised log-magnitude. The dense output projection makes every frame's mask from `channels`
+    numbers; this lets each bin follow the mixture's own fine structure (a harmonic, an onset) at full
+    resolution. The last convolution starts at zero, so the refiner starts as the identity."""
+
+    def __init__(self, widths: tuple[int, ...]):
+        super().__init__()
+        convs, cin = [], 2
+        for width in widths:
+            convs.append(nn.Conv2d(cin, width, 3, padding=1))
+            cin = width
+        self.convs = nn.ModuleList(convs)
+        self.out = nn.Conv2d(cin, 1, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.act = nn.GELU()
+
+    @property
+    def context(self) -> int:
+        return len(self.convs) + 1
+
+    @torch.compiler.disable  # eager, for the same inductor failure as SpectralFront
+    def forward(self, logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """logits and features (B, F, T) -> refined logits (B, F, T)"""
+        # channels-last: a bf16 training step (16 x 4 s, front end [8, 16], refiner [16]) took 1.12 s instead of
+        # 1.40 s on an AMD EPYC (scripts/train_step_time.py); SpectralFront's strided convolutions gained nothing
+        x = torch.stack([logits, features.to(logits.dtype)], 1).contiguous(memory_format=torch.channels_last)
+        for conv in self.convs:
+            x = self.act(conv(x))
+        return logits + self.out(x)[:, 0]
+
+
 class FiLMTCN(nn.Module):
     """Magnitude (B, F, T) and condition (B, C) -> mask in [0, 1] of shape (B, F, T)."""
 
@@ -141,6 +174,7 @@ class FiLMTCN(nn.Module):
         dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
         repeats: int = 2,
         front_channels: tuple[int, ...] = (),
+        refiner_channels: tuple[int, ...] = (),
         time_stride: int = 1,
         tail_dilations: tuple[int, ...] = (),
         shared_blocks: int = 0,
@@ -148,6 +182,7 @@ class FiLMTCN(nn.Module):
     ):
         super().__init__()
         self.eps = eps
+        self.channels = channels
         self.cond_mlp = condition_mlp(cond_dim, cond_hidden)
         self.input_norm = nn.BatchNorm1d(n_bins, affine=True)
         self.input_proj = nn.Linear(n_bins, channels)
@@ -175,6 +210,7 @@ class FiLMTCN(nn.Module):
         self.tail = nn.ModuleList(FiLMBlock(channels, hidden, cond_hidden, kernel, d) for d in tail_dilations)
         self.output_norm = nn.LayerNorm(channels)
         self.output_proj = nn.Linear(channels, n_bins)
+        self.refiner = MaskRefiner(tuple(refiner_channels)) if refiner_channels else None
 
     @property
     def receptive_field(self) -> int:
@@ -183,17 +219,21 @@ class FiLMTCN(nn.Module):
         stride = self.time_stride
         frames = stride * sum(blk.depthwise.context for blk in (*self.trunk, *self.blocks)) + stride - 1
         frames += sum(blk.depthwise.context for blk in self.tail)
-        return frames + (len(self.front.convs) if self.front is not None else 0)
+        frames += len(self.front.convs) if self.front is not None else 0
+        return frames + (self.refiner.context if self.refiner is not None else 0)
 
     def encode_mixture(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Query-independent part, (B, F, T) -> (B, T, C), computed once per mixture and shared by
-        all its queries."""
+        all its queries. With a refiner, the normalised log-magnitude rides along as the last F channels
+        (B, T, C + F): the refiner reads it after the query-dependent blocks."""
         features = self.input_norm(torch.log(magnitude + self.eps))
         encoded = self.input_proj(features.transpose(1, 2))
         if self.front is not None:
             encoded = encoded + self.front(features)
         for block in self.trunk:
             encoded = block(encoded)
+        if self.refiner is not None:
+            encoded = torch.cat([encoded, features.transpose(1, 2).to(encoded.dtype)], dim=-1)
         return encoded
 
     def _strided_blocks(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -216,6 +256,8 @@ class FiLMTCN(nn.Module):
         """Encoded mixtures (1 or B, T, C) and conditions (B*k, cond_dim), k per mixture -> masks (B*k, F, T)."""
         c = self.cond_mlp(cond)
         x = per_query(x, c.shape[0])
+        if self.refiner is not None:
+            x, features = x[..., : self.channels], x[..., self.channels :]
         gamma, beta = self.input_film(c).unsqueeze(1).chunk(2, dim=-1)
         x = x * (1 + gamma) + beta
         if self.time_stride > 1:
@@ -225,4 +267,7 @@ class FiLMTCN(nn.Module):
                 x = block(x, c)
         for block in self.tail:
             x = block(x, c)
-        return torch.sigmoid(self.output_proj(self.output_norm(x)).transpose(1, 2))
+        logits = self.output_proj(self.output_norm(x)).transpose(1, 2)
+        if self.refiner is not None:
+            logits = self.refiner(logits, features.transpose(1, 2))
+        return torch.sigmoid(logits)
