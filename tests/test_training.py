@@ -71,6 +71,35 @@ def test_train_export_and_resume(tmp_path):
     assert validated and int(validated[-1][header.index("step")]) >= 6
 
 
+def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
+    # resuming from the first epoch's last.ckpt once wrote best-v1.ckpt beside best.ckpt and exported the stale one
+    from safetensors.torch import load_file
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, max_steps=2)  # one epoch of 2 steps, then validation
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    checkpoints = tmp_path / "run" / "checkpoints"
+    done = lass_cmd("train", "--config", str(config), "--resume", str(checkpoints / "last.ckpt"),
+                    "--set", "max_steps=8", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    scores = {}
+    for version in ("version_0", "version_1"):
+        lines = (tmp_path / "run" / "logs" / version / "metrics.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        for row in (line.split(",") for line in lines[1:]):
+            if row[header.index("val_sdri")]:
+                scores[int(row[header.index("epoch")])] = float(row[header.index("val_sdri")])
+    assert sorted(scores) == [0, 1, 2, 3]
+    best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["global_step"] == 2 * (max(scores, key=scores.get) + 1)  # 2 steps per epoch
+    exported = load_file(tmp_path / "run" / "model.safetensors")
+    weights = {key.removeprefix("model."): value for key, value in best["state_dict"].items()}
+    assert exported.keys() <= weights.keys() and len(exported) > 10
+    assert all(torch.equal(exported[key], weights[key].to(exported[key].dtype)) for key in exported)
+
+
 def test_time_limit_before_max_steps_warns_and_still_exports(tmp_path):
     # on a machine slower than the recipe's, max_time ends the run first: say so instead of a silent short model
     data = synthetic_class_folders(tmp_path / "data")

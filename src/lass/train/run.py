@@ -71,18 +71,20 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
             module = LassModule(config, table)
         module.model.load_state_dict(source.state_dict())
 
-    callbacks = [LearningRateMonitor("step"),
-                 ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
-                                 every_n_epochs=1, save_top_k=1)]
+    callbacks = [LearningRateMonitor("step")]
     if config.optim.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
         callbacks.append(EMAWeightAveraging(decay=config.optim.ema_decay))
     best_checkpoint = None
     if data.validation is not None:
+        # before the "last" checkpoint, so that last.ckpt carries this epoch's best score and path: resuming
+        # from it then overwrites best.ckpt only with a better model, instead of writing best-v1.ckpt beside it
         best_checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
                                           mode="max", save_top_k=1)
         callbacks.append(best_checkpoint)
+    callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
+                                     every_n_epochs=1, save_top_k=1))
     trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000, "log_every_n_steps": 25,
                     "gradient_clip_val": 5.0, "enable_progress_bar": progress, "num_sanity_val_steps": 0,
                     "enable_model_summary": False,
@@ -100,6 +102,8 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
               f"--resume ... --set max_time=DD:HH:MM:SS", file=sys.stderr, flush=True)
 
     best = out / "checkpoints" / "best.ckpt"
+    if best_checkpoint is not None and best_checkpoint.best_model_path:
+        best = Path(best_checkpoint.best_model_path)  # the file the callback keeps, whatever it is named
     if best_checkpoint is not None and module.validated_step != trainer.global_step:
         # stopped between validations (max_steps or max_time inside an epoch): the steps since the
         # last check are validated too, so the exported model is not silently an older one
