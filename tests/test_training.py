@@ -1,6 +1,7 @@
 """Training: a few real optimisation steps on generated data, DDP with 2 CPU processes, fine-tuning, export."""
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -30,6 +31,12 @@ def write_config(tmp_path, data_root, optim=None, **trainer):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def validation_rows(run_dir, version: str) -> list[dict]:
+    """The rows of a run's CSV log that carry a validation score."""
+    with open(run_dir / "logs" / version / "metrics.csv", newline="") as log:
+        return [row for row in csv.DictReader(log) if row["val_sdri"]]
 
 
 def lass_cmd(*args):
@@ -65,10 +72,8 @@ def test_train_export_and_resume(tmp_path):
     # a run that stops inside an epoch (2 steps each here) still validates its last weights
     done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_steps=7", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
-    logged = (tmp_path / "run" / "logs" / "version_2" / "metrics.csv").read_text().splitlines()
-    header = logged[0].split(",")
-    validated = [row.split(",") for row in logged[1:] if row.split(",")[header.index("val_sdri")]]
-    assert validated and int(validated[-1][header.index("step")]) >= 6
+    validated = validation_rows(tmp_path / "run", "version_2")
+    assert validated and int(validated[-1]["step"]) >= 6
 
 
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
@@ -84,13 +89,8 @@ def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
                     "--set", "max_steps=8", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
-    scores = {}
-    for version in ("version_0", "version_1"):
-        lines = (tmp_path / "run" / "logs" / version / "metrics.csv").read_text().splitlines()
-        header = lines[0].split(",")
-        for row in (line.split(",") for line in lines[1:]):
-            if row[header.index("val_sdri")]:
-                scores[int(row[header.index("epoch")])] = float(row[header.index("val_sdri")])
+    scores = {int(row["epoch"]): float(row["val_sdri"])
+              for version in ("version_0", "version_1") for row in validation_rows(tmp_path / "run", version)}
     assert sorted(scores) == [0, 1, 2, 3]
     best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
     assert best["global_step"] == 2 * (max(scores, key=scores.get) + 1)  # 2 steps per epoch
