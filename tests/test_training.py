@@ -347,6 +347,49 @@ def test_augmentation_keeps_lengths_and_shifts_pitch():
     assert mixture.shape == (rate,) and target.shape == (1, rate)
 
 
+def test_synthetic_room_decays_at_its_rt60_and_keeps_lengths(tmp_path):
+    """The room's tail holds drr_db less energy than the direct path and falls 60 dB in rt60; a
+    source put in a room keeps the segment length and gains a tail after an impulse; a room with no
+    reverberation time is refused when the config loads."""
+    from lass.datasets import ClipBank
+    from lass.train.config import load_config
+    from lass.train.mixtures import MixingConfig, TrainingMixtures, synthetic_room
+
+    rate = 8000
+    room = synthetic_room(np.random.default_rng(0), rate, rt60=0.5, drr_db=6.0)
+    assert room[0] == 1.0 and len(room) == rate // 2
+    assert 10 * np.log10(np.sum(room[1:] ** 2)) == pytest.approx(-6.0, abs=1e-6)
+    envelope_db = 10 * np.log10(np.convolve(room[1:] ** 2, np.ones(200) / 200, mode="valid"))
+    slope = np.polyfit(np.arange(len(envelope_db)) / rate, envelope_db, 1)[0]
+    assert slope == pytest.approx(-60 / 0.5, rel=0.1)
+
+    bank = ClipBank([], rate)
+    click = np.zeros(rate // 4, dtype=np.float32)
+    click[0] = 1.0
+    for k, label in enumerate(["a", "b"]):
+        bank.by_label[label].append(k)
+        bank.clips.append(click)
+        bank.labels.append(label)
+    bank.label_names = ["a", "b"]
+    cfg = MixingConfig(segment_seconds=1.0, reverb_prob=1.0, rt60_range=(0.3, 0.3), drr_db=(0.0, 0.0))
+    ds = TrainingMixtures(bank, cfg, {"a": [0], "b": [1]}, examples_per_epoch=4)
+    source = ds._source(np.random.default_rng(1), 0, active=True)
+    assert source.shape == (rate,)
+    onset = int(np.argmax(np.abs(source)))
+    tail = source[onset + 1 :]
+    expected = min(1.0, np.sum(room[1 : len(tail) + 1] ** 2) / np.sum(room[1:] ** 2))  # 0 dB, maybe cut short
+    assert np.sum(tail ** 2) > 0.2 * expected and np.sum(source[:onset] ** 2) < 1e-9
+    dry = TrainingMixtures(bank, MixingConfig(segment_seconds=1.0), {"a": [0], "b": [1]}, examples_per_epoch=4)
+    assert np.count_nonzero(dry._source(np.random.default_rng(1), 0, active=True)) == 1
+
+    config = write_config(tmp_path, tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["mixing"]["rt60_range"] = [0.0, 0.5]
+    config.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"rt60_range must be \[shortest, longest\] seconds, both > 0, got \[0.0, 0.5\]"):
+        load_config(config)
+
+
 def test_phases_switch_crops_by_epoch_and_after_resume(tmp_path, monkeypatch):
     """data.phases changes crop length and batch size from a given epoch on, also in a resumed run;
     a malformed phase is refused when the config loads."""

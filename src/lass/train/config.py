@@ -122,6 +122,9 @@ def load_config(path: str | Path) -> TrainConfig:
     if not 0 <= config.optim.ema_decay < 1:
         raise ValueError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
     _check_phases(config.data.phases)
+    rt60 = config.data.mixing.rt60_range
+    if len(rt60) != 2 or not 0 < rt60[0] <= rt60[1]:
+        raise ValueError(f"data.mixing.rt60_range must be [shortest, longest] seconds, both > 0, got {list(rt60)}")
     _resolve_paths(config.data.train, base)
     if config.data.validation:
         _resolve_paths([config.data.validation], base)

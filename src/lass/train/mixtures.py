@@ -2,8 +2,8 @@
 
 Each example: a target crop (chosen where the target is active), 1-3 interferers of other
 classes at a random target-to-interference ratio, a random level and polarity. Each source may be
-augmented (speed and pitch by resampling, a random smooth equaliser) so that a small set of clips
-generalises to new recordings of its class. A share of the examples carries a negative query (an
+augmented (speed and pitch by resampling, a random smooth equaliser, a synthetic room) so that a
+small set of clips generalises to new recordings of its class. A share of the examples carries a negative query (an
 interferer's label); another share asks for a class that is absent from the mixture, whose
 correct answer is silence. With `queries_per_mixture` k > 1 an example carries k query slots: its own
 query and other sources of the same mixture (or absent classes), each with its own reference; when
@@ -36,6 +36,11 @@ class MixingConfig:
     augment_prob: float = 0.0  # chance that a source gets a random speed and a random equaliser
     speed_range: tuple[float, float] = (0.85, 1.18)  # resampling factor: tempo and pitch together
     eq_db: float = 6.0  # largest gain of the random equaliser, in dB
+    # chance that a source is heard in a synthetic room; its reference is the reverberant source, so the
+    # network learns to keep a sound's tail, not to remove it
+    reverb_prob: float = 0.0
+    rt60_range: tuple[float, float] = (0.15, 0.8)  # reverberation time (to -60 dB), seconds
+    drr_db: tuple[float, float] = (0.0, 15.0)  # direct-to-reverberant energy ratio, dB
     # > 1: also ask for interferers of the same mixture (each with its own reference), so a network
     # with a query-independent trunk (film_tcn `shared_blocks`) learns from several sources per pass
     queries_per_mixture: int = 1
@@ -53,6 +58,23 @@ def random_eq(rng: np.random.Generator, audio: np.ndarray, max_db: float) -> np.
     octaves = np.log2(np.maximum(np.arange(spectrum.shape[-1]), 1) / (spectrum.shape[-1] - 1))
     gain_per_bin = np.interp(octaves / 10 + 1, position, gain)  # below the range: the lowest gain
     return np.fft.irfft(spectrum * gain_per_bin, n).astype(np.float32)
+
+
+def synthetic_room(rng: np.random.Generator, rate: int, rt60: float, drr_db: float) -> np.ndarray:
+    """A room impulse response: the direct path, then exponentially decaying noise (Polack's model)
+    whose energy sits `drr_db` below the direct path's."""
+    t = np.arange(1, max(2, int(rt60 * rate))) / rate
+    tail = rng.standard_normal(len(t)) * np.exp(-3 * np.log(10) * t / rt60)  # amplitude: -60 dB at rt60
+    tail *= 10 ** (-drr_db / 20) / np.sqrt(np.sum(tail ** 2))
+    return np.concatenate([[1.0], tail])
+
+
+def convolve(audio: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """Linear convolution by FFT, cut to the input's length."""
+    n = len(audio) + len(response) - 1
+    size = 1 << (n - 1).bit_length()
+    out = np.fft.irfft(np.fft.rfft(audio, size) * np.fft.rfft(response, size), size)
+    return out[: len(audio)].astype(np.float32)
 
 
 def _frame_energies(clip: np.ndarray, frame: int) -> np.ndarray:
@@ -92,16 +114,20 @@ class TrainingMixtures(torch.utils.data.Dataset):
         self.length = examples
 
     def _source(self, rng: np.random.Generator, index: int, active: bool) -> np.ndarray:
-        """A crop of one clip, augmented with probability `augment_prob`."""
+        """A crop of one clip, augmented with probability `augment_prob`, in a room with `reverb_prob`."""
         cfg = self.config
         if cfg.augment_prob <= 0 or rng.random() >= cfg.augment_prob:
-            return self._crop(rng, index, active, self.segment)
-        speed = float(np.exp(rng.uniform(*np.log(cfg.speed_range))))
-        source = self._crop(rng, index, active, int(round(self.segment * speed)))
-        source = resample(source, len(source), self.segment)[: self.segment]  # `speed` x faster
-        source = np.pad(source, (0, self.segment - len(source))).astype(np.float32)
-        if cfg.eq_db > 0:
-            source = random_eq(rng, source, cfg.eq_db)
+            source = self._crop(rng, index, active, self.segment)
+        else:
+            speed = float(np.exp(rng.uniform(*np.log(cfg.speed_range))))
+            source = self._crop(rng, index, active, int(round(self.segment * speed)))
+            source = resample(source, len(source), self.segment)[: self.segment]  # `speed` x faster
+            source = np.pad(source, (0, self.segment - len(source))).astype(np.float32)
+            if cfg.eq_db > 0:
+                source = random_eq(rng, source, cfg.eq_db)
+        if cfg.reverb_prob > 0 and rng.random() < cfg.reverb_prob:
+            room = synthetic_room(rng, self.bank.sample_rate, rng.uniform(*cfg.rt60_range), rng.uniform(*cfg.drr_db))
+            source = convolve(source, room)
         return source
 
     def _crop(self, rng: np.random.Generator, index: int, active: bool, seg: int) -> np.ndarray:
