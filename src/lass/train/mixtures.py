@@ -3,9 +3,9 @@
 Each example: a target crop (chosen where the target is active), 1-3 interferers of other
 classes at a random target-to-interference ratio, a random level and polarity. Each source may be
 augmented (speed and pitch by resampling, a random smooth equaliser, a synthetic room) so that a
-small set of clips generalises to new recordings of its class. A share of the examples carries a negative query (an
-interferer's label); another share asks for a class that is absent from the mixture, whose
-correct answer is silence. With `queries_per_mixture` k > 1 an example carries k query slots: its own
+small set of clips generalises to new recordings of its class. A share of the examples carries a
+negative query (an interferer's label); another share asks for a class that is absent from the
+mixture, whose correct answer is silence. With `queries_per_mixture` k > 1 an example carries k query slots: its own
 query and other sources of the same mixture (or absent classes), each with its own reference; when
 the mixture has fewer sources than slots, a spare slot asks for an absent class at `absent_prob` and
 otherwise asks again for one of its sources.
