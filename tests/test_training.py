@@ -428,3 +428,28 @@ def test_phases_switch_crops_by_epoch_and_after_resume(tmp_path, monkeypatch):
         config.write_text(yaml.safe_dump(cfg))
         with pytest.raises(ValueError, match=message):
             load_config(config)
+
+
+def test_shipped_training_lists_keep_the_held_out_recordings_unheard():
+    """The held-out recordings (and the stem song kept for evaluation) measure generalisation only while no
+    training manifest holds their files, and their classes that no training label names (a frame drum, an
+    orchestra) only while no training phrasing repeats their queries."""
+    from lass.datasets import label_text, read_manifest
+    from lass.train.phrasing import PARAPHRASES, phrasings
+
+    configs = os.path.join(os.path.dirname(__file__), os.pardir, "configs")
+    with open(os.path.join(configs, "heldout_recordings.csv"), newline="") as f:
+        held_out = list(csv.DictReader(f))
+    held_files = {os.path.normpath(row[key]) for row in held_out for key in ("src_wav", "noise_wav")}
+    unnamed = {"a drum", "percussion", "an orchestra playing", "classical music"}
+    assert unnamed <= {row["caption"] for row in held_out}
+    manifests = [os.path.join(configs, name) for name in ("extra_sources.csv", "music_stems.csv")]
+    items = [item for path in manifests for item in read_manifest(path, data_root="DATA")]
+    trained_files = {os.path.normpath(os.path.relpath(item.path, "DATA")) for item in items}
+    assert len(trained_files) == len(items) > 25
+    assert not trained_files & held_files
+    assert not any("Bearlin_Roads" in path for path in trained_files)  # the stem song `lass evaluate --stems` scores
+    labels = set(PARAPHRASES) | {item.label for item in items}
+    assert {"drums", "vocals", "guitar", "bass guitar"} <= labels
+    trained_queries = {text.lower() for label in labels for text in phrasings(label_text(label))}
+    assert not trained_queries & unnamed
