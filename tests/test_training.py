@@ -204,9 +204,13 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     config = write_config(tmp_path, data, max_steps=3)
     done = lass_cmd("train", "--config", str(config), "--init", "default", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "keeps the architecture of 'default'" in done.stderr  # the config's tiny network is not used
     tuned = load_model_file(tmp_path / "run" / "model.safetensors")
     base = registry.load("default")
     assert tuned.config.network_args == base.config.network_args
+    # its own name and provenance, the initial model's licence (the weights carry its training data)
+    assert tuned.config.name == "tiny" and tuned.config.source.startswith("lass train --init default, from default")
+    assert tuned.config.licence == base.config.licence and tuned.config.metrics == {}
     changed = [k for k, v in base.state_dict().items() if not torch.equal(v, tuned.state_dict()[k])]
     assert changed
     x = torch.from_numpy(tone_noise(1.0, 16000))

@@ -1,6 +1,7 @@
 """`lass train`: build data, model and trainer from one config file and run."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -11,9 +12,32 @@ import torch
 from ..datasets import ClipBank, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..query import build_condition, shared_text_encoder
+from ..models.config import ModelConfig
 from .config import TrainConfig
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
+
+
+ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")
+
+
+def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelConfig:
+    """The initial model's architecture with the fine-tuning config's own name, licence and description.
+
+    Whatever the config leaves at its default is derived from the initial model, so that a fine-tuned model
+    never presents itself as the one it started from, nor carries that model's measured numbers."""
+    defaults = ModelConfig()
+    given = lambda key: getattr(own, key) != getattr(defaults, key)  # noqa: E731
+    if any(given(key) and getattr(own, key) != getattr(base, key) for key in ARCHITECTURE):
+        print(f"lass: note: --init {init} keeps the architecture of {base.name!r}; the config's model "
+              f"architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr)
+    return dataclasses.replace(
+        base,
+        name=own.name if given("name") else f"{base.name}-finetuned",
+        licence=own.licence if given("licence") else base.licence,
+        description=own.description if given("description") else base.description,
+        source=own.source if given("source") else f"lass train --init {init}, from {base.name} ({base.source})",
+        metrics={})
 
 
 def build_query_table(labels: list[str], encoder) -> tuple[torch.Tensor, dict[str, list[int]]]:
@@ -47,6 +71,9 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     from .module import LassModule, MixtureData
 
     L.seed_everything(config.seed, verbose=False)
+    source = registry.load(init) if init else None
+    if source is not None:  # before the data: the sample rate and text encoder are the initial model's
+        config.model = fine_tune_config(config.model, source.config, init)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     encoder = shared_text_encoder(config.model.text_encoder)
@@ -64,11 +91,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     data = MixtureData(dataset, config.data, build_validation(config, encoder))
 
     module = LassModule(config, table)
-    if init:
-        source = registry.load(init)
-        if source.config.network != config.model.network or source.config.network_args != config.model.network_args:
-            config.model = source.config  # fine-tuning keeps the initial model's architecture
-            module = LassModule(config, table)
+    if source is not None:
         module.model.load_state_dict(source.state_dict())
 
     callbacks = [LearningRateMonitor("step")]
