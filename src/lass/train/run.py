@@ -11,8 +11,8 @@ import torch
 
 from ..datasets import ClipBank, read_dataset
 from ..evaluation.protocols import label_mixtures
-from ..query import build_condition, shared_text_encoder
 from ..models.config import ModelConfig
+from ..query import build_condition, shared_text_encoder
 from .config import TrainConfig
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
@@ -71,9 +71,9 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     from .module import LassModule, MixtureData
 
     L.seed_everything(config.seed, verbose=False)
-    source = registry.load(init) if init else None
-    if source is not None:  # before the data: the sample rate and text encoder are the initial model's
-        config.model = fine_tune_config(config.model, source.config, init)
+    initial = registry.load(init) if init else None
+    if initial is not None:  # before the data: the sample rate and text encoder are the initial model's
+        config.model = fine_tune_config(config.model, initial.config, init)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     encoder = shared_text_encoder(config.model.text_encoder)
@@ -91,8 +91,8 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     data = MixtureData(dataset, config.data, build_validation(config, encoder))
 
     module = LassModule(config, table)
-    if source is not None:
-        module.model.load_state_dict(source.state_dict())
+    if initial is not None:
+        module.model.load_state_dict(initial.state_dict())
 
     callbacks = [LearningRateMonitor("step")]
     if config.optim.ema_decay > 0:
