@@ -176,3 +176,29 @@ def test_default_bands_tile_the_spectrum():
     assert sum(default_band_widths(257)) == 257
     with pytest.raises(ValueError, match="sum to 33"):
         BandSplitTCN(n_bins=33, cond_dim=8, band_widths=(8, 8))
+
+
+def test_drop_path_skips_whole_blocks_per_example_only_while_training():
+    """Stochastic depth: in training a block either runs (its update scaled by 1 / (1 - p)) or is the
+    identity, independently per example; in eval mode it is the plain block, so inference never skips."""
+    from lass.models.film_tcn import FiLMBlock
+
+    torch.manual_seed(0)
+    block = FiLMBlock(16, 24, 8, 3, 1, drop_path=0.5)
+    for p in block.parameters():  # the zero-initialised output layer would make the block the identity
+        torch.nn.init.normal_(p, std=0.3)
+    x, cond = torch.randn(64, 11, 16), torch.randn(64, 8)
+    with torch.no_grad():
+        full = block.eval()(x, cond)
+        assert torch.equal(full, block(x, cond))  # eval mode is deterministic
+        trained = block.train()(x, cond)
+    skipped = (trained - x).abs().amax(dim=(1, 2)) == 0
+    kept = torch.isclose(trained - x, (full - x) * 2, atol=1e-5).all(dim=(1, 2))
+    assert (skipped | kept).all()  # every example is one or the other, never a partial block
+    assert 12 <= skipped.sum() <= 52  # about half of 64 examples (p = 0.5), not all or none
+    net = FiLMTCN(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
+                  shared_blocks=1, tail_dilations=(1,), drop_path=0.3)
+    rates = [b.drop_path for b in (*net.trunk, *net.blocks, *net.tail)]
+    assert rates == pytest.approx([0.0, 0.075, 0.15, 0.225, 0.3])  # rising with depth, the last at drop_path
+    with pytest.raises(ValueError, match="drop_path"):
+        FiLMBlock(16, 24, 8, 3, 1, drop_path=1.0)

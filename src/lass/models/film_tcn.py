@@ -76,9 +76,14 @@ class DilatedDepthwise(nn.Module):
 class FiLMBlock(nn.Module):
     """Bottleneck residual block: pointwise up, FiLM, dilated depthwise conv over time, pointwise down."""
 
-    def __init__(self, channels: int, hidden: int, cond_dim: int, kernel: int, dilation: int):
-        """cond_dim 0: an unconditioned block (the query-independent trunk)."""
+    def __init__(self, channels: int, hidden: int, cond_dim: int, kernel: int, dilation: int,
+                 drop_path: float = 0.0):
+        """cond_dim 0: an unconditioned block (the query-independent trunk). drop_path: while training,
+        the chance that the block is skipped for one example (stochastic depth); inference never skips."""
         super().__init__()
+        if not 0 <= drop_path < 1:
+            raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
+        self.drop_path = drop_path
         self.norm = nn.LayerNorm(channels)
         self.up = nn.Linear(channels, hidden)
         self.film = nn.Linear(cond_dim, 2 * hidden) if cond_dim else None
@@ -98,8 +103,11 @@ class FiLMBlock(nn.Module):
             film = self.film(cond)
             gamma, beta = film.reshape(film.shape[0], *[1] * (x.dim() - 2), film.shape[-1]).chunk(2, dim=-1)
             h = h * (1 + gamma) + beta
-        h = self.act(self.depthwise(h))
-        return x + self.down(h)
+        h = self.down(self.act(self.depthwise(h)))
+        if self.training and self.drop_path > 0:
+            keep = torch.rand(x.shape[0], *[1] * (x.dim() - 1), device=x.device) >= self.drop_path
+            h = h * keep.to(h.dtype) / (1 - self.drop_path)
+        return x + h
 
 
 class SpectralFront(nn.Module):
@@ -178,6 +186,7 @@ class FiLMTCN(nn.Module):
         time_stride: int = 1,
         tail_dilations: tuple[int, ...] = (),
         shared_blocks: int = 0,
+        drop_path: float = 0.0,
         eps: float = 1e-5,
     ):
         super().__init__()
@@ -194,10 +203,15 @@ class FiLMTCN(nn.Module):
                              "(at least one FiLM block must stay to read the query)")
         if shared_blocks and time_stride > 1:
             raise ValueError("shared_blocks needs time_stride 1")
+        # stochastic depth while training: block i of n is skipped with chance drop_path * i / (n - 1)
+        depth = len(schedule) + len(tail_dilations)
+        rates = [drop_path * i / max(1, depth - 1) for i in range(depth)]
         # the first `shared_blocks` blocks ignore the query: computed once per mixture, shared by its queries
-        self.trunk = nn.ModuleList(FiLMBlock(channels, hidden, 0, kernel, d) for d in schedule[:shared_blocks])
+        self.trunk = nn.ModuleList(FiLMBlock(channels, hidden, 0, kernel, d, rates[i])
+                                   for i, d in enumerate(schedule[:shared_blocks]))
         self.blocks = nn.ModuleList(
-            FiLMBlock(channels, hidden, cond_hidden, kernel, d) for d in schedule[shared_blocks:]
+            FiLMBlock(channels, hidden, cond_hidden, kernel, d, rates[shared_blocks + i])
+            for i, d in enumerate(schedule[shared_blocks:])
         )
         if time_stride < 1:
             raise ValueError("time_stride must be >= 1")
@@ -207,7 +221,8 @@ class FiLMTCN(nn.Module):
             self.unpool_norm = nn.LayerNorm(channels)
             self.unpool = nn.Linear(channels, time_stride * channels)
         # full-rate blocks after the strided ones
-        self.tail = nn.ModuleList(FiLMBlock(channels, hidden, cond_hidden, kernel, d) for d in tail_dilations)
+        self.tail = nn.ModuleList(FiLMBlock(channels, hidden, cond_hidden, kernel, d, rates[len(schedule) + i])
+                                  for i, d in enumerate(tail_dilations))
         self.output_norm = nn.LayerNorm(channels)
         self.output_proj = nn.Linear(channels, n_bins)
         self.refiner = MaskRefiner(tuple(refiner_channels)) if refiner_channels else None
