@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lass.models.band_split import BandSplitTCN, default_band_widths
-from lass.models.film_tcn import DilatedDepthwise, FiLMTCN
+from lass.models.film_tcn import DilatedDepthwise, FiLMBlock, FiLMTCN
 
 
 @pytest.mark.parametrize("kernel,dilation", [(3, 1), (3, 8), (5, 2)])
@@ -181,8 +181,6 @@ def test_default_bands_tile_the_spectrum():
 def test_drop_path_skips_whole_blocks_per_example_only_while_training():
     """Stochastic depth: in training a block either runs (its update scaled by 1 / (1 - p)) or is the
     identity, independently per example; in eval mode it is the plain block, so inference never skips."""
-    from lass.models.film_tcn import FiLMBlock
-
     torch.manual_seed(0)
     block = FiLMBlock(16, 24, 8, 3, 1, drop_path=0.5)
     for p in block.parameters():  # the zero-initialised output layer would make the block the identity
