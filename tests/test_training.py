@@ -239,7 +239,7 @@ def test_training_mixtures_follow_the_recipe():
     ds = TrainingMixtures(bank, cfg, {"a": [0], "b": [1], "c": [2]}, examples_per_epoch=200)
     absent = negatives = 0
     for i in range(200):
-        mixture, target, pos, neg, present = ds[i]
+        mixture, target, pos, neg, present, _ = ds[i]
         assert mixture.shape == (rate,) and target.shape == (1, rate)
         target, pos, neg, present = target[0], pos[0], neg[0], present[0]
         if present:
@@ -271,13 +271,15 @@ def test_several_queries_per_mixture_name_its_sources():
     ds = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, examples_per_epoch=200)
     absent_first = spare = spare_absent = 0
     for i in range(200):
-        mixture, refs, pos, neg, present = ds[i]
+        mixture, refs, pos, neg, present, named = ds[i]
         assert refs.shape == (3, rate // 2) and pos.shape == neg.shape == present.shape == (3,)
+        assert named.shape == (4,)
         heard = {}  # class -> reference: each source once, however often it is asked
         for j in range(3):
             if present[j] > 0:
                 assert torch.equal(heard.setdefault(pos[j].item(), refs[j]), refs[j])
         assert len(heard) == 2  # target + 1 interferer
+        assert set(torch.nonzero(named).flatten().tolist()) == set(heard)  # the presence targets: both sources
         assert torch.allclose(sum(heard.values()), mixture, atol=1e-5)
         assert float(refs[present == 0].abs().sum()) == 0
         assert len(set(pos[present == 0].tolist()) & set(heard)) == 0  # an absent class is not in the mixture
@@ -292,7 +294,7 @@ def test_several_queries_per_mixture_name_its_sources():
     assert 0.15 < spare_absent / spare < 0.45  # and so does a spare slot; otherwise it repeats a source
     cfg.absent_prob, cfg.queries_per_mixture = 0.0, 4  # 2 sources, no absent queries: spare slots repeat them
     for i in range(10):
-        _, refs, pos, _, present = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 10)[i]
+        _, refs, pos, _, present, _ = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 10)[i]
         assert len(set(pos.tolist())) == 2 and present.tolist() == [1.0] * 4
     cfg.queries_per_mixture = 5
     with pytest.raises(ValueError, match="queries_per_mixture is 5"):
@@ -300,9 +302,10 @@ def test_several_queries_per_mixture_name_its_sources():
     bank.clips[3] = np.zeros(rate, dtype=np.float32)  # class d: digital silence (a padded clip)
     cfg.queries_per_mixture, checked = 2, 0
     for i in range(40):
-        _, refs, pos, _, present = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 40)[i]
+        _, refs, pos, _, present, named = TrainingMixtures(bank, cfg, {lab: [k] for k, lab in enumerate("abcd")}, 40)[i]
         if pos[0] != 3 and pos[1] == 3:  # asked for the silent interferer: the answer is silence
             assert present[1] == 0 and refs[1].abs().max() == 0
+            assert named[3] == 0 and named[pos[0]] == 1  # and it is not among the classes heard
             checked += 1
     assert checked > 0
 
@@ -320,6 +323,31 @@ def test_shared_trunk_trains_on_several_queries(tmp_path):
     model = load_model_file(tmp_path / "run" / "model.safetensors")
     assert len(model.network.trunk) == 3 and len(model.network.blocks) == 3
     assert "train_loss" in (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text()
+
+
+def test_presence_loss_trains_a_head_that_is_not_exported(tmp_path):
+    """optim.presence_weight adds a class head on the shared trunk: it is logged and trained, the exported
+    model is the plain separator, and a negative weight is refused at load."""
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, optim={"presence_weight": 0.5}, max_steps=6)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["model"]["network_args"]["shared_blocks"] = 1
+    config.write_text(yaml.safe_dump(cfg))
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / "run" / "logs" / "version_0" / "metrics.csv", newline="") as log:
+        presence = [float(row["train_presence_step"]) for row in csv.DictReader(log) if row.get("train_presence_step")]
+    assert len(presence) == 6 and presence[-1] < presence[0]  # the head learns which classes are heard
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    head = state["state_dict"]["presence.linear.weight"]
+    assert head.shape[0] == 3 and head.abs().sum() > 0  # one output per training class
+    exported = load_model_file(tmp_path / "run" / "model.safetensors")
+    assert not any("presence" in name for name in exported.state_dict())
+    cfg["optim"]["presence_weight"] = -1.0
+    config.write_text(yaml.safe_dump(cfg))
+    refused = lass_cmd("train", "--config", str(config), "--quiet")
+    assert refused.returncode == 1 and "presence_weight must be >= 0" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_augmentation_keeps_lengths_and_shifts_pitch():

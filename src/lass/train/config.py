@@ -57,6 +57,9 @@ class OptimConfig:
     max_snr_db: float = 30.0
     compile: bool = False  # torch.compile the mask network: 1.5x faster bf16 steps here (docs/benchmarks.md)
     ema_decay: float = 0.0  # > 0: validate, checkpoint and export an exponential moving average of the weights
+    # > 0: an auxiliary loss, this weight times a multi-label BCE (summed over classes) of a linear head that
+    # names the classes heard in the mixture from its query-independent encoding. The head is not exported.
+    presence_weight: float = 0.0
 
 
 @dataclass
@@ -121,6 +124,8 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ValueError(f"optim.muon_lr_scale must be > 0, got {config.optim.muon_lr_scale}")
     if not 0 <= config.optim.ema_decay < 1:
         raise ValueError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
+    if config.optim.presence_weight < 0:
+        raise ValueError(f"optim.presence_weight must be >= 0, got {config.optim.presence_weight}")
     _check_phases(config.data.phases)
     rt60 = config.data.mixing.rt60_range
     if len(rt60) != 2 or not 0 < rt60[0] <= rt60[1]:

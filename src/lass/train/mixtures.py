@@ -5,8 +5,8 @@ classes at a random target-to-interference ratio, a random level and polarity. E
 augmented (speed and pitch by resampling, a random smooth equaliser, a synthetic room) so that a
 small set of clips generalises to new recordings of its class. A share of the examples carries a
 negative query (an interferer's label); another share asks for a class that is absent from the
-mixture, whose correct answer is silence. With `queries_per_mixture` k > 1 an example carries k query slots: its own
-query and other sources of the same mixture (or absent classes), each with its own reference; when
+mixture, whose correct answer is silence. Each example also lists the classes heard in its mixture.
+With `queries_per_mixture` k > 1 an example carries k query slots: its own query and other sources of the same mixture (or absent classes), each with its own reference; when
 the mixture has fewer sources than slots, a spare slot asks for an absent class at `absent_prob` and
 otherwise asks again for one of its sources.
 """
@@ -98,6 +98,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
         if not 1 <= config.queries_per_mixture <= len(bank.label_names):
             raise ValueError(f"mixing.queries_per_mixture is {config.queries_per_mixture}: it must be between 1 "
                              f"and the number of classes ({len(bank.label_names)})")
+        self.label_position = {label: k for k, label in enumerate(bank.label_names)}
         self.frame = max(1, bank.sample_rate // 50)
         self.active_frames = []
         for clip in bank.clips:
@@ -206,5 +207,10 @@ class TrainingMixtures(torch.utils.data.Dataset):
                 neg_q = neg[rng.integers(len(neg))]
             neg_qs.append(neg_q)
             refs.append(ref)
+        # the classes heard in the mixture (multi-hot over bank.label_names): an interferer cropped from
+        # a clip's padding is silence and is not heard; read by training's auxiliary presence loss
+        heard = np.zeros(len(labels), dtype=np.float32)
+        for label, source in [(target_label, target), *zip(interferer_labels, scaled)]:
+            heard[self.label_position[label]] = float(np.any(source))
         return (torch.from_numpy(mixture), torch.from_numpy(np.stack(refs)), torch.tensor(pos_qs),
-                torch.tensor(neg_qs), torch.tensor([1.0 if p else 0.0 for _, _, p in slots]))
+                torch.tensor(neg_qs), torch.tensor([1.0 if p else 0.0 for _, _, p in slots]), torch.from_numpy(heard))

@@ -14,12 +14,34 @@ from .mixtures import TrainingMixtures
 from .optimizers import build_optimizer
 
 
+class PresenceHead(torch.nn.Module):
+    """Names the classes heard in a mixture from its query-independent encoding (B, T, C), pooled over
+    time by mean and max: an auxiliary task that makes the shared trunk class-aware, so the query
+    blocks can find the queried sound (most failures return the whole mixture or nothing)."""
+
+    def __init__(self, channels: int, classes: int):
+        super().__init__()
+        self.channels = channels
+        self.norm = torch.nn.LayerNorm(2 * channels)
+        self.linear = torch.nn.Linear(2 * channels, classes)
+
+    def forward(self, encoded: torch.Tensor) -> torch.Tensor:
+        x = encoded[..., : self.channels].float()  # a refiner's features ride along after the channels
+        return self.linear(self.norm(torch.cat([x.mean(1), x.amax(1)], dim=-1)))
+
+
 class LassModule(L.LightningModule):
-    def __init__(self, config: TrainConfig, query_table: torch.Tensor):
+    def __init__(self, config: TrainConfig, query_table: torch.Tensor, classes: int = 0):
         super().__init__()
         self.config = config
         self.model = MaskSeparator(config.model)
         self.loss = get_loss(config.optim.loss)
+        self.presence = None
+        if config.optim.presence_weight > 0:
+            channels = getattr(self.model.network, "channels", None)
+            if config.model.network != "film_tcn" or not classes:
+                raise ValueError("optim.presence_weight > 0 needs the film_tcn network and labelled training data")
+            self.presence = PresenceHead(channels, classes)
         self.validated_step = -1  # the global step of the last validation
         if config.optim.compile:
             self.model.compile_network()
@@ -35,13 +57,18 @@ class LassModule(L.LightningModule):
         return torch.cat([pos, neg], dim=-1)
 
     def training_step(self, batch, batch_idx):
-        mixture, target, pos_idx, neg_idx, present = batch  # target (B, k, L): k queries per mixture
+        mixture, target, pos_idx, neg_idx, present, heard = batch  # target (B, k, L): k queries per mixture
         cond = self.conditions(pos_idx.flatten(), neg_idx.flatten(), self.config.optim.query_noise)
-        estimate = self.model(mixture, cond)
+        estimate, encoded = self.model.forward_with_encoding(mixture, cond)
         queries = target.shape[1]
         loss = self.loss(estimate, target.flatten(0, 1), mixture.repeat_interleave(queries, dim=0),
                          present.flatten(), self.config.optim.max_snr_db)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=mixture.shape[0])
+        if self.presence is not None:
+            presence = torch.nn.functional.binary_cross_entropy_with_logits(
+                self.presence(encoded), heard, reduction="none").sum(-1).mean()
+            self.log("train_presence", presence, on_step=True, on_epoch=True, batch_size=mixture.shape[0])
+            loss = loss + self.config.optim.presence_weight * presence
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -61,7 +88,7 @@ class LassModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = self.config.optim
-        optimizer = build_optimizer(opt.optimizer, self.model, opt.lr, opt.weight_decay, opt.muon_lr_scale)
+        optimizer = build_optimizer(opt.optimizer, self, opt.lr, opt.weight_decay, opt.muon_lr_scale)
         total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else 10000
 
         def schedule(step: int) -> float:

@@ -7,7 +7,7 @@ OPTIMIZERS = ("adamw", "muon")
 
 # Layers that meet the outside world (spectrogram in, mask out) stay on AdamW, as Muon's authors advise
 # for a network's first and last layer; every other 2-D weight matrix is orthogonalised by Muon.
-BOUNDARY_LAYERS = ("input_proj", "output_proj")
+BOUNDARY_LAYERS = ("input_proj", "output_proj", "presence")  # presence: training's auxiliary class head
 
 
 class CombinedOptimizer(torch.optim.Optimizer):

@@ -90,7 +90,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
                                config.seed)
     data = MixtureData(dataset, config.data, build_validation(config, encoder))
 
-    module = LassModule(config, table)
+    module = LassModule(config, table, len(bank.label_names))
     if initial is not None:
         module.model.load_state_dict(initial.state_dict())
 
