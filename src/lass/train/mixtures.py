@@ -6,9 +6,10 @@ augmented (speed and pitch by resampling, a random smooth equaliser, a synthetic
 small set of clips generalises to new recordings of its class. A share of the examples carries a
 negative query (an interferer's label); another share asks for a class that is absent from the
 mixture, whose correct answer is silence. Each example also lists the classes heard in its mixture.
-With `queries_per_mixture` k > 1 an example carries k query slots: its own query and other sources of the same mixture (or absent classes), each with its own reference; when
-the mixture has fewer sources than slots, a spare slot asks for an absent class at `absent_prob` and
-otherwise asks again for one of its sources.
+With `queries_per_mixture` k > 1 an example carries k query slots: its own query and other sources of
+the same mixture (or absent classes), each with its own reference; when the mixture has fewer sources
+than slots, a spare slot asks for an absent class at `absent_prob` and otherwise asks again for one of
+its sources.
 """
 from __future__ import annotations
 

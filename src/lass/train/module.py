@@ -17,7 +17,8 @@ from .optimizers import build_optimizer
 class PresenceHead(torch.nn.Module):
     """Names the classes heard in a mixture from its query-independent encoding (B, T, C), pooled over
     time by mean and max: an auxiliary task that makes the shared trunk class-aware, so the query
-    blocks can find the queried sound (most failures return the whole mixture or nothing)."""
+    blocks can find the queried sound (most failures return the whole mixture or nothing). On the default
+    recipe it changed the kind of failure, not the score (docs/benchmarks.md, "Auxiliary presence loss")."""
 
     def __init__(self, channels: int, classes: int):
         super().__init__()
@@ -38,10 +39,9 @@ class LassModule(L.LightningModule):
         self.loss = get_loss(config.optim.loss)
         self.presence = None
         if config.optim.presence_weight > 0:
-            channels = getattr(self.model.network, "channels", None)
             if config.model.network != "film_tcn" or not classes:
                 raise ValueError("optim.presence_weight > 0 needs the film_tcn network and labelled training data")
-            self.presence = PresenceHead(channels, classes)
+            self.presence = PresenceHead(self.model.network.channels, classes)
         self.validated_step = -1  # the global step of the last validation
         if config.optim.compile:
             self.model.compile_network()
