@@ -16,10 +16,11 @@ from lass.api import Separator
 from lass.datasets import ClipBank, read_esc50
 from lass.evaluation.protocols import label_mixtures
 from lass.metrics import sdr
+from lass.mixing import energy
 
 
 def level_db(x: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(np.asarray(x, dtype=np.float64) ** 2) + 1e-12))
+    return float(10 * np.log10(energy(x) + 1e-12))
 
 
 def main() -> None:

@@ -339,8 +339,7 @@ def test_presence_loss_trains_a_head_that_is_not_exported(tmp_path):
         presence = [float(row["train_presence_step"]) for row in csv.DictReader(log) if row.get("train_presence_step")]
     assert len(presence) == 6 and presence[-1] < presence[0]  # the head learns which classes are heard
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    head = state["state_dict"]["presence.linear.weight"]
-    assert head.shape[0] == 3 and head.abs().sum() > 0  # one output per training class
+    assert state["state_dict"]["presence.linear.weight"].shape[0] == 3  # one output per training class
     exported = load_model_file(tmp_path / "run" / "model.safetensors")
     assert not any("presence" in name for name in exported.state_dict())
     cfg["optim"]["presence_weight"] = -1.0
