@@ -25,6 +25,17 @@ def test_oracle_masks_bound_the_problem():
     assert sdr(est["psm"], target) >= sdr(est["irm"], target)
 
 
+def test_phase_sensitive_oracle_follows_the_mask_range():
+    """Where an interferer cancels half the target, only a mask above 1 restores it."""
+    target = np.sin(np.arange(16000) * 0.05).astype(np.float32)
+    interference = -0.5 * target
+    config = STFTConfig(1024, 256)
+    unit = oracle_estimates(target + interference, target, interference, config)["psm"]
+    double = oracle_estimates(target + interference, target, interference, config, psm_max=2.0)["psm"]
+    assert abs(sdr(unit, target) - 6.02) < 0.1  # mask 1 returns the half-level mixture
+    assert sdr(double, target) > 40
+
+
 def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, capsys):
     data = synthetic_class_folders(tmp_path / "data", clips_per_class=3)
     code = main(["evaluate", "--data", str(data), "--interferers", "1", "2", "-m", str(model_dir / "ones.safetensors"), "--query-checks",

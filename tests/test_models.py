@@ -200,3 +200,31 @@ def test_drop_path_skips_whole_blocks_per_example_only_while_training():
     assert rates == pytest.approx([0.0, 0.075, 0.15, 0.225, 0.3])  # rising with depth, the last at drop_path
     with pytest.raises(ValueError, match="drop_path"):
         FiLMBlock(16, 24, 8, 3, 1, drop_path=1.0)
+
+
+def test_mask_max_scales_the_mask_and_lets_the_separator_amplify():
+    """mask_max 2: the same weights give twice the [0, 1] network's mask, so a bin can be raised above the
+    mixture; the engine still never raises content above the model's band (its high-band gain stays <= 1)."""
+    from lass.models.config import ModelConfig
+    from lass.models.separator import MaskSeparator
+
+    args = dict(channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=1)
+    torch.manual_seed(0)
+    unit = FiLMTCN(n_bins=33, cond_dim=8, **args).eval()
+    double = FiLMTCN(n_bins=33, cond_dim=8, mask_max=2.0, **args).eval()
+    double.load_state_dict(unit.state_dict())
+    magnitude, cond = torch.rand(2, 33, 20) + 0.1, torch.randn(2, 8)
+    with torch.no_grad():
+        assert torch.allclose(double(magnitude, cond), 2 * unit(magnitude, cond))
+
+    model = MaskSeparator(ModelConfig(n_fft=64, hop_length=16, query_dim=4, mask_power=1.0,
+                                      network_args=dict(mask_max=2.0, **args))).eval()
+    torch.nn.init.zeros_(model.network.output_proj.weight)
+    torch.nn.init.constant_(model.network.output_proj.bias, 12.0)  # sigmoid ~ 1: every mask ~ mask_max
+    mixture = torch.randn(1, 1600)
+    with torch.no_grad():
+        estimate, high_band_gain = model.separate_many(mixture, torch.randn(1, 8))
+    assert torch.allclose(estimate[0], 2 * mixture, atol=1e-3)
+    assert torch.allclose(high_band_gain, torch.ones_like(high_band_gain))
+    with pytest.raises(ValueError, match="mask_max"):
+        FiLMTCN(n_bins=33, cond_dim=8, mask_max=0.0, **args)

@@ -52,7 +52,8 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
         rate = separator.model.sample_rate
         sig = [resample(np.atleast_2d(a), case.sample_rate, rate) for a in (case.mixture, case.target, case.interference)]
         cfg = STFTConfig(separator.model.config.n_fft, separator.model.config.hop_length)
-        oracles = oracle_estimates(sig[0], sig[1], sig[2], cfg)
+        mask_max = float(separator.model.config.network_args.get("mask_max", 1.0))
+        oracles = oracle_estimates(sig[0], sig[1], sig[2], cfg, psm_max=mask_max)
         m, t = sig[0].reshape(-1), sig[1].reshape(-1)
         score.irm_sdri = float(sdr(oracles["irm"].reshape(-1), t) - sdr(m, t))
         score.psm_sdri = float(sdr(oracles["psm"].reshape(-1), t) - sdr(m, t))

@@ -169,7 +169,14 @@ class MaskRefiner(nn.Module):
 
 
 class FiLMTCN(nn.Module):
-    """Magnitude (B, F, T) and condition (B, C) -> mask in [0, 1] of shape (B, F, T)."""
+    """Magnitude (B, F, T) and condition (B, C) -> mask in [0, mask_max] of shape (B, F, T).
+
+    mask_max > 1 lets a bin be amplified: with the mixture's phase, the SNR-optimal magnitude of a bin is
+    the target's projection on the mixture (the phase-sensitive mask), which exceeds the mixture's own
+    magnitude wherever the other sources partly cancel the target. On fold-4 mixtures that holds for 46 %
+    of the target's energy, and the phase-sensitive oracle clipped to [0, 2] beats the one clipped to
+    [0, 1] by 0.8 dB. Trained in full at mask_max 2 it was 0.25 dB behind on fold 4 and 1.1 dB on held-out
+    recordings (docs/benchmarks.md, "Masks above one"), so the default keeps 1."""
 
     def __init__(
         self,
@@ -187,9 +194,13 @@ class FiLMTCN(nn.Module):
         tail_dilations: tuple[int, ...] = (),
         shared_blocks: int = 0,
         drop_path: float = 0.0,
+        mask_max: float = 1.0,
         eps: float = 1e-5,
     ):
         super().__init__()
+        if not mask_max > 0:
+            raise ValueError(f"mask_max must be > 0, got {mask_max}")
+        self.mask_max = float(mask_max)
         self.eps = eps
         self.channels = channels
         self.cond_mlp = condition_mlp(cond_dim, cond_hidden)
@@ -285,4 +296,5 @@ class FiLMTCN(nn.Module):
         logits = self.output_proj(self.output_norm(x)).transpose(1, 2)
         if self.refiner is not None:
             logits = self.refiner(logits, features.transpose(1, 2))
-        return torch.sigmoid(logits)
+        mask = torch.sigmoid(logits)
+        return mask * self.mask_max if self.mask_max != 1.0 else mask

@@ -110,7 +110,8 @@ class MaskSeparator(nn.Module):
             mask = mask.clamp_min(0).pow(self.config.mask_power)
         estimate = self.stft.inverse(spec.unsqueeze(0) * mask, length)
         top = max(1, mask.shape[-2] // 8)
-        frame_gain = mask[..., -top:, :].mean(-2)  # (Q, C, T): frame t is centred on sample t*hop
+        # (Q, C, T): frame t is centred on sample t*hop; at most 1, as content above the model's band was never heard
+        frame_gain = mask[..., -top:, :].mean(-2).clamp(max=1.0)
         positions = torch.arange(length, dtype=mask.dtype, device=mask.device) / self.config.hop_length
         lo = positions.floor().long().clamp(max=frame_gain.shape[-1] - 1)
         hi = (lo + 1).clamp(max=frame_gain.shape[-1] - 1)
