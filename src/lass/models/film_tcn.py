@@ -175,8 +175,8 @@ class FiLMTCN(nn.Module):
     the target's projection on the mixture (the phase-sensitive mask), which exceeds the mixture's own
     magnitude wherever the other sources partly cancel the target. On fold-4 mixtures that holds for 46 %
     of the target's energy, and the phase-sensitive oracle clipped to [0, 2] beats the one clipped to
-    [0, 1] by 0.8 dB. Trained in full at mask_max 2 it was 0.25 dB behind on fold 4 and 1.1 dB on held-out
-    recordings (docs/benchmarks.md, "Masks above one"), so the default keeps 1."""
+    [0, 1] by 0.8 dB. Trained in full at mask_max 2 it was 0.2-0.25 dB behind on fold 4 and 0.9-1.1 dB on
+    held-out recordings (docs/benchmarks.md, "Masks above one"), so the default keeps 1."""
 
     def __init__(
         self,
@@ -296,5 +296,4 @@ class FiLMTCN(nn.Module):
         logits = self.output_proj(self.output_norm(x)).transpose(1, 2)
         if self.refiner is not None:
             logits = self.refiner(logits, features.transpose(1, 2))
-        mask = torch.sigmoid(logits)
-        return mask * self.mask_max if self.mask_max != 1.0 else mask
+        return self.mask_max * torch.sigmoid(logits)
