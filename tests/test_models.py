@@ -40,13 +40,15 @@ def test_receptive_field_is_exact(front, refiner, expected):
     assert frames.min().item() == 30 - rf and frames.max().item() == 30 + rf
 
 
-@pytest.mark.parametrize("stride,tail,shared,refiner", [(1, (), 0, ()), (4, (1,), 0, ()), (1, (), 1, ()),
-                                                        (1, (), 1, (4,)), (4, (), 0, (4,))])
-def test_one_encoding_serves_many_queries(stride, tail, shared, refiner):
+@pytest.mark.parametrize("stride,tail,shared,refiner,pool", [(1, (), 0, (), False), (4, (1,), 0, (), False),
+                                                             (1, (), 1, (), False), (1, (), 1, (4,), False),
+                                                             (4, (), 0, (4,), False), (1, (), 1, (4,), True)])
+def test_one_encoding_serves_many_queries(stride, tail, shared, refiner, pool):
     """A mixture encoded once and decoded for several queries gives each query's own mask."""
     torch.manual_seed(0)
     net = FiLMTCN(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=1,
-                  time_stride=stride, tail_dilations=tail, shared_blocks=shared, refiner_channels=refiner).eval()
+                  time_stride=stride, tail_dilations=tail, shared_blocks=shared, refiner_channels=refiner,
+                  query_pool=pool).eval()
     for p in net.parameters():  # zero-initialised FiLM layers would make every query's mask the same
         torch.nn.init.normal_(p, std=0.3)
     mag, conds = torch.rand(1, 33, 21) + 0.1, torch.randn(3, 8)
@@ -56,6 +58,31 @@ def test_one_encoding_serves_many_queries(stride, tail, shared, refiner):
     assert shared.shape == (3, 33, 21)
     assert torch.allclose(shared, one_by_one, atol=1e-6)
     assert not torch.allclose(shared[0], shared[1])
+
+
+def test_query_pool_starts_as_identity_then_reads_the_whole_segment():
+    """query_pool adds nothing until trained (its output layer starts at zero: a model without it loads
+    into it unchanged); once trained, a frame far outside the convolutions' receptive field changes the
+    mask through the pooled condition, and each query of a batch still gets its own."""
+    torch.manual_seed(0)
+    args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
+                shared_blocks=2)
+    plain, pooled = FiLMTCN(**args).eval(), FiLMTCN(**args, query_pool=True).eval()
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    missing = pooled.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("query_pool.") for key in missing)
+    mag, conds = torch.rand(2, 33, 61) + 0.1, torch.randn(4, 8)
+    with torch.no_grad():
+        assert torch.allclose(pooled(mag, conds), plain(mag, conds), atol=1e-6)
+        torch.nn.init.normal_(pooled.query_pool.out.weight, std=0.3)
+        bumped = mag.clone()
+        bumped[..., 60] *= 3  # 60 frames from frame 0, against a receptive field of 6
+        assert pooled.receptive_field == 6
+        assert not torch.allclose(pooled(mag, conds)[..., 0], pooled(bumped, conds)[..., 0])
+        assert torch.allclose(plain(mag, conds)[..., 0], plain(bumped, conds)[..., 0])
+        alone = torch.cat([pooled(mag[i // 2][None], conds[i][None]) for i in range(4)])
+        assert torch.allclose(pooled(mag, conds), alone, atol=1e-6)
 
 
 def test_shared_trunk_batches_several_queries_per_mixture():

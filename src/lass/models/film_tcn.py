@@ -138,6 +138,32 @@ class SpectralFront(nn.Module):
         return self.proj(x.flatten(1, 2).transpose(1, 2))
 
 
+class QueryPool(nn.Module):
+    """Reads the mixture for the query: a per-frame match between the query-independent encoding and the
+    condition (a dense audio-text similarity over time), softmax-pooled into one vector of what the queried
+    sound sounds like in this mixture, added to the condition. The query blocks are then conditioned on
+    this instance of the class, not only on its name. The output layer starts at zero (identity)."""
+
+    def __init__(self, channels: int, cond_hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.key = nn.Linear(channels, cond_hidden)
+        self.value = nn.Linear(channels, cond_hidden)
+        self.out = nn.Linear(cond_hidden + 1, cond_hidden)  # + the best frame's match: is the sound there?
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.act = nn.GELU()
+
+    def forward(self, encoded: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """encoded mixtures (B, T, C), conditions (B*k, H) with k per mixture -> condition update (B*k, H)"""
+        h = self.norm(encoded)
+        keys = per_query(self.key(h), cond.shape[0])
+        values = per_query(self.value(h), cond.shape[0])
+        scores = torch.einsum("btc,bc->bt", keys, cond.to(keys.dtype)) / keys.shape[-1] ** 0.5
+        pooled = torch.einsum("bt,btc->bc", torch.softmax(scores.float(), dim=1).to(values.dtype), values)
+        return self.out(self.act(torch.cat([pooled, scores.amax(1, keepdim=True)], dim=-1)))
+
+
 class MaskRefiner(nn.Module):
     """Optional 2-D convolutions over (frequency, time) on the mask logits beside the mixture's
     normalised log-magnitude. The dense output projection makes every frame's mask from `channels`
@@ -196,6 +222,7 @@ class FiLMTCN(nn.Module):
         time_stride: int = 1,
         tail_dilations: tuple[int, ...] = (),
         shared_blocks: int = 0,
+        query_pool: bool = False,
         drop_path: float = 0.0,
         mask_max: float = 1.0,
         eps: float = 1e-5,
@@ -237,6 +264,7 @@ class FiLMTCN(nn.Module):
         # full-rate blocks after the strided ones
         self.tail = nn.ModuleList(FiLMBlock(channels, hidden, cond_hidden, kernel, d, rates[len(schedule) + i])
                                   for i, d in enumerate(tail_dilations))
+        self.query_pool = QueryPool(channels, cond_hidden) if query_pool else None
         self.output_norm = nn.LayerNorm(channels)
         self.output_proj = nn.Linear(channels, n_bins)
         self.refiner = MaskRefiner(tuple(refiner_channels)) if refiner_channels else None
@@ -244,7 +272,8 @@ class FiLMTCN(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Frames on each side that can influence one output frame (exact for time_stride 1, a tight
-        bound otherwise: a strided frame covers time_stride input frames)."""
+        bound otherwise: a strided frame covers time_stride input frames). With query_pool the condition also
+        reads every frame of the segment, so chunked output then depends on the engine's segment length."""
         stride = self.time_stride
         frames = stride * sum(blk.depthwise.context for blk in (*self.trunk, *self.blocks)) + stride - 1
         frames += sum(blk.depthwise.context for blk in self.tail)
@@ -284,9 +313,12 @@ class FiLMTCN(nn.Module):
     def decode(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Encoded mixtures (1 or B, T, C) and conditions (B*k, cond_dim), k per mixture -> masks (B*k, F, T)."""
         c = self.cond_mlp(cond)
-        x = per_query(x, c.shape[0])
         if self.refiner is not None:
             x, features = x[..., : self.channels], x[..., self.channels :]
+            features = per_query(features, c.shape[0])
+        if self.query_pool is not None:
+            c = c + self.query_pool(x, c)
+        x = per_query(x, c.shape[0])
         gamma, beta = self.input_film(c).unsqueeze(1).chunk(2, dim=-1)
         x = x * (1 + gamma) + beta
         if self.time_stride > 1:
