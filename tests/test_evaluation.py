@@ -113,6 +113,16 @@ def test_evaluate_needs_one_source(capsys, tmp_path):
     assert "exactly one of --data" in capsys.readouterr().err
 
 
+def test_evaluate_passes_the_segment_to_the_engine(tmp_path, model_dir, capsys):
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    args = ["evaluate", "--data", str(data), "-m", str(model_dir / "half.safetensors"), "--no-oracle", "--no-plots"]
+    assert main([*args, "-o", str(tmp_path / "ev"), "--segment", "0.5"]) == 0
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())["1int"]["summary"]
+    assert summary["sdri"] == pytest.approx(3.0, abs=0.6)  # half the mixture, put back from 0.5 s segments
+    assert main([*args, "-o", str(tmp_path / "ev0"), "--segment", "0"]) == 1
+    assert "--segment must be positive" in capsys.readouterr().err
+
+
 def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):
     code = main(["bench", "-m", str(model_dir / "tiny.safetensors"), "--seconds", "2", "--repeats", "1",
                  "--long-minutes", "0.2", "--queries", "1", "4", "--train-step", "2", "--json", str(tmp_path / "b.json")])

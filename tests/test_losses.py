@@ -50,3 +50,18 @@ def test_l1_loss_is_relative_to_the_mixture():
 def test_unknown_loss_is_named():
     with pytest.raises(ValueError, match="unknown loss 'mse'.*snr"):
         get_loss("mse")
+
+
+def test_a_loss_mix_is_the_weighted_sum_of_its_parts():
+    target, mixture = signals()
+    estimate = target + 0.1 * torch.randn_like(target)
+    mix = get_loss({"snr": 1.0, "l1": 10.0})(estimate, target, mixture, ONE)
+    parts = snr_loss(estimate, target, mixture, ONE) + 10 * l1_loss(estimate, target, mixture, ONE)
+    assert mix.item() == pytest.approx(parts.item(), rel=1e-6)
+    assert get_loss({"snr": 1.0}) is snr_loss
+    with pytest.raises(ValueError, match="unknown loss 'mse'"):
+        get_loss({"snr": 1.0, "mse": 1.0})
+    with pytest.raises(ValueError, match="weight of 'l1' must be a positive number"):
+        get_loss({"snr": 1.0, "l1": 0})
+    with pytest.raises(ValueError, match="loss name or a mapping"):
+        get_loss({})

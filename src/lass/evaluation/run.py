@@ -198,6 +198,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", default=None)
     p.add_argument("--mask-power", type=float, default=None,
                    help="override the model's inference mask power (below 1 softens masks)")
+    p.add_argument("--segment", type=float, default=10.0,
+                   help="seconds per model call (default 10, as in lass separate)")
     p.add_argument("--aggregate", choices=["mean", "class-median"], default="mean")
     p.add_argument("--bss", action="store_true", help="also bss_eval SDR (512-tap filter), slower")
     p.add_argument("--no-oracle", action="store_true")
@@ -240,7 +242,7 @@ def run_from_args(args) -> int:
     from ..api import Separator
     from ..audio import write
 
-    separator = Separator(args.model, device=args.device)
+    separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
         separator.model.set_mask_power(args.mask_power)
     out = Path(args.out)

@@ -53,7 +53,8 @@ class OptimConfig:
     warmup_steps: int = 300
     min_lr_ratio: float = 0.02
     query_noise: float = 0.02  # std of Gaussian noise added to query embeddings while training
-    loss: str = "snr"  # snr | si_sdr | l1 (lass/train/losses.py)
+    # snr | si_sdr | l1 (lass/train/losses.py), or a weighted sum of them, e.g. {snr: 1.0, l1: 10.0}
+    loss: str | dict[str, float] = "snr"
     max_snr_db: float = 30.0
     compile: bool = False  # torch.compile the mask network: 1.5x faster bf16 steps here (docs/benchmarks.md)
     ema_decay: float = 0.0  # > 0: validate, checkpoint and export an exponential moving average of the weights

@@ -55,7 +55,20 @@ def l1_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor,
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {"snr": snr_loss, "si_sdr": si_sdr_loss, "l1": l1_loss}
 
 
-def get_loss(name: str) -> Callable[..., torch.Tensor]:
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss '{name}' (known: {', '.join(LOSSES)})")
-    return LOSSES[name]
+def get_loss(spec: str | dict[str, float]) -> Callable[..., torch.Tensor]:
+    """A loss by name ("snr"), or a weighted sum of named losses ({"snr": 1.0, "l1": 10.0})."""
+    weights = {spec: 1.0} if isinstance(spec, str) else spec
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"optim.loss must be a loss name or a mapping of names to weights, got {spec!r}")
+    for name, weight in weights.items():
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss '{name}' (known: {', '.join(LOSSES)})")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"optim.loss: the weight of '{name}' must be a positive number, got {weight!r}")
+    if len(weights) == 1 and next(iter(weights.values())) == 1:
+        return LOSSES[next(iter(weights))]
+
+    def weighted_sum(*args, **kwargs) -> torch.Tensor:
+        return sum(weight * LOSSES[name](*args, **kwargs) for name, weight in weights.items())
+
+    return weighted_sum
