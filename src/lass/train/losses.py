@@ -1,4 +1,4 @@
-"""Waveform losses, chosen by name in the training config (`optim.loss`).
+"""Waveform losses, chosen by name in the training config (`optim.loss`), alone or as a weighted sum.
 
 The default, `snr`, is what the field reports as SDR, so it is what the model optimises; the
 comparison that chose it is in docs/benchmarks.md. Every loss takes the same arguments so they
