@@ -421,6 +421,40 @@ def test_synthetic_room_decays_at_its_rt60_and_keeps_lengths(tmp_path):
         load_config(config)
 
 
+def test_same_class_pairs_add_a_second_clip_of_the_class(tmp_path):
+    """With pair_prob 1 a source holds its own clip plus another clip of its class at pair_gain_db below
+    it; a class with one clip stays single; a pair gain range upside down is refused when the config loads."""
+    from lass.datasets import ClipBank
+    from lass.train.config import load_config
+    from lass.train.mixtures import MixingConfig, TrainingMixtures
+
+    rate = 8000
+    t = np.arange(rate * 2) / rate
+    bank = ClipBank([], rate)
+    for k, (label, hz) in enumerate([("a", 500), ("a", 1500), ("b", 3000)]):
+        bank.by_label[label].append(k)
+        bank.clips.append(np.sin(2 * np.pi * hz * t).astype(np.float32))
+        bank.labels.append(label)
+    bank.label_names = ["a", "b"]
+    cfg = MixingConfig(segment_seconds=1.0, pair_prob=1.0, pair_gain_db=(-6.0, -6.0))
+    ds = TrainingMixtures(bank, cfg, {"a": [0], "b": [1]}, examples_per_epoch=4)
+    rng = np.random.default_rng(0)
+    paired = ds._with_partner(rng, "a", 0, ds._source(rng, 0, active=True), active=True)
+    spectrum = np.abs(np.fft.rfft(paired))  # 1 Hz bins
+    assert 20 * np.log10(spectrum[1500] / spectrum[500]) == pytest.approx(-6.0, abs=0.1)
+    single = ds._source(np.random.default_rng(0), 2, active=True)
+    assert np.array_equal(ds._with_partner(np.random.default_rng(1), "b", 2, single, active=True), single)
+    mixture, refs, *_ = ds[0]
+    assert mixture.shape == (rate,) and refs.shape == (1, rate)
+
+    config = write_config(tmp_path, tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["mixing"]["pair_gain_db"] = [0.0, -6.0]
+    config.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"pair_gain_db \[lowest, highest\] dB, got 0.0 and \[0.0, -6.0\]"):
+        load_config(config)
+
+
 def test_phases_switch_crops_by_epoch_and_after_resume(tmp_path, monkeypatch):
     """data.phases changes crop length and batch size from a given epoch on, also in a resumed run;
     a malformed phase is refused when the config loads."""

@@ -131,6 +131,11 @@ def load_config(path: str | Path) -> TrainConfig:
     rt60 = config.data.mixing.rt60_range
     if len(rt60) != 2 or not 0 < rt60[0] <= rt60[1]:
         raise ValueError(f"data.mixing.rt60_range must be [shortest, longest] seconds, both > 0, got {list(rt60)}")
+    mixing = config.data.mixing
+    pair_gain = mixing.pair_gain_db
+    if not 0 <= mixing.pair_prob <= 1 or len(pair_gain) != 2 or pair_gain[0] > pair_gain[1]:
+        raise ValueError(f"data.mixing: pair_prob must be in [0, 1] and pair_gain_db [lowest, highest] dB, got "
+                         f"{mixing.pair_prob} and {list(pair_gain)}")
     _resolve_paths(config.data.train, base)
     if config.data.validation:
         _resolve_paths([config.data.validation], base)

@@ -1,15 +1,15 @@
 """On-the-fly training mixtures: class-balanced targets, target-active crops, random interferers.
 
-Each example: a target crop (chosen where the target is active), 1-3 interferers of other
-classes at a random target-to-interference ratio, a random level and polarity. Each source may be
-augmented (speed and pitch by resampling, a random smooth equaliser, a synthetic room) so that a
-small set of clips generalises to new recordings of its class. A share of the examples carries a
-negative query (an interferer's label); another share asks for a class that is absent from the
-mixture, whose correct answer is silence. Each example also lists the classes heard in its mixture.
-With `queries_per_mixture` k > 1 an example carries k query slots: its own query and other sources of
-the same mixture (or absent classes), each with its own reference; when the mixture has fewer sources
-than slots, a spare slot asks for an absent class at `absent_prob` and otherwise asks again for one of
-its sources.
+Each example: a target crop (chosen where the target is active), 1-3 interferers of other classes at a
+random target-to-interference ratio, a random level and polarity. Each source may be augmented (speed
+and pitch by resampling, a random smooth equaliser, a synthetic room, a second clip of its class added)
+so that a small set of clips generalises to new recordings of its class. A share of the examples carries
+a negative query (an interferer's label); another share asks for a class that is absent from the
+mixture, whose correct answer is silence. Each example also lists the classes heard in its mixture. With
+`queries_per_mixture` k > 1 an example carries k query slots: its own query and other sources of the
+same mixture (or absent classes), each with its own reference; when the mixture has fewer sources than
+slots, a spare slot asks for an absent class at `absent_prob` and otherwise asks again for one of its
+sources.
 """
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ class MixingConfig:
     reverb_prob: float = 0.0
     rt60_range: tuple[float, float] = (0.15, 0.8)  # reverberation time (to -60 dB), seconds
     drr_db: tuple[float, float] = (0.0, 15.0)  # direct-to-reverberant energy ratio, dB
+    # chance that a source is heard together with a second clip of its own class (two dogs, two engines),
+    # `pair_gain_db` (lowest, highest) below it in RMS: new examples of a class from the same clips
+    pair_prob: float = 0.0
+    pair_gain_db: tuple[float, float] = (-6.0, 0.0)
     # > 1: also ask for interferers of the same mixture (each with its own reference), so a network
     # with a query-independent trunk (film_tcn `shared_blocks`) learns from several sources per pass
     queries_per_mixture: int = 1
@@ -132,6 +136,24 @@ class TrainingMixtures(torch.utils.data.Dataset):
             source = convolve(source, room)
         return source
 
+    def _with_partner(self, rng: np.random.Generator, label: str, index: int, source: np.ndarray,
+                      active: bool) -> np.ndarray:
+        """With probability `pair_prob`, add a crop of another clip of the same class; draws nothing
+        from `rng` when `pair_prob` is 0, so recipes without pairs keep their examples."""
+        cfg = self.config
+        if cfg.pair_prob <= 0 or rng.random() >= cfg.pair_prob:
+            return source
+        clips = [k for k in self.bank.by_label[label] if k != index]
+        if not clips:
+            return source
+        partner = self._source(rng, clips[rng.integers(len(clips))], active)
+        level = np.sqrt(np.mean(source.astype(np.float64) ** 2))
+        partner_level = np.sqrt(np.mean(partner.astype(np.float64) ** 2))
+        if partner_level < 1e-8:
+            return source
+        gain = 10 ** (rng.uniform(*cfg.pair_gain_db) / 20) * level / partner_level
+        return (source + gain * partner).astype(np.float32)
+
     def _crop(self, rng: np.random.Generator, index: int, active: bool, seg: int) -> np.ndarray:
         clip = self.bank.clips[index]
         n = clip.shape[-1]
@@ -156,6 +178,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
         target_label = labels[rng.integers(len(labels))]
         target_clip = self.bank.by_label[target_label][rng.integers(len(self.bank.by_label[target_label]))]
         target = self._source(rng, target_clip, active=True)
+        target = self._with_partner(rng, target_label, target_clip, target, active=True)
         count = int(rng.choice(cfg.interferer_counts, p=cfg.interferer_probs))
         absent = rng.random() < cfg.absent_prob
         others = [lab for lab in labels if lab != target_label]
@@ -167,7 +190,8 @@ class TrainingMixtures(torch.utils.data.Dataset):
         interferers = []
         for lab in interferer_labels:
             idx = self.bank.by_label[lab][rng.integers(len(self.bank.by_label[lab]))]
-            interferers.append(self._source(rng, idx, active=rng.random() < 0.5))
+            active = rng.random() < 0.5
+            interferers.append(self._with_partner(rng, lab, idx, self._source(rng, idx, active), active))
         level = 10 ** (rng.uniform(*cfg.level_db) / 20)
         target = target / max(np.sqrt(np.mean(target.astype(np.float64) ** 2)), 1e-8) * level
         if rng.random() < 0.5:
