@@ -1,5 +1,5 @@
 """How far a real mask on the default STFT can go, by the range it may take: the oracle ideal ratio mask
-and the phase-sensitive mask clipped to [0, m] for several m, on the fold-4 protocol's mixtures, and
+(amplitude |S| / (|S| + |N|), the evaluation's, and power |S|^2 / (|S|^2 + |N|^2)) and the phase-sensitive mask clipped to [0, m] for several m, on the fold-4 protocol's mixtures, and
 the share of the target's energy in bins where the ideal magnitude ratio |S| / |X| exceeds 1.
 
     python scripts/oracle_masks.py --data ../shared/data/esc50-16k --limit 150
@@ -34,13 +34,14 @@ def main() -> None:
     bank = ClipBank(read_dataset({"type": "esc50", "path": opts.data, "folds": opts.folds}), 16000)
     cases = label_mixtures(bank, interferers=1, snr_db=0.0, seed=0)[: opts.limit]
     stft = STFT(STFTConfig(opts.n_fft, opts.hop))
-    gains: dict[str, list[float]] = {"IRM": [], **{f"PSM [0, {c:g}]": [] for c in opts.clips}}
+    gains: dict[str, list[float]] = {"IRM": [], "IRM (power)": [], **{f"PSM [0, {c:g}]": [] for c in opts.clips}}
     above_one = []
     for case in cases:
         x, s = (torch.from_numpy(np.asarray(a, dtype=np.float32).reshape(-1)) for a in (case.mixture, case.target))
         X, S = stft(x), stft(s)
         baseline = float(sdr(x, s))
-        masks = {"IRM": ideal_ratio_mask(S, X - S)}
+        N = X - S
+        masks = {"IRM": ideal_ratio_mask(S, N), "IRM (power)": S.abs() ** 2 / (S.abs() ** 2 + N.abs() ** 2 + 1e-10)}
         masks.update({f"PSM [0, {c:g}]": phase_sensitive_mask(S, X, c) for c in opts.clips})
         for name, mask in masks.items():
             gains[name].append(float(sdr(stft.inverse(X * mask, x.shape[-1]), s)) - baseline)
