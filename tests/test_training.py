@@ -455,6 +455,46 @@ def test_same_class_pairs_add_a_second_clip_of_the_class(tmp_path):
         load_config(config)
 
 
+def test_a_late_data_source_joins_at_its_epoch_and_changes_nothing_before(tmp_path):
+    """A data source with from_epoch N is drawn from epoch N on; before it the mixtures are exactly those
+    of the recipe without it; a bad from_epoch is refused when the config loads."""
+    import shutil
+
+    from lass.datasets import ClipBank, read_dataset
+    from lass.train.config import load_config
+    from lass.train.mixtures import MixingConfig, TrainingMixtures
+
+    data = synthetic_class_folders(tmp_path / "data")
+    (tmp_path / "late").mkdir()
+    shutil.move(data / "hissing", tmp_path / "late" / "hissing")
+    early = read_dataset({"type": "folders", "path": str(data)})
+    late = read_dataset({"type": "folders", "path": str(tmp_path / "late"), "from_epoch": 2})
+    assert {item.first_epoch for item in early} == {0} and {item.first_epoch for item in late} == {2}
+    full, base = ClipBank(early + late, 16000), ClipBank(early, 16000)
+    query_index = {label: [k] for k, label in enumerate(full.label_names)}
+    hissing = query_index["hissing"][0]
+    cfg = MixingConfig(segment_seconds=0.5, queries_per_mixture=2, negative_prob=0.5)
+    with_late = TrainingMixtures(full, cfg, query_index, examples_per_epoch=24)
+    without = TrainingMixtures(base, cfg, query_index, examples_per_epoch=24)
+    for epoch in (0, 1):
+        with_late.epoch = without.epoch = epoch
+        for i in range(24):  # all but the last tensor (classes heard, one entry per class of the bank)
+            assert all(torch.equal(a, b) for a, b in zip(with_late[i][:5], without[i][:5]))
+    with_late.epoch = 2
+    asked = [int(q) for i in range(24) for q in with_late[i][2]]
+    assert hissing in asked
+    with pytest.raises(ValueError, match="training epoch 0 has 0 class"):
+        TrainingMixtures(ClipBank(late, 16000), cfg, query_index, examples_per_epoch=4)
+
+    config = write_config(tmp_path, data)
+    raw = yaml.safe_load(config.read_text())
+    for bad in (-1, "5", 1.5):
+        raw["data"]["train"][0]["from_epoch"] = bad
+        config.write_text(yaml.safe_dump(raw))
+        with pytest.raises(ValueError, match=r"from_epoch .* must be an integer >= 0, got"):
+            load_config(config)
+
+
 def test_phases_switch_crops_by_epoch_and_after_resume(tmp_path, monkeypatch):
     """data.phases changes crop length and batch size from a given epoch on, also in a resumed run;
     a malformed phase is refused when the config loads."""

@@ -22,6 +22,7 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 class Item:
     path: str
     label: str
+    first_epoch: int = 0  # training only: the first epoch whose mixtures may draw this clip
 
 
 def label_text(label: str) -> str:
@@ -71,15 +72,19 @@ def read_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
 
 
 def read_dataset(spec: dict) -> list[Item]:
-    """One entry of a training config's `data` list: {type: esc50|folders|manifest, path: ..., ...}."""
+    """One entry of a training config's `data` list: {type: esc50|folders|manifest, path: ..., ...};
+    `from_epoch: N` holds its clips out of training mixtures before epoch N."""
     kind = spec.get("type", "folders")
     if kind == "esc50":
-        return read_esc50(spec["path"], spec.get("folds"))
-    if kind == "folders":
-        return read_class_folders(spec["path"])
-    if kind == "manifest":
-        return read_manifest(spec["path"], spec.get("root"))
-    raise ValueError(f"unknown dataset type '{kind}' (esc50, folders, manifest)")
+        items = read_esc50(spec["path"], spec.get("folds"))
+    elif kind == "folders":
+        items = read_class_folders(spec["path"])
+    elif kind == "manifest":
+        items = read_manifest(spec["path"], spec.get("root"))
+    else:
+        raise ValueError(f"unknown dataset type '{kind}' (esc50, folders, manifest)")
+    first = spec.get("from_epoch", 0)
+    return [Item(item.path, item.label, first) for item in items] if first else items
 
 
 class ClipBank:
@@ -90,6 +95,7 @@ class ClipBank:
         self.clips: list[np.ndarray] = []
         self.labels: list[str] = []
         self.by_label: dict[str, list[int]] = defaultdict(list)
+        self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
         for item in items:
             try:
                 audio = read_mono(item.path, sample_rate)
@@ -97,6 +103,8 @@ class ClipBank:
                 continue
             if audio.shape[-1] < min_seconds * sample_rate or not np.any(audio):
                 continue
+            if item.first_epoch:
+                self.first_epoch[len(self.clips)] = item.first_epoch
             self.by_label[item.label].append(len(self.clips))
             self.clips.append(audio)
             self.labels.append(item.label)

@@ -128,6 +128,11 @@ def load_config(path: str | Path) -> TrainConfig:
     if config.optim.presence_weight < 0:
         raise ValueError(f"optim.presence_weight must be >= 0, got {config.optim.presence_weight}")
     _check_phases(config.data.phases)
+    for spec in config.data.train:
+        first = spec.get("from_epoch", 0) if isinstance(spec, dict) else 0
+        if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+            raise ValueError(f"data.train: from_epoch (the first epoch that draws a source's clips) must be an "
+                             f"integer >= 0, got {first!r}")
     rt60 = config.data.mixing.rt60_range
     if len(rt60) != 2 or not 0 < rt60[0] <= rt60[1]:
         raise ValueError(f"data.mixing.rt60_range must be [shortest, longest] seconds, both > 0, got {list(rt60)}")

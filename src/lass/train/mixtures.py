@@ -100,9 +100,9 @@ class TrainingMixtures(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
         self.segment = int(round(config.segment_seconds * bank.sample_rate))
-        if not 1 <= config.queries_per_mixture <= len(bank.label_names):
+        if not 1 <= config.queries_per_mixture <= len(self.label_names):
             raise ValueError(f"mixing.queries_per_mixture is {config.queries_per_mixture}: it must be between 1 "
-                             f"and the number of classes ({len(bank.label_names)})")
+                             f"and the number of classes ({len(self.label_names)})")
         self.label_position = {label: k for k, label in enumerate(bank.label_names)}
         self.frame = max(1, bank.sample_rate // 50)
         self.active_frames = []
@@ -110,6 +110,24 @@ class TrainingMixtures(torch.utils.data.Dataset):
             e = _frame_energies(clip, self.frame)
             thresh = e.max() * 10 ** (config.active_threshold_db / 10)
             self.active_frames.append(np.flatnonzero(e > thresh))
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        """Also selects the clips this epoch may draw (a data source's `from_epoch`). When all clips are in
+        from the start these are the bank's own lists, so recipes without late sources keep their examples."""
+        self._epoch = epoch
+        first = self.bank.first_epoch
+        by_label = {label: [k for k in clips if first.get(k, 0) <= epoch]
+                    for label, clips in self.bank.by_label.items()}
+        self.by_label = {label: clips for label, clips in by_label.items() if clips}
+        self.label_names = [label for label in self.bank.label_names if label in self.by_label]
+        if len(self.label_names) < 2:
+            raise ValueError(f"training epoch {epoch} has {len(self.label_names)} class(es) to mix: a data source's "
+                             f"from_epoch leaves fewer than two")
 
     def __len__(self) -> int:
         return self.length
@@ -143,7 +161,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
         cfg = self.config
         if cfg.pair_prob <= 0 or rng.random() >= cfg.pair_prob:
             return source
-        clips = [k for k in self.bank.by_label[label] if k != index]
+        clips = [k for k in self.by_label[label] if k != index]
         if not clips:
             return source
         partner = self._source(rng, clips[rng.integers(len(clips))], active)
@@ -174,9 +192,9 @@ class TrainingMixtures(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         cfg = self.config
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        labels = self.bank.label_names
+        labels = self.label_names
         target_label = labels[rng.integers(len(labels))]
-        target_clip = self.bank.by_label[target_label][rng.integers(len(self.bank.by_label[target_label]))]
+        target_clip = self.by_label[target_label][rng.integers(len(self.by_label[target_label]))]
         target = self._source(rng, target_clip, active=True)
         target = self._with_partner(rng, target_label, target_clip, target, active=True)
         count = int(rng.choice(cfg.interferer_counts, p=cfg.interferer_probs))
@@ -189,7 +207,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
             query_label = interferer_labels.pop()
         interferers = []
         for lab in interferer_labels:
-            idx = self.bank.by_label[lab][rng.integers(len(self.bank.by_label[lab]))]
+            idx = self.by_label[lab][rng.integers(len(self.by_label[lab]))]
             active = rng.random() < 0.5
             interferers.append(self._with_partner(rng, lab, idx, self._source(rng, idx, active), active))
         level = 10 ** (rng.uniform(*cfg.level_db) / 20)
@@ -234,7 +252,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
             refs.append(ref)
         # the classes heard in the mixture (multi-hot over bank.label_names): an interferer cropped from
         # a clip's padding is silence and is not heard; read by training's auxiliary presence loss
-        heard = np.zeros(len(labels), dtype=np.float32)
+        heard = np.zeros(len(self.bank.label_names), dtype=np.float32)
         for label, source in [(target_label, target), *zip(interferer_labels, scaled)]:
             heard[self.label_position[label]] = float(np.any(source))
         return (torch.from_numpy(mixture), torch.from_numpy(np.stack(refs)), torch.tensor(pos_qs),
