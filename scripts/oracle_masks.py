@@ -1,6 +1,7 @@
 """How far a real mask on the default STFT can go, by the range it may take: the oracle ideal ratio mask
-(amplitude |S| / (|S| + |N|), the evaluation's, and power |S|^2 / (|S|^2 + |N|^2)) and the phase-sensitive mask clipped to [0, m] for several m, on the fold-4 protocol's mixtures, and
-the share of the target's energy in bins where the ideal magnitude ratio |S| / |X| exceeds 1.
+(amplitude |S| / (|S| + |N|), the evaluation's, and power |S|^2 / (|S|^2 + |N|^2)) and the phase-sensitive
+mask clipped to [0, m] for several m, on the fold-4 protocol's mixtures, and the share of the target's
+energy in bins where the ideal magnitude ratio |S| / |X| exceeds 1.
 
     python scripts/oracle_masks.py --data ../shared/data/esc50-16k --limit 150
 
