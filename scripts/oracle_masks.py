@@ -41,8 +41,7 @@ def main() -> None:
         x, s = (torch.from_numpy(np.asarray(a, dtype=np.float32).reshape(-1)) for a in (case.mixture, case.target))
         X, S = stft(x), stft(s)
         baseline = float(sdr(x, s))
-        N = X - S
-        masks = {"IRM": ideal_ratio_mask(S, N), "IRM (power)": S.abs() ** 2 / (S.abs() ** 2 + N.abs() ** 2 + 1e-10)}
+        masks = {"IRM": ideal_ratio_mask(S, X - S), "IRM (power)": ideal_ratio_mask(S, X - S, power=2.0)}
         masks.update({f"PSM [0, {c:g}]": phase_sensitive_mask(S, X, c) for c in opts.clips})
         for name, mask in masks.items():
             gains[name].append(float(sdr(stft.inverse(X * mask, x.shape[-1]), s)) - baseline)

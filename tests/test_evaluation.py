@@ -25,6 +25,17 @@ def test_oracle_masks_bound_the_problem():
     assert sdr(est["psm"], target) >= sdr(est["irm"], target)
 
 
+def test_ideal_ratio_mask_amplitude_and_power():
+    """|S| = 3, |N| = 4: the amplitude mask is 3 / 7, the power mask 9 / 25 (sharper: it favours the louder source)."""
+    import torch
+
+    from lass.evaluation.oracle import ideal_ratio_mask
+
+    target, interference = torch.full((2, 3), 3.0 + 0j), torch.full((2, 3), 0 + 4.0j)
+    assert torch.allclose(ideal_ratio_mask(target, interference), torch.full((2, 3), 3 / 7))
+    assert torch.allclose(ideal_ratio_mask(target, interference, power=2.0), torch.full((2, 3), 9 / 25))
+
+
 def test_phase_sensitive_oracle_follows_the_mask_range():
     """Where an interferer cancels half the target, only a mask above 1 restores it."""
     target = np.sin(np.arange(16000) * 0.05).astype(np.float32)

@@ -9,9 +9,11 @@ from ..stft import STFT, STFTConfig
 EPS = 1e-10
 
 
-def ideal_ratio_mask(target_spec: torch.Tensor, interference_spec: torch.Tensor) -> torch.Tensor:
-    """|S| / (|S| + |N|) per time-frequency bin."""
-    return target_spec.abs() / (target_spec.abs() + interference_spec.abs() + EPS)
+def ideal_ratio_mask(target_spec: torch.Tensor, interference_spec: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """|S|^p / (|S|^p + |N|^p) per time-frequency bin: p = 1 (amplitude) is what `lass evaluate` reports;
+    p = 2 (power) is the other common definition, about 1 dB higher on our mixtures (docs/benchmarks.md)."""
+    s, n = target_spec.abs() ** power, interference_spec.abs() ** power
+    return s / (s + n + EPS)
 
 
 def phase_sensitive_mask(target_spec: torch.Tensor, mixture_spec: torch.Tensor, mask_max: float = 1.0) -> torch.Tensor:
