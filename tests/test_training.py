@@ -456,8 +456,9 @@ def test_same_class_pairs_add_a_second_clip_of_the_class(tmp_path):
 
 
 def test_a_late_data_source_joins_at_its_epoch_and_changes_nothing_before(tmp_path):
-    """A data source with from_epoch N is drawn from epoch N on; before it the mixtures are exactly those
-    of the recipe without it; a bad from_epoch is refused when the config loads."""
+    """A data source with from_epoch N is drawn from epoch N on, both its new class and its clips of a class
+    already there; before it the mixtures are exactly those of the recipe without it; a bad from_epoch is
+    refused when the config loads."""
     import shutil
 
     from lass.datasets import ClipBank, read_dataset
@@ -467,6 +468,8 @@ def test_a_late_data_source_joins_at_its_epoch_and_changes_nothing_before(tmp_pa
     data = synthetic_class_folders(tmp_path / "data")
     (tmp_path / "late").mkdir()
     shutil.move(data / "hissing", tmp_path / "late" / "hissing")
+    (tmp_path / "late" / "beeping").mkdir()  # a late clip of a class that is there from the start
+    shutil.move(data / "beeping" / "beeping_3.wav", tmp_path / "late" / "beeping" / "beeping_3.wav")
     early = read_dataset({"type": "folders", "path": str(data)})
     late = read_dataset({"type": "folders", "path": str(tmp_path / "late"), "from_epoch": 2})
     assert {item.first_epoch for item in early} == {0} and {item.first_epoch for item in late} == {2}
@@ -478,11 +481,13 @@ def test_a_late_data_source_joins_at_its_epoch_and_changes_nothing_before(tmp_pa
     without = TrainingMixtures(base, cfg, query_index, examples_per_epoch=24)
     for epoch in (0, 1):
         with_late.epoch = without.epoch = epoch
+        assert len(with_late.by_label["beeping"]) == 3 and "hissing" not in with_late.label_names
         for i in range(24):  # all but the last tensor (classes heard, one entry per class of the bank)
             assert all(torch.equal(a, b) for a, b in zip(with_late[i][:5], without[i][:5]))
     with_late.epoch = 2
     asked = [int(q) for i in range(24) for q in with_late[i][2]]
     assert hissing in asked
+    assert with_late.by_label["beeping"] == full.by_label["beeping"] and len(full.by_label["beeping"]) == 4
     with pytest.raises(ValueError, match="training epoch 0 has 0 class"):
         TrainingMixtures(ClipBank(late, 16000), cfg, query_index, examples_per_epoch=4)
 
