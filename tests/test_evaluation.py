@@ -157,3 +157,24 @@ def test_training_step_timing_runs_the_modes_asked_for():
     assert len(calls) == 5  # two warm-up steps and three timed ones
     with pytest.raises(ValueError, match="unknown training modes"):
         time_training_steps(config, 2, 0.5, 1, ("fp8",))
+
+
+def test_training_step_timing_asks_each_mixture_several_queries(monkeypatch):
+    from lass.evaluation.bench import time_training_steps
+    from lass.models.config import ModelConfig
+    from lass.models.separator import MaskSeparator
+
+    seen = []
+    forward = MaskSeparator.forward
+
+    def recording(self, mixture, cond):
+        seen.append((mixture.shape[0], cond.shape[0]))
+        return forward(self, mixture, cond)
+
+    monkeypatch.setattr(MaskSeparator, "forward", recording)
+    config = ModelConfig(name="t", network_args={"channels": 16, "hidden": 32, "repeats": 1, "dilations": [1, 2],
+                                                 "shared_blocks": 1})
+    times = time_training_steps(config, 2, 0.5, 1, ("float32",), queries=3)
+    assert len(times["float32"]) == 1 and seen == [(2, 6)] * 3  # 3 conditions per mixture, each step
+    with pytest.raises(ValueError, match="at least 1"):
+        time_training_steps(config, 2, 0.5, 1, ("float32",), queries=0)

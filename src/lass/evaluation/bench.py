@@ -107,17 +107,22 @@ TRAINING_MODES = ("float32", "bf16", "bf16+compile")
 
 def time_training_steps(config, batch: int, seconds: float, repeats: int,
                         modes: tuple[str, ...] = TRAINING_MODES,
-                        after_step: Callable[[], None] | None = None) -> dict[str, list[float]]:
+                        after_step: Callable[[], None] | None = None, queries: int = 1) -> dict[str, list[float]]:
     """Seconds per training step (forward, loss, backward, AdamW) of a fresh model with this
     config, in float32, with bf16 autocast, and with bf16 plus torch.compile (the recipe's
-    `precision: bf16-mixed` and `optim.compile: true`). `after_step` is called after every step,
-    warm-up included (e.g. a profiler's `step`)."""
+    `precision: bf16-mixed` and `optim.compile: true`). `queries` conditions per mixture, as the
+    recipe's `mixing.queries_per_mixture` (the query blocks then run on batch x queries rows).
+    `after_step` is called after every step, warm-up included (e.g. a profiler's `step`)."""
     from ..models.separator import MaskSeparator
     from ..train.losses import snr_loss
 
+    if queries < 1:
+        raise ValueError(f"queries per mixture must be at least 1, got {queries}")
     generator = torch.Generator().manual_seed(0)
     mixture = 0.1 * torch.randn(batch, int(seconds * config.sample_rate), generator=generator)
-    target, cond, present = 0.5 * mixture, torch.randn(batch, 2 * config.query_dim, generator=generator), torch.ones(batch)
+    cond = torch.randn(batch * queries, 2 * config.query_dim, generator=generator)
+    repeated = mixture.repeat_interleave(queries, dim=0)  # each query's mixture, as training_step passes it
+    target, present = 0.5 * repeated, torch.ones(batch * queries)
     results = {}
     unknown = set(modes) - set(TRAINING_MODES)
     if unknown:
@@ -133,7 +138,7 @@ def time_training_steps(config, batch: int, seconds: float, repeats: int,
             started = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "float32"):
                 estimate = model(mixture, cond)
-            loss = snr_loss(estimate.float(), target, mixture, present)
+            loss = snr_loss(estimate.float(), target, repeated, present)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
