@@ -9,9 +9,9 @@
 
 `--args` is merged into configs/default.yaml's network_args when the network is the same, so one
 change is measured at a time; `--queries` defaults to its `mixing.queries_per_mixture` (the query blocks
-run once per query, so 2 queries cost about 1.5x one on film_tcn). Architecture pilots compare validation scores at equal steps; this
-says what each step costs (docs/benchmarks.md). The timing is `lass bench --train-step`'s, for an
-architecture that has no model file yet.
+run once per query, so 2 queries cost about 1.5x one on film_tcn). Architecture pilots compare validation
+scores at equal steps; this says what each step costs (docs/benchmarks.md). The timing is `lass bench
+--train-step`'s (which asks one query per mixture), for an architecture that has no model file yet.
 """
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def main() -> None:
 
     recipe = yaml.safe_load(DEFAULT_CONFIG.read_text())
     default = recipe["model"]
-    queries = opts.queries or int(recipe["data"]["mixing"].get("queries_per_mixture", 1))
+    queries = int(recipe["data"]["mixing"].get("queries_per_mixture", 1)) if opts.queries is None else opts.queries
+    if queries < 1:
+        parser.error(f"--queries must be at least 1, got {queries}")
     network_args = dict(default["network_args"]) if opts.network == default["network"] else {}
     network_args.update(json.loads(opts.args))
     config = ModelConfig(name="timing", network=opts.network, network_args=network_args)
