@@ -540,6 +540,46 @@ def test_phases_switch_crops_by_epoch_and_after_resume(tmp_path, monkeypatch):
             load_config(config)
 
 
+def test_a_folder_of_short_words_becomes_one_class_of_joined_clips(tmp_path):
+    """`caption` names every clip of a source; `join_seconds` joins its clips, in listing order, with a short
+    pause between them, until each is at least that long, keeping every sample; malformed values are refused
+    when the config loads."""
+    import soundfile as sf
+
+    from lass.datasets import ClipBank, read_dataset
+    from lass.train.config import load_config
+
+    rate, words = 16000, tmp_path / "digits" / "recordings"
+    words.mkdir(parents=True)
+    lengths = [0.3, 0.5, 0.4, 0.6, 0.35, 0.45, 0.5, 0.3]
+    for k, seconds in enumerate(lengths):
+        sf.write(words / f"{k}_word.wav", tone_noise(seconds, rate, seed=k).reshape(-1), rate)
+    plain = read_dataset({"type": "folders", "path": str(tmp_path / "digits")})
+    assert {item.label for item in plain} == {"recordings"} and len(ClipBank(plain, rate)) == len(lengths)
+    spec = {"type": "folders", "path": str(tmp_path / "digits"), "caption": "speech", "join_seconds": 1.0}
+    bank = ClipBank(read_dataset(spec), rate)
+    gap = int(ClipBank.JOIN_GAP_SECONDS * rate)
+    assert bank.label_names == ["speech"]
+    joined = [clip.shape[-1] for clip in bank.clips]
+    assert all(n >= rate for n in joined[:-1])  # the last join of a label may be shorter
+    assert len(joined) < len(lengths)
+    parts = len(lengths) - len(joined)  # each join of k clips adds k - 1 pauses
+    assert sum(joined) == sum(int(round(s * rate)) for s in lengths) + parts * gap
+    first = bank.clips[0]
+    assert not np.any(first[int(0.3 * rate):int(0.3 * rate) + gap])  # the pause after the first word
+    assert np.any(first[:int(0.3 * rate)]) and np.any(first[int(0.3 * rate) + gap:])
+
+    config = write_config(tmp_path, tmp_path / "digits")
+    raw = yaml.safe_load(config.read_text())
+    for key, bad, message in (("caption", "  ", "caption must be a non-empty text"),
+                              ("join_seconds", -1, "join_seconds must be a number of seconds >= 0"),
+                              ("join_seconds", "4", "join_seconds must be a number of seconds >= 0")):
+        raw["data"]["train"][0] = {**spec, key: bad}
+        config.write_text(yaml.safe_dump(raw))
+        with pytest.raises(ValueError, match=message):
+            load_config(config)
+
+
 def test_shipped_training_lists_keep_the_held_out_recordings_unheard():
     """The held-out recordings (and the stem song kept for evaluation) measure generalisation only while no
     training manifest holds their files, and their classes that no training label names (a frame drum, an

@@ -23,6 +23,7 @@ class Item:
     path: str
     label: str
     first_epoch: int = 0  # training only: the first epoch whose mixtures may draw this clip
+    join_seconds: float = 0.0  # clips shorter than this are joined with the next ones of their label (ClipBank)
 
 
 def label_text(label: str) -> str:
@@ -71,9 +72,24 @@ def read_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     return [Item(str(p if os.path.isabs(p) else base / p), label_text(c)) for p, c in rows]
 
 
+def source_options(spec: dict) -> tuple[str | None, float]:
+    """A data source's `caption` (as a label, or None) and `join_seconds`, refused when malformed."""
+    caption = spec.get("caption")
+    if caption is not None and not (isinstance(caption, str) and caption.strip()):
+        raise ValueError(f"data source {spec.get('path')}: caption must be a non-empty text, got {caption!r}")
+    join = spec.get("join_seconds", 0.0)
+    if isinstance(join, bool) or not isinstance(join, (int, float)) or join < 0:
+        raise ValueError(f"data source {spec.get('path')}: join_seconds must be a number of seconds >= 0, "
+                         f"got {join!r}")
+    return (label_text(caption) if caption else None), float(join)
+
+
 def read_dataset(spec: dict) -> list[Item]:
     """One entry of a training config's `data` list: {type: esc50|folders|manifest, path: ..., ...};
-    `from_epoch: N` holds its clips out of training mixtures before epoch N."""
+    `from_epoch: N` holds its clips out of training mixtures before epoch N; `caption: TEXT` labels every clip
+    of the source with one caption (a folder of short words as "speech"); `join_seconds: S` joins the source's
+    clips, in listing order within a label, until each is at least S long (ClipBank), so that crops of words
+    shorter than a training crop hear a stream of them rather than one word in silence."""
     kind = spec.get("type", "folders")
     if kind == "esc50":
         items = read_esc50(spec["path"], spec.get("folds"))
@@ -83,8 +99,11 @@ def read_dataset(spec: dict) -> list[Item]:
         items = read_manifest(spec["path"], spec.get("root"))
     else:
         raise ValueError(f"unknown dataset type '{kind}' (esc50, folders, manifest)")
+    label, join = source_options(spec)
     first = spec.get("from_epoch", 0)
-    return [Item(item.path, item.label, first) for item in items] if first else items
+    if not (first or label or join):
+        return items
+    return [Item(item.path, label or item.label, first, float(join)) for item in items]
 
 
 class ClipBank:
@@ -96,19 +115,37 @@ class ClipBank:
         self.labels: list[str] = []
         self.by_label: dict[str, list[int]] = defaultdict(list)
         self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
+        pending: dict[tuple, list[np.ndarray]] = {}  # clips waiting to be joined, by (label, first_epoch)
+        gap = np.zeros(int(self.JOIN_GAP_SECONDS * sample_rate), dtype=np.float32)
         for item in items:
             try:
                 audio = read_mono(item.path, sample_rate)
             except AudioError:
                 continue
-            if audio.shape[-1] < min_seconds * sample_rate or not np.any(audio):
+            if not np.any(audio):
                 continue
-            if item.first_epoch:
-                self.first_epoch[len(self.clips)] = item.first_epoch
-            self.by_label[item.label].append(len(self.clips))
-            self.clips.append(audio)
-            self.labels.append(item.label)
+            if item.join_seconds:
+                key = (item.label, item.first_epoch)
+                parts = pending.setdefault(key, [])
+                parts += [audio, gap]
+                if sum(part.shape[-1] for part in parts) - len(gap) < item.join_seconds * sample_rate:
+                    continue
+                audio = np.concatenate(pending.pop(key)[:-1])
+            self._add(item, audio, min_seconds)
+        for (label, first), parts in pending.items():  # the last, shorter join of each label
+            self._add(Item("", label, first), np.concatenate(parts[:-1]), min_seconds)
         self.label_names = sorted(self.by_label)
+
+    JOIN_GAP_SECONDS = 0.15  # silence between joined clips, about a pause between words
+
+    def _add(self, item: Item, audio: np.ndarray, min_seconds: float) -> None:
+        if audio.shape[-1] < min_seconds * self.sample_rate:
+            return
+        if item.first_epoch:
+            self.first_epoch[len(self.clips)] = item.first_epoch
+        self.by_label[item.label].append(len(self.clips))
+        self.clips.append(audio)
+        self.labels.append(item.label)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from ..datasets import source_options
 from ..models.config import ModelConfig
 from .losses import get_loss
 from .mixtures import MixingConfig
@@ -133,6 +134,8 @@ def load_config(path: str | Path) -> TrainConfig:
         if not isinstance(first, int) or isinstance(first, bool) or first < 0:
             raise ValueError(f"data.train: from_epoch (the first epoch that draws a source's clips) must be an "
                              f"integer >= 0, got {first!r}")
+        if isinstance(spec, dict):
+            source_options(spec)
     rt60 = config.data.mixing.rt60_range
     if len(rt60) != 2 or not 0 < rt60[0] <= rt60[1]:
         raise ValueError(f"data.mixing.rt60_range must be [shortest, longest] seconds, both > 0, got {list(rt60)}")
