@@ -23,7 +23,7 @@ class Item:
     path: str
     label: str
     first_epoch: int = 0  # training only: the first epoch whose mixtures may draw this clip
-    join_seconds: float = 0.0  # clips shorter than this are joined with the next ones of their label (ClipBank)
+    join_seconds: float = 0.0  # join with the next clips of the label until at least this long (ClipBank)
 
 
 def label_text(label: str) -> str:
@@ -109,6 +109,8 @@ def read_dataset(spec: dict) -> list[Item]:
 class ClipBank:
     """All clips in memory at one sample rate, grouped by label (class-balanced sampling needs it)."""
 
+    JOIN_GAP_SECONDS = 0.15  # silence between joined clips (an item's join_seconds), about a pause between words
+
     def __init__(self, items: list[Item], sample_rate: int, min_seconds: float = 0.25):
         self.sample_rate = sample_rate
         self.clips: list[np.ndarray] = []
@@ -135,8 +137,6 @@ class ClipBank:
         for (label, first), parts in pending.items():  # the last, shorter join of each label
             self._add(Item("", label, first), np.concatenate(parts[:-1]), min_seconds)
         self.label_names = sorted(self.by_label)
-
-    JOIN_GAP_SECONDS = 0.15  # silence between joined clips, about a pause between words
 
     def _add(self, item: Item, audio: np.ndarray, min_seconds: float) -> None:
         if audio.shape[-1] < min_seconds * self.sample_rate:
