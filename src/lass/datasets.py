@@ -103,7 +103,7 @@ def read_dataset(spec: dict) -> list[Item]:
     first = spec.get("from_epoch", 0)
     if not (first or label or join):
         return items
-    return [Item(item.path, label or item.label, first, float(join)) for item in items]
+    return [Item(item.path, label or item.label, first, join) for item in items]
 
 
 class ClipBank:
