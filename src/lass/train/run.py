@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +103,11 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     best_checkpoint = None
     if data.validation is not None:
         # before the "last" checkpoint, so that last.ckpt carries this epoch's best score and path: resuming
-        # from it then overwrites best.ckpt only with a better model, instead of writing best-v1.ckpt beside it
+        # from it then overwrites best.ckpt only with a better model, instead of writing best-v1.ckpt beside it.
+        # It saves at validation's end only: a resumed run replays the restored epoch's end before any validation,
+        # which made it look for a score that was not there (Lightning's "could not find the monitored key")
         best_checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
-                                          mode="max", save_top_k=1)
+                                          mode="max", save_top_k=1, save_on_train_epoch_end=False)
         callbacks.append(best_checkpoint)
     callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                      every_n_epochs=1, save_top_k=1))
@@ -115,7 +118,12 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     trainer_args.update(config.trainer)
     trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
                         callbacks=callbacks, **trainer_args)
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    with warnings.catch_warnings():
+        # Lightning's own use of a torch API that torch 2.13 deprecates: nothing a user can act on
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+        if resume:  # resuming writes into the run's own checkpoint folder by design: not worth a warning
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
     max_steps = trainer_args.get("max_steps", -1)
     if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
         # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one
