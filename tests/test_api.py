@@ -58,6 +58,37 @@ def test_empty_query_and_empty_audio_are_errors(tiny):
         tiny.separate_tensor(np.zeros((1, 0), np.float32), 16000, ["rain"])
 
 
+def test_bad_samples_rates_and_repeated_queries_are_errors(tiny):
+    x = tone_noise(1.0, 16000)
+    for value in (np.nan, np.inf):
+        bad = x.copy()
+        bad[0, 100] = value
+        with pytest.raises(AudioError, match="NaN or infinite"):
+            tiny.separate_tensor(bad, 16000, "rain")
+    for rate in (0, -8000, 44100.5, True, "16k"):
+        with pytest.raises(AudioError, match="sample rate"):
+            tiny.separate_tensor(x, rate, "rain")
+    with pytest.raises(QueryError, match="more than once"):
+        tiny.separate_tensor(x, 16000, ["dog", " dog "])
+    with pytest.raises(QueryError, match="residual track"):
+        tiny.separate_tensor(x, 16000, ["residual"])
+    assert set(tiny.separate_tensor(x, 16000, ["residual"], residual=False)) == {"residual"}
+    with pytest.raises(QueryError, match="empty negative query"):
+        tiny.separate_tensor(x, 16000, "rain", negative="")
+
+
+def test_tracks_are_keyed_by_the_query_as_given(tiny):
+    tracks = tiny.separate_tensor(tone_noise(1.0, 16000), 16000, ["a  dog barking", "Rain "])
+    assert set(tracks) == {"a  dog barking", "Rain ", "residual"}
+
+
+def test_a_refused_setting_keeps_the_previous_one(tiny):
+    with pytest.raises(ValueError, match="segment"):
+        tiny.update_parameter(segment=-1)
+    assert tiny.engine.segment == 3.0
+    assert tiny.separate_tensor(tone_noise(1.0, 16000), 16000, "rain")["rain"].shape == (1, 16000)
+
+
 def test_separate_to_files_streams_and_names_outputs(tiny, tmp_path):
     x = tone_noise(7.5, 22050, 2)
     path = tmp_path / "song.flac"
@@ -102,3 +133,6 @@ def test_clipping_is_rescaled_with_one_common_gain(model_dir, tmp_path):
 
 def test_output_names_are_unique_and_safe():
     assert output_names(["Rain", "rain", "residual", "!!"]) == ["rain", "rain-2", "residual-query", "query"]
+    # never '<name>-residual', the per-query residual's name; letters of any script are kept
+    assert output_names(["dog", "Dog residual", "犬の鳴き声", "Café_bell"]) == [
+        "dog", "dog-residual-query", "犬の鳴き声", "café-bell"]

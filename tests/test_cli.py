@@ -91,6 +91,48 @@ def test_silent_file_leaves_no_output(capsys, tmp_path, tiny_model):
 def test_empty_query(capsys, song, tmp_path, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "   ", "-m", tiny_model, "-o", str(tmp_path))
     assert_one_line_error(code, err, "empty query")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-n", "", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "empty negative query", "--negative")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-q", " rain", "-m", tiny_model,
+                           "-o", str(tmp_path))
+    assert_one_line_error(code, err, "'rain' is given more than once")
+
+
+def test_nan_or_infinite_samples_are_refused_and_leave_nothing(capsys, tmp_path, tiny_model):
+    for name, value in [("nan.wav", np.nan), ("inf.wav", np.inf)]:
+        x = tone_noise(25.0, 16000, 1)
+        x[0, 21 * 16000] = value  # in the second 20 s block read, after the first was separated and written
+        sf.write(tmp_path / name, x.T, 16000, subtype="FLOAT")
+        code, _, err = run_cli(capsys, "separate", str(tmp_path / name), "-q", "rain", "-m", tiny_model,
+                               "-o", str(tmp_path / "out"), "--quiet")
+        assert_one_line_error(code, err, name, "NaN or infinite samples")
+    assert not (tmp_path / "out").exists()
+
+
+def test_inputs_that_would_share_an_output_folder_are_refused(capsys, song, tmp_path, tiny_model):
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / "song.flac"
+    sf.write(twin, tone_noise(1.0, 8000, 1).T, 8000)
+    args = ["-q", "rain", "-m", tiny_model, "-o", str(tmp_path / "out"), "--force", "--quiet"]
+    code, _, err = run_cli(capsys, "separate", str(song), str(twin), *args)
+    assert_one_line_error(code, err, "would both write to", "song.flac")
+    code, _, err = run_cli(capsys, "separate", str(song), str(song), *args)
+    assert_one_line_error(code, err, "given more than once")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_query_named_like_a_residual_keeps_its_own_file(capsys, song, tmp_path, tiny_model):
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "dog", "-q", "dog residual", "--per-query-residual",
+                           "-m", tiny_model, "-o", str(tmp_path / "out"), "--quiet", "--float32")
+    assert code == 0, err
+    folder = tmp_path / "out" / "song"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "dog-residual-query-residual.wav", "dog-residual-query.wav", "dog-residual.wav", "dog.wav", "residual.wav"]
+    mixture, dog, dog_rest = (sf.read(p, always_2d=True)[0] for p in (song, folder / "dog.wav",
+                                                                       folder / "dog-residual.wav"))
+    assert np.allclose(dog + dog_rest, mixture, atol=1e-4)
+    other = sf.read(folder / "dog-residual-query.wav", always_2d=True)[0]
+    assert not np.allclose(other, dog_rest, atol=1e-3)  # the query's own target, not a residual
 
 
 def test_unknown_model(capsys, song, tmp_path):
@@ -112,6 +154,20 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--format", "flac",
                            "--float32", "-o", str(tmp_path))
     assert_one_line_error(code, err, "FLAC cannot store float32")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--segment", "inf",
+                           "-o", str(tmp_path))
+    assert_one_line_error(code, err, "--segment")
+
+
+def test_damaged_model_file(capsys, song, tmp_path, monkeypatch):
+    broken = tmp_path / "models" / "broken.safetensors"
+    broken.parent.mkdir()
+    broken.write_text("not a model")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(broken), "-o", str(tmp_path))
+    assert_one_line_error(code, err, "broken.safetensors", "not a readable")
+    monkeypatch.setenv("LASS_MODELS_DIR", str(broken.parent))
+    code, out, err = run_cli(capsys, "models")  # the other models are still listed
+    assert code == 0 and "default" in out and "skipping" in err and "broken.safetensors" in err
 
 
 def test_several_inputs_continue_past_a_bad_one(capsys, song, tmp_path, tiny_model):

@@ -131,7 +131,7 @@ def test_evaluate_passes_the_segment_to_the_engine(tmp_path, model_dir, capsys):
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())["1int"]["summary"]
     assert summary["sdri"] == pytest.approx(3.0, abs=0.6)  # half the mixture, put back from 0.5 s segments
     assert main([*args, "-o", str(tmp_path / "ev0"), "--segment", "0"]) == 1
-    assert "--segment must be positive" in capsys.readouterr().err
+    assert "--segment must be more than 0" in capsys.readouterr().err
 
 
 def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):

@@ -1,6 +1,7 @@
 """The Python API: `Separator` loads a model and its query encoder once and separates arrays or files."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,17 +31,19 @@ def pick_device(device: str = "auto") -> str:
 
 
 def slugify(text: str, limit: int = 60) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
+    """Letters and digits of any script, lower case, joined by '-': file-safe on every platform."""
+    slug = re.sub(r"[\W_]+", "-", text.lower()).strip("-")[:limit].strip("-")
     return slug or "query"
 
 
 def output_names(queries: Sequence[str]) -> list[str]:
-    """One file-safe name per query, unique, never 'residual'."""
+    """One file-safe name per query, unique, never 'residual' nor ending in '-residual', so that no
+    query's file can take the name of the residual or of a per-query residual ('<name>-residual')."""
     names: list[str] = []
     for query in queries:
         base = slugify(query)
-        if base == RESIDUAL:
-            base = "residual-query"
+        if base == RESIDUAL or base.endswith(f"-{RESIDUAL}"):
+            base = f"{base}-query"
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
@@ -107,11 +110,14 @@ class Separator:
         return None
 
     def update_parameter(self, segment: float | None = None, overlap: float | None = None) -> None:
+        """Change the engine's settings; a refused value leaves the previous settings in place."""
+        engine = dataclasses.replace(self.engine)
         if segment is not None:
-            self.engine.segment = segment
+            engine.segment = segment
         if overlap is not None:
-            self.engine.overlap = overlap
-        self.engine.validate()
+            engine.overlap = overlap
+        engine.validate()
+        self.engine = engine
 
     @property
     def encoder(self):
@@ -126,31 +132,41 @@ class Separator:
         if not queries:
             raise QueryError("no query given: say what to extract, e.g. -q 'a dog barking'")
         queries = [validate_query(q) for q in queries]
+        repeated = sorted({q for q in queries if queries.count(q) > 1})
+        if repeated:
+            raise QueryError(f"the query '{repeated[0]}' is given more than once")
         pos = self.encoder.encode(queries)
+        negatives = [] if negative is None else [negative] if isinstance(negative, str) else list(negative)
+        negatives = [validate_query(q, negative=True) for q in negatives]
         neg = None
-        if negative:
-            negatives = [negative] if isinstance(negative, str) else list(negative)
+        if negatives:
             neg = torch.nn.functional.normalize(self.encoder.encode(negatives).mean(0, keepdim=True), dim=-1)
         return build_condition(pos, neg)
 
     def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,
                         negative: Sequence[str] | str | None = None, residual: bool = True) -> Tracks:
-        """(samples,) or (channels, samples) at `sample_rate` -> Tracks at the same rate and channels."""
+        """(samples,) or (channels, samples) at `sample_rate` -> Tracks at the same rate and channels, one
+        track per query under the query as given, and the residual (the input minus all targets)."""
         if isinstance(queries, str):
             queries = [queries]
+        sample_rate = check_sample_rate(sample_rate)
         if isinstance(wav, torch.Tensor):
             wav = wav.detach().cpu().numpy()
         wav = np.atleast_2d(np.asarray(wav, dtype=np.float32))
         if wav.shape[-1] == 0:
             raise AudioError("the audio has zero length")
+        check_finite(wav)
         conds = self.conditions(queries, negative)
+        if residual and any(validate_query(q) == RESIDUAL for q in queries):
+            raise QueryError(f"the query '{RESIDUAL}' would share its name with the residual track: "
+                             "rephrase it or pass residual=False")
         step = max(1, int(30 * sample_rate))
         blocks = (wav[:, i : i + step] for i in range(0, wav.shape[1], step))
         pieces = [est for _, est in separate_stream(self.model, conds, blocks, sample_rate, wav.shape[0], self.engine)]
         targets = np.concatenate(pieces, axis=-1)
         tracks = Tracks(sample_rate=sample_rate)
         for query, target in zip(queries, targets):
-            tracks[validate_query(query)] = target
+            tracks[query] = target
         if residual:
             tracks[RESIDUAL] = wav - targets.sum(0)
         return tracks
@@ -158,6 +174,7 @@ class Separator:
     def separate_file(self, path: str | os.PathLike, queries: Sequence[str] | str,
                       negative: Sequence[str] | str | None = None, residual: bool = True) -> Tracks:
         data, rate = audio.read(path)
+        check_finite(data, path)
         if not np.any(data):
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")
         return self.separate_tensor(data, rate, queries, negative, residual)
@@ -192,6 +209,7 @@ class Separator:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
                 raise FileExistsError(f"output exists: {existing[0]} (use --force to overwrite)")
+        created = [p for p in (folder, *folder.parents) if not p.exists()]  # innermost first
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -239,6 +257,11 @@ class Separator:
         except BaseException:
             for writer in writers.values():
                 writer.abort()
+            for new_folder in created:  # leave no empty folder behind for an input that failed
+                try:
+                    new_folder.rmdir()
+                except OSError:
+                    break
             raise
         finally:
             if bar is not None:
@@ -253,6 +276,24 @@ class Separator:
         return tqdm(total=total, desc=name, unit="smp", unit_scale=True, leave=False, dynamic_ncols=True)
 
 
+def check_sample_rate(sample_rate: object) -> int:
+    """A sample rate must be a positive whole number of Hz."""
+    try:
+        rate = int(sample_rate)
+    except (TypeError, ValueError, OverflowError):
+        rate = None
+    if isinstance(sample_rate, bool) or rate is None or rate != sample_rate or rate <= 0:
+        raise AudioError(f"the sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return rate
+
+
+def check_finite(wav: np.ndarray, path: str | os.PathLike | None = None) -> None:
+    """NaN or infinite samples would spread through the STFT into every output sample near them."""
+    if not np.isfinite(wav).all():
+        where = f"{path}: " if path is not None else ""
+        raise AudioError(f"{where}the audio contains NaN or infinite samples")
+
+
 def _file_blocks(path, meta, block_seconds: float):
     import soundfile as sf
 
@@ -263,6 +304,7 @@ def _file_blocks(path, meta, block_seconds: float):
                 block = f.read(size, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
+                check_finite(block, path)
                 yield np.ascontiguousarray(block.T)
     except AudioError:
         raise

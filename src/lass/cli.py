@@ -45,6 +45,7 @@ def cmd_separate(args) -> int:
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet)
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
+    _check_distinct_outputs(args.inputs, args.out)
     failures = []
     for path in args.inputs:
         started = time.perf_counter()
@@ -74,10 +75,30 @@ def cmd_separate(args) -> int:
     return 0
 
 
+def _check_distinct_outputs(inputs: list[str], out: str) -> None:
+    """Each input writes to OUT/<its name without extension>/: two inputs there would overwrite each other."""
+    from pathlib import Path
+
+    seen: dict[str, str] = {}
+    for path in inputs:
+        stem = Path(path).stem
+        if stem in seen:
+            if os.path.abspath(seen[stem]) == os.path.abspath(path):
+                raise UserError(f"{path} is given more than once")
+            raise UserError(f"{seen[stem]} and {path} would both write to {Path(out) / stem}: rename one, "
+                            "or separate them in two runs with different -o folders")
+        seen[stem] = path
+
+
 def cmd_models(args) -> int:
     from .models import registry
 
-    rows = [registry.describe(name, path) for name, path in registry.installed_models().items()]
+    rows = []
+    for name, path in registry.installed_models().items():
+        try:
+            rows.append(registry.describe(name, path))
+        except registry.ModelNotFound as err:  # one damaged file must not hide the others
+            _say(f"lass: skipping {err}")
     if args.json:
         print(json.dumps([row.__dict__ for row in rows], indent=2))
         return 0

@@ -35,8 +35,8 @@ class EngineConfig:
     device: str = "cpu"
 
     def validate(self) -> None:
-        if not self.segment > 0:
-            raise ValueError(f"--segment must be positive, got {self.segment}")
+        if not 0 < self.segment <= 3600:  # a segment is held whole in memory, with the network's activations
+            raise ValueError(f"--segment must be more than 0 and at most 3600 seconds, got {self.segment}")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"--overlap must be in [0, 1), got {self.overlap}")
         if self.context is not None and self.context < 0:

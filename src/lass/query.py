@@ -79,11 +79,15 @@ class TextEncoder(torch.nn.Module):
         return torch.stack([self._cache[t] for t in texts])
 
 
-def validate_query(text: object) -> str:
+def validate_query(text: object, negative: bool = False) -> str:
+    """A query with its whitespace normalised; `negative` words the errors for a query to suppress."""
+    kind = "negative query" if negative else "query"
     if not isinstance(text, str):
-        raise QueryError(f"a query must be text, got {type(text).__name__}")
+        raise QueryError(f"a {kind} must be text, got {type(text).__name__}")
     cleaned = " ".join(text.split())
     if not cleaned:
+        if negative:
+            raise QueryError("empty negative query: describe the sound to suppress, e.g. --negative 'music'")
         raise QueryError("empty query: describe the sound to extract, e.g. -q 'a dog barking'")
     return cleaned
 

@@ -44,8 +44,11 @@ def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
 def read_config(path: str | os.PathLike) -> ModelConfig:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error type for a damaged or foreign file
+        raise ModelNotFound(f"{path}: not a readable safetensors model file ({_first_line(err)})") from None
     if "lass_config" not in meta:
         raise ModelNotFound(f"{path}: not a lass model file (no lass_config metadata)")
     return ModelConfig.from_json(meta["lass_config"])
@@ -55,9 +58,17 @@ def load_model_file(path: str | os.PathLike) -> MaskSeparator:
     from safetensors.torch import load_file
 
     config = read_config(path)
-    model = MaskSeparator(config)
-    model.load_state_dict(load_file(str(path)))
+    try:
+        model = MaskSeparator(config)
+        model.load_state_dict(load_file(str(path)))
+    except Exception as err:
+        raise ModelNotFound(f"{path}: the weights do not match the model it describes ({_first_line(err)})") from None
     return model.eval()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
 
 
 def installed_models() -> dict[str, Path]:
