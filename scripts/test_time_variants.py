@@ -6,9 +6,10 @@ beyond one pass with the user's query help? Each 5 s mixture is separated whole 
 Variants: the shipped mask power against raw masks; a second pass on the first estimate (masks
 multiplied, with exponents); a generic negative query; the input scaled by a fixed gain or
 normalised to a fixed RMS level (the mask is applied to the unscaled mixture, so only what the
-network sees changes); phases made consistent by MISI iterations instead of the mixture's phase. With `--ensemble OTHER.safetensors ...`: the masks of other models (same STFT)
-averaged with this one's, and the model whose weights are the average of all of them (for checkpoints
-of one run), instead of the other variants. Results: docs/benchmarks.md.
+network sees changes); phases made consistent by MISI iterations instead of the mixture's phase. With
+`--ensemble OTHER.safetensors ...`: the masks of other models (same STFT) averaged with this one's, and
+the model whose weights are the average of all of them (for checkpoints of one run), instead of the
+other variants. Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -39,18 +40,20 @@ def report_ensembles(paths: list[str], model, masks, mixture: torch.Tensor, cond
         report(f"weights of {len(states)} models averaged", masks(mixture, conds).pow(model.config.mask_power))
 
 
-def misi(model, spec: torch.Tensor, mask: torch.Tensor, length: int, iterations: int) -> torch.Tensor:
+def misi(model, mixture: torch.Tensor, spec: torch.Tensor, mask: torch.Tensor, iterations: int) -> torch.Tensor:
     """Multiple input spectrogram inversion for target and residual: keep each one's masked magnitude,
     take the phase of its re-analysed waveform, and share the mixture's error between the two."""
-    mixture = model.stft.inverse(spec, length)
     magnitudes = (mask * spec.abs(), (1 - mask).clamp_min(0) * spec.abs())
     specs = (spec * mask, spec * (1 - mask))
-    for _ in range(iterations + 1):
-        waves = [model.stft.inverse(s, length) for s in specs]
+
+    def waveforms(specs) -> list[torch.Tensor]:
+        waves = [model.stft.inverse(s, mixture.shape[-1]) for s in specs]
         error = (mixture - waves[0] - waves[1]) / 2
-        waves = [w + error for w in waves]
-        specs = [m * torch.exp(1j * torch.angle(model.stft(w))) for m, w in zip(magnitudes, waves)]
-    return waves[0]
+        return [w + error for w in waves]
+
+    for _ in range(iterations):
+        specs = [m * torch.exp(1j * torch.angle(model.stft(w))) for m, w in zip(magnitudes, waveforms(specs))]
+    return waveforms(specs)[0]
 
 
 def main() -> None:
@@ -93,7 +96,7 @@ def main() -> None:
         return report_ensembles(opts.ensemble, model, masks, mixture, conds, first.pow(power), report)
     for iterations in [1, 3]:
         report(f"MISI phases, {iterations} iteration{'s' * (iterations > 1)}", first,
-               misi(model, spec, first.pow(power), mixture.shape[-1], iterations))
+               misi(model, mixture, spec, first.pow(power), iterations))
     second = masks(model.stft.inverse(spec * first.pow(power), mixture.shape[-1]), conds)
     for a, b in [(1.0, 1.0), (power, 0.3), (power, 0.5), (power, power)]:
         report(f"two passes, powers {a:g} and {b:g}", first.pow(a) * second.pow(b))
