@@ -42,10 +42,10 @@ def cmd_separate(args) -> int:
     from .audio import check_output_format
 
     check_output_format(options.format, options.subtype)
+    _check_distinct_outputs(args.inputs, args.out)  # before the model loads: a pure check of the arguments
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet)
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
-    _check_distinct_outputs(args.inputs, args.out)
     failures = []
     for path in args.inputs:
         started = time.perf_counter()
