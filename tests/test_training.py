@@ -76,6 +76,46 @@ def test_train_export_and_resume(tmp_path):
     assert validated and int(validated[-1]["step"]) >= 6
 
 
+def test_training_to_a_log_file_prints_progress_lines(tmp_path):
+    # `nohup lass train ... > log`: a redrawn progress bar shows nothing in a file until the run ends
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data)
+    done = lass_cmd("train", "--config", str(config))  # stderr is a pipe here, as with a log file
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("lass train: ")]
+    assert lines[0].startswith("lass train: step 1/4 (epoch 0), loss ") and "first step took" in lines[0]
+    validations = [line for line in lines if "validation: SDRi" in line]
+    assert [line.split()[3] for line in validations] == ["2", "4"]  # after each epoch of 2 steps
+    assert "\r" not in done.stderr and "━" not in done.stderr
+    quiet = lass_cmd("train", "--config", str(config), "--resume", str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
+                     "--set", "max_steps=6", "--quiet")
+    assert quiet.returncode == 0 and "lass train: step" not in quiet.stderr
+
+
+def test_progress_lines_give_the_step_rate_and_time_left(monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    from lass.train import progress
+
+    clock = iter([0.0, 30.0, 228.0, 230.0])  # start, first step (compiling), then 99 steps of 2 s, validation
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    lines = progress.ProgressLines(every=100, stream=out)
+    trainer = SimpleNamespace(global_step=5000, max_steps=9000, current_epoch=5, is_global_zero=True,
+                              sanity_checking=False, callback_metrics={"train_loss_step": torch.tensor(-9.5)})
+    lines.on_train_start(trainer, None)
+    for step in (5001, 5050, 5100):  # 5050: no line between multiples of `every`
+        trainer.global_step = step
+        lines.on_train_batch_end(trainer, None, None, None, 0)
+    trainer.callback_metrics.update(val_sdri=torch.tensor(7.5), val_si_sdri=torch.tensor(6.25))
+    lines.on_validation_end(trainer, None)
+    assert out.getvalue().splitlines() == [
+        "lass train: step 5001/9000 (epoch 5), loss -9.50, first step took 30 s",
+        "lass train: step 5100/9000 (epoch 5), loss -9.50, 2.00 s/step, about 2 h 10 min to step 9000",
+        "lass train: step 5100 validation: SDRi 7.50 dB, SI-SDRi 6.25 dB"]
+
+
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     # resuming from the first epoch's last.ckpt once wrote best-v1.ckpt beside best.ckpt and exported the stale one
     from safetensors.torch import load_file

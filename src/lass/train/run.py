@@ -111,8 +111,13 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         callbacks.append(best_checkpoint)
     callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                      every_n_epochs=1, save_top_k=1))
+    bar = progress and sys.stderr.isatty()
+    if progress and not bar:  # output to a log file: the redrawn bar would show nothing until the end
+        from .progress import ProgressLines
+
+        callbacks.append(ProgressLines())
     trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000, "log_every_n_steps": 25,
-                    "gradient_clip_val": 5.0, "enable_progress_bar": progress, "num_sanity_val_steps": 0,
+                    "gradient_clip_val": 5.0, "enable_progress_bar": bar, "num_sanity_val_steps": 0,
                     "enable_model_summary": False,
                     "reload_dataloaders_every_n_epochs": 1}
     trainer_args.update(config.trainer)

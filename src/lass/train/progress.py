@@ -1,0 +1,62 @@
+"""Progress as plain lines, for training whose output goes to a log file (`nohup lass train ... > log`).
+
+Lightning's progress bar redraws one line in place: written to a file it shows nothing until the run ends, so a
+run in the background (hours on a CPU) gave no sign of life. These lines say where it is and when it will end.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from lightning.pytorch.callbacks import Callback
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+class ProgressLines(Callback):
+    """A line after the first step (which includes compiling), then every `every` steps and after each validation."""
+
+    def __init__(self, every: int = 100, stream=None):
+        self.every = every
+        self.stream = stream
+        self._since = None  # (time, step) of the last line, for the rate
+
+    def _print(self, text: str) -> None:
+        print(f"lass train: {text}", file=self.stream or sys.stderr, flush=True)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._since = (time.monotonic(), trainer.global_step)
+        self._first = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or not (self._first or step % self.every == 0):
+            return
+        now = time.monotonic()
+        elapsed, steps = now - self._since[0], step - self._since[1]
+        line = f"step {step}" + (f"/{trainer.max_steps}" if trainer.max_steps > 0 else "")
+        line += f" (epoch {trainer.current_epoch})"
+        loss = trainer.callback_metrics.get("train_loss_step")
+        if loss is not None:
+            line += f", loss {float(loss):.2f}"
+        if self._first:
+            line += f", first step took {elapsed:.0f} s"
+        elif steps > 0:
+            per_step = elapsed / steps
+            line += f", {per_step:.2f} s/step"
+            if trainer.max_steps > step:
+                line += f", about {_duration(per_step * (trainer.max_steps - step))} to step {trainer.max_steps}"
+        self._print(line)
+        self._first = False
+        self._since = (now, step)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        metrics = trainer.callback_metrics
+        if trainer.sanity_checking or not trainer.is_global_zero or "val_sdri" not in metrics:
+            return
+        self._print(f"step {trainer.global_step} validation: SDRi {float(metrics['val_sdri']):.2f} dB, "
+                    f"SI-SDRi {float(metrics['val_si_sdri']):.2f} dB")
+        self._since = (time.monotonic(), trainer.global_step)  # validation time is not step time
