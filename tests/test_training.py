@@ -116,6 +116,31 @@ def test_progress_lines_give_the_step_rate_and_time_left(monkeypatch):
         "lass train: step 5100 validation: SDRi 7.50 dB, SI-SDRi 6.25 dB"]
 
 
+def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [1\n")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    not_ckpt = tmp_path / "notes.ckpt"
+    not_ckpt.write_text("not a checkpoint")
+    cases = [
+        (("train", "--config", str(broken)), "broken.yaml: not valid YAML (line 2)"),
+        (("train", "--config", str(listed)), "a config is a mapping of sections"),
+        (("train", "--config", str(config), "--set", "max_steps=[1"), "--set max_steps: cannot read the value"),
+        (("train", "--config", str(config), "--resume", str(not_ckpt)), "notes.ckpt: not a lass training checkpoint"),
+        (("train", "--config", str(config), "--resume", str(tmp_path / "gone.ckpt")), "checkpoint to resume not found"),
+        (("export", str(not_ckpt), "-o", str(tmp_path / "x.safetensors")), "notes.ckpt: not a lass training checkpoint"),
+        (("export", str(config), "-o", str(tmp_path / "x.safetensors")), "not a lass training checkpoint"),
+    ]
+    for args, message in cases:
+        done = lass_cmd(*args, "--quiet") if args[0] == "train" else lass_cmd(*args)
+        assert done.returncode == 1, (args, done.stderr[-1500:])
+        assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr[-1500:])
+    assert not (tmp_path / "run").exists() and not (tmp_path / "x.safetensors").exists()
+
+
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     # resuming from the first epoch's last.ckpt once wrote best-v1.ckpt beside best.ckpt and exported the stale one
     from safetensors.torch import load_file

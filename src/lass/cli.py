@@ -139,6 +139,12 @@ def cmd_train(args) -> int:
     if not os.path.isfile(args.config):
         raise UserError(f"config not found: {args.config}")
     config = load_config(args.config)
+    if args.resume:  # before the data loads, not minutes later inside Lightning
+        from .train.run import read_checkpoint
+
+        if not os.path.isfile(args.resume):
+            raise UserError(f"checkpoint to resume not found: {args.resume}")
+        read_checkpoint(args.resume)
     if args.output:
         config.output_dir = args.output
     for override in args.set or []:
@@ -154,7 +160,10 @@ def _apply_override(trainer: dict, text: str) -> None:
     if "=" not in text:
         raise UserError(f"--set expects key=value, got '{text}'")
     key, value = text.split("=", 1)
-    trainer[key.strip()] = yaml.safe_load(value)
+    try:
+        trainer[key.strip()] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise UserError(f"--set {key.strip()}: cannot read the value {value!r}") from None
 
 
 def cmd_export(args) -> int:

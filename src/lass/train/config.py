@@ -116,7 +116,15 @@ def _check_phases(phases: list[dict]) -> None:
 def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+        try:
+            raw = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where is not None else ""
+            raise ValueError(f"{path}: not valid YAML{line}: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a config is a mapping of sections (model, data, optim, trainer), "
+                         f"got {type(raw).__name__}")
     config = _build(TrainConfig, raw)
     base = path.resolve().parent.parent if path.resolve().parent.name == "configs" else path.resolve().parent
     get_loss(config.optim.loss)  # an unknown loss fails here, before data loading

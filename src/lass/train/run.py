@@ -154,15 +154,26 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     return out / "model.safetensors"
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    except IsADirectoryError:
+        raise
+    except Exception as err:  # pickle, zip and torch all have their own ways of saying "not a checkpoint"
+        raise ValueError(f"{path}: not a lass training checkpoint (unreadable: {type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or "lass_model_config" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a lass training checkpoint")
+    return ckpt
+
+
 def load_checkpoint(path: str | os.PathLike):
     """Lightning checkpoint -> MaskSeparator (for `lass export`)."""
     from ..models.config import ModelConfig
     from ..models.separator import MaskSeparator
 
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    cfg = ckpt.get("lass_model_config")
-    if cfg is None:
-        raise ValueError(f"{path}: not a lass training checkpoint")
+    ckpt = read_checkpoint(path)
+    cfg = ckpt["lass_model_config"]
     model = MaskSeparator(ModelConfig.from_json(cfg))
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
