@@ -124,6 +124,23 @@ def test_evaluate_needs_one_source(capsys, tmp_path):
     assert "exactly one of --data" in capsys.readouterr().err
 
 
+def test_evaluate_class_folders_skip_bad_clips_and_refuse_folds(tmp_path, model_dir, capsys):
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=3)
+    label = sorted(p.name for p in data.iterdir())[0]
+    nan = np.full(16000, np.nan, dtype=np.float32)
+    sf.write(data / label / "nan.wav", nan, 16000, subtype="FLOAT")  # would make every score it touches NaN
+    (data / label / "broken.wav").write_bytes(b"RIFF not audio")
+    args = ["evaluate", "--data", str(data), "-m", str(model_dir / "ones.safetensors"), "--interferers", "1",
+            "--no-oracle", "--no-plots", "-o", str(tmp_path / "ev")]
+    assert main(args + ["--folds", "4"]) == 1
+    assert "--folds needs the ESC-50 layout" in capsys.readouterr().err
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "skipped 2 clips that are unreadable or hold NaN or infinite samples" in captured.err
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv")))
+    assert len(rows) == 9 and all(np.isfinite(float(row["sdri"])) for row in rows)
+
+
 def test_evaluate_passes_the_segment_to_the_engine(tmp_path, model_dir, capsys):
     data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
     args = ["evaluate", "--data", str(data), "-m", str(model_dir / "half.safetensors"), "--no-oracle", "--no-plots"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,10 +120,15 @@ class ClipBank:
         self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
         pending: dict[tuple, list[np.ndarray]] = {}  # clips waiting to be joined, by (label, first_epoch)
         gap = np.zeros(int(self.JOIN_GAP_SECONDS * sample_rate), dtype=np.float32)
+        skipped: list[str] = []
         for item in items:
             try:
                 audio = read_mono(item.path, sample_rate)
             except AudioError:
+                skipped.append(str(item.path))
+                continue
+            if not np.isfinite(audio).all():  # one NaN would turn every loss and metric it touches into NaN
+                skipped.append(str(item.path))
                 continue
             if not np.any(audio):
                 continue
@@ -137,6 +143,11 @@ class ClipBank:
         for (label, first), parts in pending.items():  # the last, shorter join of each label
             self._add(Item("", label, first), np.concatenate(parts[:-1]), min_seconds)
         self.label_names = sorted(self.by_label)
+        if skipped:
+            one = len(skipped) == 1
+            print(f"lass: skipped {len(skipped)} clip{'' if one else 's'} that {'is' if one else 'are'} unreadable or "
+                  f"{'holds' if one else 'hold'} NaN or infinite samples (first: {skipped[0]})", file=sys.stderr,
+                  flush=True)
 
     def _add(self, item: Item, audio: np.ndarray, min_seconds: float) -> None:
         if audio.shape[-1] < min_seconds * self.sample_rate:

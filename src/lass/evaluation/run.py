@@ -221,7 +221,11 @@ def _protocols(args, model_rate: int):
         root = Path(args.data)
         if not root.is_dir():
             raise FileNotFoundError(f"--data: no such folder: {root}")
-        items = read_esc50(root, args.folds) if (root / "meta.csv").exists() else read_class_folders(root)
+        esc50 = (root / "meta.csv").exists()
+        if args.folds and not esc50:  # a folder per class has no folds: evaluating all of it would mislead
+            raise ValueError(f"--folds needs the ESC-50 layout (meta.csv), which {root} does not have; "
+                             f"without --folds its class folders are used")
+        items = read_esc50(root, args.folds) if esc50 else read_class_folders(root)
         if not items:
             raise ValueError(f"--data {root}: no labelled clips found (folds {args.folds})")
         bank = ClipBank(items, model_rate)
