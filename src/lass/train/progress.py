@@ -23,6 +23,7 @@ class ProgressLines(Callback):
         self.every = every
         self.stream = stream
         self._since = None  # (time, step) of the last line, for the rate
+        self._first = True
 
     def _print(self, text: str) -> None:
         print(f"lass train: {text}", file=self.stream or sys.stderr, flush=True)
