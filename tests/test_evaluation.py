@@ -122,6 +122,11 @@ def test_evaluate_stems(tmp_path, model_dir, capsys):
 def test_evaluate_needs_one_source(capsys, tmp_path):
     assert main(["evaluate", "-o", str(tmp_path)]) == 1
     assert "exactly one of --data" in capsys.readouterr().err
+    for option, message in ((["--interferers", "1", "0"], "--interferers: each count must be at least 1, got 0"),
+                            (["--limit", "0"], "--limit must be at least 1, got 0")):
+        assert main(["evaluate", "--data", str(tmp_path), "-o", str(tmp_path / "ev"), *option]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
 
 
 def test_evaluate_class_folders_skip_bad_clips_and_refuse_folds(tmp_path, model_dir, capsys):

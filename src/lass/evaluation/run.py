@@ -246,6 +246,10 @@ def run_from_args(args) -> int:
     from ..api import Separator
     from ..audio import write
 
+    if min(args.interferers) < 1:  # 0 scored a mixture of the target alone (-108 dB "SDRi"); below 0 crashed
+        raise ValueError(f"--interferers: each count must be at least 1, got {min(args.interferers)}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
     separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
         separator.model.set_mask_power(args.mask_power)
