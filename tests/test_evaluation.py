@@ -168,6 +168,16 @@ def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):
     assert figures["speedup_vs_audiosep"] > 1 and figures["long_0.2min"]["samples"] == figures["long_0.2min"]["expected"]
 
 
+def test_bench_refuses_counts_and_lengths_below_one(capsys):
+    # --rate 0 and --channels 0 gave soundfile tracebacks, --repeats 0 "min() arg is an empty sequence",
+    # --threads 0 and --train-step 0 were ignored without a word
+    for option, value in (("--seconds", "-1"), ("--seconds", "inf"), ("--rate", "0"), ("--channels", "0"),
+                          ("--threads", "0"), ("--repeats", "0"), ("--queries", "0"), ("--train-step", "0"),
+                          ("--long-minutes", "0")):
+        assert main(["bench", option, value]) == 1
+        assert f"{option} must be a positive number, got {float(value):g}" in capsys.readouterr().err
+
+
 def test_training_step_timing_runs_the_modes_asked_for():
     from lass.evaluation.bench import time_training_steps
     from lass.models.config import ModelConfig

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -181,7 +182,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--long-worker", type=float, default=None, help=argparse.SUPPRESS)
 
 
+def _check_arguments(args) -> None:
+    """Counts and lengths that would crash deep inside, or be ignored without a word, are refused up front."""
+    positive = {"--seconds": [args.seconds], "--rate": [args.rate], "--channels": [args.channels],
+                "--repeats": [args.repeats], "--long-minutes": args.long_minutes or [], "--queries": args.queries or [],
+                "--threads": [] if args.threads is None else [args.threads],
+                "--train-step": [] if args.train_step is None else [args.train_step]}
+    for option, values in positive.items():
+        for value in values:
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{option} must be a positive number, got {value:g}")
+
+
 def run_from_args(args) -> int:
+    if args.long_worker is None:
+        _check_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.long_worker is not None:
