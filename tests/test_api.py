@@ -1,6 +1,8 @@
 """The Python API: shapes, rates, channels, residuals and files."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -58,13 +60,17 @@ def test_empty_query_and_empty_audio_are_errors(tiny):
         tiny.separate_tensor(np.zeros((1, 0), np.float32), 16000, ["rain"])
 
 
-def test_bad_samples_rates_and_repeated_queries_are_errors(tiny):
+def test_bad_samples_rates_and_repeated_queries_are_errors(tiny, tmp_path):
     x = tone_noise(1.0, 16000)
     for value in (np.nan, np.inf):
         bad = x.copy()
         bad[0, 100] = value
         with pytest.raises(AudioError, match="NaN or infinite"):
             tiny.separate_tensor(bad, 16000, "rain")
+    path = tmp_path / "bad.wav"
+    sf.write(path, bad.T, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=f"^{re.escape(str(path))}: the audio contains NaN or infinite samples$"):
+        tiny.separate_file(path, "rain")
     for rate in (0, -8000, 44100.5, True, "16k"):
         with pytest.raises(AudioError, match="sample rate"):
             tiny.separate_tensor(x, rate, "rain")

@@ -174,10 +174,12 @@ class Separator:
     def separate_file(self, path: str | os.PathLike, queries: Sequence[str] | str,
                       negative: Sequence[str] | str | None = None, residual: bool = True) -> Tracks:
         data, rate = audio.read(path)
-        check_finite(data, path)
         if not np.any(data):
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")
-        return self.separate_tensor(data, rate, queries, negative, residual)
+        try:
+            return self.separate_tensor(data, rate, queries, negative, residual)
+        except AudioError as err:  # separate_tensor checks the samples; say which file they came from
+            raise AudioError(f"{path}: {err}") from None
 
     def separate_to_files(self, path: str | os.PathLike, queries: Sequence[str] | str,
                           negative: Sequence[str] | str | None = None,

@@ -158,8 +158,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except IsADirectoryError:
-        raise
     except Exception as err:  # pickle, zip and torch all have their own ways of saying "not a checkpoint"
         raise ValueError(f"{path}: not a lass training checkpoint (unreadable: {type(err).__name__})") from None
     if not isinstance(ckpt, dict) or "lass_model_config" not in ckpt or "state_dict" not in ckpt:
