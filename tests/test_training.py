@@ -417,6 +417,49 @@ def test_presence_loss_trains_a_head_that_is_not_exported(tmp_path):
     assert "Traceback" not in refused.stderr
 
 
+def test_feature_masking_hides_bounded_bands_and_trains(tmp_path):
+    """optim.feature_masking hides one band of bins and one span of frames of the network's input in the
+    chosen share of rows; the mask still applies to the whole mixture; bad values are refused at load."""
+    from lass.models.config import ModelConfig
+    from lass.models.separator import MaskSeparator
+    from lass.train.config import load_config
+    from lass.train.module import hidden_features
+
+    torch.manual_seed(0)
+    keep = hidden_features(2000, 513, 63, 0.5)
+    hidden_bins = (keep == 0).all(dim=2).sum(1)  # bins hidden in every frame: the band
+    hidden_frames = (keep == 0).all(dim=1).sum(1)  # frames hidden in every bin: the span
+    touched = (keep == 0).any(dim=2).any(dim=1)
+    assert hidden_bins.max() <= 513 // 8 and hidden_frames.max() <= 63 // 8
+    assert 0.4 < touched.float().mean() < 0.55  # about half the rows (a drawn width may be 0)
+    assert torch.equal(hidden_features(8, 513, 63, 0.0), torch.ones(8, 513, 63))
+
+    model = MaskSeparator(ModelConfig(network_args={"channels": 32, "hidden": 64, "repeats": 1}))
+    model.eval()
+    mixture, cond = torch.randn(2, 16000), torch.randn(2, 768)
+    plain = model(mixture, cond)
+    seen = model.forward_with_encoding(mixture, cond, torch.ones(2, 513, 63))[0]
+    hidden = model.forward_with_encoding(mixture, cond, hidden_features(2, 513, 63, 1.0))[0]
+    assert torch.allclose(plain, seen) and hidden.shape == plain.shape and not torch.allclose(plain, hidden)
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, optim={"feature_masking": 0.5}, max_steps=2)
+    assert load_config(config).optim.feature_masking == 0.5
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    cfg = yaml.safe_load(config.read_text())
+    for value, message in ((1.5, "feature_masking must be in [0, 1]"), (-0.1, "feature_masking must be in [0, 1]")):
+        cfg["optim"]["feature_masking"] = value
+        config.write_text(yaml.safe_dump(cfg))
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            load_config(config)
+    cfg["optim"]["feature_masking"] = 0.5
+    cfg["model"]["network"] = "resunet30"
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match="needs the film_tcn network"):
+        load_config(config)
+
+
 def test_augmentation_keeps_lengths_and_shifts_pitch():
     """Each augmented source keeps the segment length; speed s moves a tone at f to s*f; the
     equaliser stays within its gain bound."""

@@ -35,6 +35,10 @@ class STFT(torch.nn.Module):
         return {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length, "win_length": cfg.win_length or cfg.n_fft,
                 "window": self.window, "center": True}
 
+    def frames(self, length: int) -> int:
+        """Frames of a signal of `length` samples (centred framing)."""
+        return length // self.config.hop_length + 1
+
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """(..., samples) real -> (..., bins, frames) complex."""
         shape = wav.shape

@@ -280,11 +280,14 @@ class FiLMTCN(nn.Module):
         frames += len(self.front.convs) if self.front is not None else 0
         return frames + (self.refiner.context if self.refiner is not None else 0)
 
-    def encode_mixture(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def encode_mixture(self, magnitude: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Query-independent part, (B, F, T) -> (B, T, C), computed once per mixture and shared by
         all its queries. With a refiner, the normalised log-magnitude rides along as the last F channels
-        (B, T, C + F): the refiner reads it after the query-dependent blocks."""
+        (B, T, C + F): the refiner reads it after the query-dependent blocks. `keep` (B, F, T), training
+        only: 0 hides a feature (set to the normalised mean), as SpecAugment does."""
         features = self.input_norm(torch.log(magnitude + self.eps))
+        if keep is not None:
+            features = features * keep.to(features.dtype)
         encoded = self.input_proj(features.transpose(1, 2))
         if self.front is not None:
             encoded = encoded + self.front(features)

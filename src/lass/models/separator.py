@@ -58,8 +58,12 @@ class MaskSeparator(nn.Module):
         as compiling them apart made a default training step 20 % slower (scripts/train_step_time.py)."""
         self._mask_and_encoding = torch.compile(self._mask_and_encoding)
 
-    def _mask_and_encoding(self, magnitude: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = self.network.encode_mixture(magnitude)
+    def _mask_and_encoding(self, magnitude: torch.Tensor, cond: torch.Tensor,
+                           keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if keep is None:
+            encoded = self.network.encode_mixture(magnitude)
+        else:
+            encoded = self.network.encode_mixture(magnitude, keep)
         return self.network.decode(encoded, cond), encoded
 
     @property
@@ -80,11 +84,13 @@ class MaskSeparator(nn.Module):
         b's queries in rows b*k .. b*k+k-1 (training; the STFT and mixture encoding are shared)."""
         return self.forward_with_encoding(mixture, cond)[0]
 
-    def forward_with_encoding(self, mixture: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_encoding(self, mixture: torch.Tensor, cond: torch.Tensor,
+                              keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`forward`, and the query-independent mixture encoding (B, T, ...) that training's auxiliary
-        presence head reads."""
+        presence head reads. `keep` (B, F, T), training only: which input features the network sees
+        (film_tcn); the mask still applies to the whole mixture spectrogram."""
         spec = self.stft(mixture)
-        mask, encoded = self._mask_and_encoding(spec.abs(), cond)
+        mask, encoded = self._mask_and_encoding(spec.abs(), cond, keep)
         spec = per_query(spec, mask.shape[0])
         return self.stft.inverse(spec * mask, mixture.shape[-1]), encoded
 

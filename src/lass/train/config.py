@@ -62,6 +62,9 @@ class OptimConfig:
     # > 0: an auxiliary loss, this weight times a multi-label BCE (summed over classes) of a linear head that
     # names the classes heard in the mixture from its query-independent encoding. The head is not exported.
     presence_weight: float = 0.0
+    # > 0: the probability that a training mixture's network input has one band of up to 1/8 of the bins and
+    # one span of up to 1/8 of the frames hidden (SpecAugment; film_tcn only). The mask still applies to all.
+    feature_masking: float = 0.0
 
 
 @dataclass
@@ -136,6 +139,10 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ValueError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
     if config.optim.presence_weight < 0:
         raise ValueError(f"optim.presence_weight must be >= 0, got {config.optim.presence_weight}")
+    if not 0 <= config.optim.feature_masking <= 1:
+        raise ValueError(f"optim.feature_masking must be in [0, 1], got {config.optim.feature_masking}")
+    if config.optim.feature_masking > 0 and config.model.network != "film_tcn":
+        raise ValueError("optim.feature_masking > 0 needs the film_tcn network")
     _check_phases(config.data.phases)
     for spec in config.data.train:
         first = spec.get("from_epoch", 0) if isinstance(spec, dict) else 0

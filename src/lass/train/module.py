@@ -31,6 +31,23 @@ class PresenceHead(torch.nn.Module):
         return self.linear(self.norm(torch.cat([x.mean(1), x.amax(1)], dim=-1)))
 
 
+def hidden_features(batch: int, bins: int, frames: int, prob: float, device=None) -> torch.Tensor:
+    """(batch, bins, frames) of 1 (seen) and 0 (hidden): in a `prob` share of the rows, one band of up to
+    bins // 8 bins and one span of up to frames // 8 frames, each of uniform random width and place."""
+    keep = torch.ones(batch, bins, frames, device=device)
+    chosen = torch.rand(batch, device=device) < prob
+
+    def band(size: int) -> torch.Tensor:  # (batch, size): True inside each row's hidden band
+        width = (torch.rand(batch, device=device) * (size // 8 + 1)).floor()
+        start = (torch.rand(batch, device=device) * (size - width + 1)).floor()
+        index = torch.arange(size, device=device)
+        return (index >= start[:, None]) & (index < (start + width)[:, None]) & chosen[:, None]
+
+    keep[band(bins)[:, :, None].expand(-1, -1, frames)] = 0
+    keep[band(frames)[:, None, :].expand(-1, bins, -1)] = 0
+    return keep
+
+
 class LassModule(L.LightningModule):
     def __init__(self, config: TrainConfig, query_table: torch.Tensor, classes: int = 0):
         super().__init__()
@@ -59,7 +76,12 @@ class LassModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         mixture, target, pos_idx, neg_idx, present, heard = batch  # target (B, k, L): k queries per mixture
         cond = self.conditions(pos_idx.flatten(), neg_idx.flatten(), self.config.optim.query_noise)
-        estimate, encoded = self.model.forward_with_encoding(mixture, cond)
+        keep = None
+        if self.config.optim.feature_masking > 0:
+            keep = hidden_features(mixture.shape[0], self.model.stft.config.n_bins,
+                                   self.model.stft.frames(mixture.shape[-1]), self.config.optim.feature_masking,
+                                   mixture.device)
+        estimate, encoded = self.model.forward_with_encoding(mixture, cond, keep)
         queries = target.shape[1]
         loss = self.loss(estimate, target.flatten(0, 1), mixture.repeat_interleave(queries, dim=0),
                          present.flatten(), self.config.optim.max_snr_db)
