@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -448,10 +449,10 @@ def test_feature_masking_hides_bounded_bands_and_trains(tmp_path):
     done = lass_cmd("train", "--config", str(config), "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     cfg = yaml.safe_load(config.read_text())
-    for value, message in ((1.5, "feature_masking must be in [0, 1]"), (-0.1, "feature_masking must be in [0, 1]")):
+    for value in (1.5, -0.1):
         cfg["optim"]["feature_masking"] = value
         config.write_text(yaml.safe_dump(cfg))
-        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        with pytest.raises(ValueError, match=re.escape(f"feature_masking must be in [0, 1], got {value}")):
             load_config(config)
     cfg["optim"]["feature_masking"] = 0.5
     cfg["model"]["network"] = "resunet30"
