@@ -1,4 +1,6 @@
 """The mask network's building blocks against their reference PyTorch layers."""
+import re
+
 import pytest
 import torch
 
@@ -83,6 +85,38 @@ def test_query_pool_starts_as_identity_then_reads_the_whole_segment():
         assert torch.allclose(plain(mag, conds)[..., 0], plain(bumped, conds)[..., 0])
         alone = torch.cat([pooled(mag[i // 2][None], conds[i][None]) for i in range(4)])
         assert torch.allclose(pooled(mag, conds), alone, atol=1e-6)
+
+
+@pytest.mark.parametrize("after", [(2,), (3,), (2, 3)])
+def test_attention_starts_as_identity_then_reads_the_whole_segment(after):
+    """attention_after adds nothing until trained (zero output layers: a model without it loads into it
+    unchanged); once trained, a frame far outside the convolutions' receptive field changes the mask, one
+    encoding still serves many queries, and positions outside the blocks are refused."""
+    torch.manual_seed(0)
+    args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
+                shared_blocks=2)
+    plain, attending = FiLMTCN(**args).eval(), FiLMTCN(**args, attention_after=after, attention_heads=2).eval()
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    missing = attending.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("attention.") for key in missing)
+    mag, conds = torch.rand(2, 33, 61) + 0.1, torch.randn(4, 8)
+    with torch.no_grad():
+        assert torch.allclose(attending(mag, conds), plain(mag, conds), atol=1e-6)
+        for layer in attending.attention.values():
+            torch.nn.init.normal_(layer.out.weight, std=0.3)
+        bumped = mag.clone()
+        bumped[..., 60] *= 3  # 60 frames from frame 0, against a receptive field of 6
+        assert attending.receptive_field == 6
+        assert not torch.allclose(attending(mag, conds)[..., 0], attending(bumped, conds)[..., 0])
+        assert torch.allclose(plain(mag, conds)[..., 0], plain(bumped, conds)[..., 0])
+        shared = attending.decode(attending.encode_mixture(mag), conds)
+        alone = torch.cat([attending(mag[i // 2][None], conds[i][None]) for i in range(4)])
+        assert torch.allclose(shared, alone, atol=1e-5)
+    with pytest.raises(ValueError, match=re.escape("attention_after is [0]: each must be in 1..4")):
+        FiLMTCN(**args, attention_after=(0,))
+    with pytest.raises(ValueError, match="must divide channels"):
+        FiLMTCN(**args, attention_after=(1,), attention_heads=3)
 
 
 def test_shared_trunk_batches_several_queries_per_mixture():

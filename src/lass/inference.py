@@ -13,7 +13,7 @@ silent, to float precision, at any sample rate. Content above the model's Nyquis
 difference between the input and its resampling round trip) is passed to a target scaled by the
 mask of the model's top bins, so that it is neither lost nor duplicated. When each segment has at
 least the network's receptive field as context, chunked output equals whole-file output (not for a
-FiLM-TCN with `query_pool`, whose condition reads the whole segment).
+FiLM-TCN with `query_pool` or `attention_after`, which read the whole segment).
 """
 from __future__ import annotations
 

@@ -164,6 +164,33 @@ class QueryPool(nn.Module):
         return self.out(self.act(torch.cat([pooled, scores.amax(1, keepdim=True)], dim=-1)))
 
 
+class TimeAttention(nn.Module):
+    """Multi-head self-attention over the frames of a segment, residual and pre-norm. The dilated
+    convolutions compare a frame only with fixed offsets around it; attention lets it find the frames
+    that sound like it anywhere in the segment (a bark that repeats, a hum that returns), which groups
+    the parts of one source by content. No positional encoding: it compares content only, so it works
+    at any segment length. The output layer starts at zero (identity)."""
+
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention_heads ({heads}) must divide channels ({channels})")
+        self.heads = heads
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C)"""
+        batch, frames, channels = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(batch, frames, 3, self.heads, channels // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, T, C / heads)
+        h = nn.functional.scaled_dot_product_attention(q, k, v)
+        return x + self.out(h.transpose(1, 2).reshape(batch, frames, channels))
+
+
 class MaskRefiner(nn.Module):
     """Optional 2-D convolutions over (frequency, time) on the mask logits beside the mixture's
     normalised log-magnitude. The dense output projection makes every frame's mask from `channels`
@@ -223,6 +250,8 @@ class FiLMTCN(nn.Module):
         tail_dilations: tuple[int, ...] = (),
         shared_blocks: int = 0,
         query_pool: bool = False,
+        attention_after: tuple[int, ...] = (),
+        attention_heads: int = 4,
         drop_path: float = 0.0,
         mask_max: float = 1.0,
         eps: float = 1e-5,
@@ -265,6 +294,15 @@ class FiLMTCN(nn.Module):
         self.tail = nn.ModuleList(FiLMBlock(channels, hidden, cond_hidden, kernel, d, rates[len(schedule) + i])
                                   for i, d in enumerate(tail_dilations))
         self.query_pool = QueryPool(channels, cond_hidden) if query_pool else None
+        # self-attention over time after the given blocks (1-based over trunk + query blocks): one after
+        # the trunk runs once per mixture, one among the query blocks once per query
+        after = sorted(set(int(a) for a in attention_after))
+        if after and not (time_stride == 1 and not tail_dilations):
+            raise ValueError("attention_after needs time_stride 1 and no tail blocks")
+        if after and not 1 <= after[0] <= after[-1] <= len(schedule):
+            raise ValueError(f"attention_after is {list(attention_after)}: each must be in 1..{len(schedule)}")
+        self.attention_after = after
+        self.attention = nn.ModuleDict({str(a): TimeAttention(channels, attention_heads) for a in after})
         self.output_norm = nn.LayerNorm(channels)
         self.output_proj = nn.Linear(channels, n_bins)
         self.refiner = MaskRefiner(tuple(refiner_channels)) if refiner_channels else None
@@ -273,7 +311,8 @@ class FiLMTCN(nn.Module):
     def receptive_field(self) -> int:
         """Frames on each side that can influence one output frame (exact for time_stride 1, a tight
         bound otherwise: a strided frame covers time_stride input frames). With query_pool the condition also
-        reads every frame of the segment, so chunked output then depends on the engine's segment length."""
+        reads every frame of the segment, and with attention_after so does every frame's encoding: chunked
+        output then depends on the engine's segment length."""
         stride = self.time_stride
         frames = stride * sum(blk.depthwise.context for blk in (*self.trunk, *self.blocks)) + stride - 1
         frames += sum(blk.depthwise.context for blk in self.tail)
@@ -291,11 +330,15 @@ class FiLMTCN(nn.Module):
         encoded = self.input_proj(features.transpose(1, 2))
         if self.front is not None:
             encoded = encoded + self.front(features)
-        for block in self.trunk:
-            encoded = block(encoded)
+        for i, block in enumerate(self.trunk, start=1):
+            encoded = self._attend(block(encoded), i)
         if self.refiner is not None:
             encoded = torch.cat([encoded, features.transpose(1, 2).to(encoded.dtype)], dim=-1)
         return encoded
+
+    def _attend(self, x: torch.Tensor, position: int) -> torch.Tensor:
+        key = str(position)
+        return self.attention[key](x) if key in self.attention else x
 
     def _strided_blocks(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The blocks at 1/time_stride of the frame rate (groups of frames folded into channels), back
@@ -327,8 +370,8 @@ class FiLMTCN(nn.Module):
         if self.time_stride > 1:
             x = self._strided_blocks(x, c)
         else:
-            for block in self.blocks:
-                x = block(x, c)
+            for i, block in enumerate(self.blocks, start=len(self.trunk) + 1):
+                x = self._attend(block(x, c), i)
         for block in self.tail:
             x = block(x, c)
         logits = self.output_proj(self.output_norm(x)).transpose(1, 2)
