@@ -301,7 +301,6 @@ class FiLMTCN(nn.Module):
             raise ValueError("attention_after needs time_stride 1 and no tail blocks")
         if after and not 1 <= after[0] <= after[-1] <= len(schedule):
             raise ValueError(f"attention_after is {list(attention_after)}: each must be in 1..{len(schedule)}")
-        self.attention_after = after
         self.attention = nn.ModuleDict({str(a): TimeAttention(channels, attention_heads) for a in after})
         self.output_norm = nn.LayerNorm(channels)
         self.output_proj = nn.Linear(channels, n_bins)
