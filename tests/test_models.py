@@ -62,21 +62,30 @@ def test_one_encoding_serves_many_queries(stride, tail, shared, refiner, pool):
     assert not torch.allclose(shared[0], shared[1])
 
 
+def _plain_loaded_into_extended(extra: dict, new_prefix: str):
+    """A small FiLM-TCN with random weights, loaded into the same network with an `extra` option whose new
+    weights (all under `new_prefix`) start as the identity: both give the same masks. Returns both, a batch
+    of 2 mixtures of 61 frames and 4 conditions (2 per mixture)."""
+    torch.manual_seed(0)
+    args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
+                shared_blocks=2)
+    plain, extended = FiLMTCN(**args).eval(), FiLMTCN(**args, **extra).eval()
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    missing = extended.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith(new_prefix) for key in missing)
+    mag, conds = torch.rand(2, 33, 61) + 0.1, torch.randn(4, 8)
+    with torch.no_grad():
+        assert torch.allclose(extended(mag, conds), plain(mag, conds), atol=1e-6)
+    return plain, extended, mag, conds
+
+
 def test_query_pool_starts_as_identity_then_reads_the_whole_segment():
     """query_pool adds nothing until trained (its output layer starts at zero: a model without it loads
     into it unchanged); once trained, a frame far outside the convolutions' receptive field changes the
     mask through the pooled condition, and each query of a batch still gets its own."""
-    torch.manual_seed(0)
-    args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
-                shared_blocks=2)
-    plain, pooled = FiLMTCN(**args).eval(), FiLMTCN(**args, query_pool=True).eval()
-    for p in plain.parameters():
-        torch.nn.init.normal_(p, std=0.3)
-    missing = pooled.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("query_pool.") for key in missing)
-    mag, conds = torch.rand(2, 33, 61) + 0.1, torch.randn(4, 8)
+    plain, pooled, mag, conds = _plain_loaded_into_extended(dict(query_pool=True), "query_pool.")
     with torch.no_grad():
-        assert torch.allclose(pooled(mag, conds), plain(mag, conds), atol=1e-6)
         torch.nn.init.normal_(pooled.query_pool.out.weight, std=0.3)
         bumped = mag.clone()
         bumped[..., 60] *= 3  # 60 frames from frame 0, against a receptive field of 6
@@ -92,17 +101,11 @@ def test_attention_starts_as_identity_then_reads_the_whole_segment(after):
     """attention_after adds nothing until trained (zero output layers: a model without it loads into it
     unchanged); once trained, a frame far outside the convolutions' receptive field changes the mask, one
     encoding still serves many queries, and positions outside the blocks are refused."""
-    torch.manual_seed(0)
+    plain, attending, mag, conds = _plain_loaded_into_extended(dict(attention_after=after, attention_heads=2),
+                                                               "attention.")
     args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
                 shared_blocks=2)
-    plain, attending = FiLMTCN(**args).eval(), FiLMTCN(**args, attention_after=after, attention_heads=2).eval()
-    for p in plain.parameters():
-        torch.nn.init.normal_(p, std=0.3)
-    missing = attending.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("attention.") for key in missing)
-    mag, conds = torch.rand(2, 33, 61) + 0.1, torch.randn(4, 8)
     with torch.no_grad():
-        assert torch.allclose(attending(mag, conds), plain(mag, conds), atol=1e-6)
         for layer in attending.attention.values():
             torch.nn.init.normal_(layer.out.weight, std=0.3)
         bumped = mag.clone()
