@@ -62,14 +62,16 @@ def test_one_encoding_serves_many_queries(stride, tail, shared, refiner, pool):
     assert not torch.allclose(shared[0], shared[1])
 
 
+SMALL_POOLED_TCN = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
+                        shared_blocks=2)
+
+
 def _plain_loaded_into_extended(extra: dict, new_prefix: str):
     """A small FiLM-TCN with random weights, loaded into the same network with an `extra` option whose new
     weights (all under `new_prefix`) start as the identity: both give the same masks. Returns both, a batch
     of 2 mixtures of 61 frames and 4 conditions (2 per mixture)."""
     torch.manual_seed(0)
-    args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
-                shared_blocks=2)
-    plain, extended = FiLMTCN(**args).eval(), FiLMTCN(**args, **extra).eval()
+    plain, extended = FiLMTCN(**SMALL_POOLED_TCN).eval(), FiLMTCN(**SMALL_POOLED_TCN, **extra).eval()
     for p in plain.parameters():
         torch.nn.init.normal_(p, std=0.3)
     missing = extended.load_state_dict(plain.state_dict(), strict=False).missing_keys
@@ -100,11 +102,10 @@ def test_query_pool_starts_as_identity_then_reads_the_whole_segment():
 def test_attention_starts_as_identity_then_reads_the_whole_segment(after):
     """attention_after adds nothing until trained (zero output layers: a model without it loads into it
     unchanged); once trained, a frame far outside the convolutions' receptive field changes the mask, one
-    encoding still serves many queries, and positions outside the blocks are refused."""
+    encoding still serves many queries, and positions outside the blocks, heads that do not divide the
+    channels and time striding are refused."""
     plain, attending, mag, conds = _plain_loaded_into_extended(dict(attention_after=after, attention_heads=2),
                                                                "attention.")
-    args = dict(n_bins=33, cond_dim=8, channels=16, hidden=24, cond_hidden=8, dilations=(1, 2), repeats=2,
-                shared_blocks=2)
     with torch.no_grad():
         for layer in attending.attention.values():
             torch.nn.init.normal_(layer.out.weight, std=0.3)
@@ -116,10 +117,14 @@ def test_attention_starts_as_identity_then_reads_the_whole_segment(after):
         shared = attending.decode(attending.encode_mixture(mag), conds)
         alone = torch.cat([attending(mag[i // 2][None], conds[i][None]) for i in range(4)])
         assert torch.allclose(shared, alone, atol=1e-5)
-    with pytest.raises(ValueError, match=re.escape("attention_after is [0]: each must be in 1..4")):
-        FiLMTCN(**args, attention_after=(0,))
+    for bad in ((0,), (2, 5)):
+        with pytest.raises(ValueError, match=re.escape(f"attention_after is {list(bad)}: each must be in 1..4")):
+            FiLMTCN(**SMALL_POOLED_TCN, attention_after=bad)
     with pytest.raises(ValueError, match="must divide channels"):
-        FiLMTCN(**args, attention_after=(1,), attention_heads=3)
+        FiLMTCN(**SMALL_POOLED_TCN, attention_after=(1,), attention_heads=3)
+    strided = {**SMALL_POOLED_TCN, "shared_blocks": 0, "time_stride": 2}
+    with pytest.raises(ValueError, match="attention_after needs time_stride 1 and no tail blocks"):
+        FiLMTCN(**strided, attention_after=(1,))
 
 
 def test_shared_trunk_batches_several_queries_per_mixture():
