@@ -126,7 +126,15 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):
     listed.write_text("- 1\n- 2\n")
     not_ckpt = tmp_path / "notes.ckpt"
     not_ckpt.write_text("not a checkpoint")
+    misspelt, not_a_block = tmp_path / "misspelt.yaml", tmp_path / "not_a_block.yaml"
+    for path, extra in ((misspelt, {"atention_after": [1]}), (not_a_block, {"attention_after": "x"})):
+        raw = yaml.safe_load(config.read_text())
+        raw["model"]["network_args"].update(extra)
+        path.write_text(yaml.safe_dump(raw))
     cases = [
+        (("train", "--config", str(misspelt)), "model.network_args for film_tcn: FiLMTCN.__init__() got an unexpected "
+                                               "keyword argument 'atention_after'"),
+        (("train", "--config", str(not_a_block)), "model.network_args for film_tcn: invalid literal for int()"),
         (("train", "--config", str(broken)), "broken.yaml: not valid YAML (line 2)"),
         (("train", "--config", str(listed)), "a config is a mapping of sections"),
         (("train", "--config", str(config), "--set", "max_steps=[1"), "--set max_steps: cannot read the value"),

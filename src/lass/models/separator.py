@@ -31,6 +31,18 @@ class ConstantMask(nn.Module):
 NETWORKS = {"film_tcn": FiLMTCN, "band_split": BandSplitTCN, "constant": ConstantMask}
 
 
+def build_network(config: ModelConfig) -> nn.Module:
+    """The mask network a config names. A mistyped `network_args` (an unknown key, a number where a list
+    belongs) is a ValueError naming the section, so a config mistake reads as one line, not a traceback."""
+    if config.network not in NETWORKS:
+        raise ValueError(f"unknown network '{config.network}' (known: {', '.join(NETWORKS)})")
+    try:
+        return NETWORKS[config.network](n_bins=config.n_fft // 2 + 1, cond_dim=2 * config.query_dim,
+                                        **config.network_args)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model.network_args for {config.network}: {err}") from None
+
+
 class MaskSeparator(nn.Module):
     """Waveforms at the model's sample rate in, estimated target waveforms out."""
 
@@ -38,14 +50,10 @@ class MaskSeparator(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if config.network not in NETWORKS:
-            raise ValueError(f"unknown network '{config.network}' (known: {', '.join(NETWORKS)})")
         self.config = config
         self.set_mask_power(config.mask_power)
         self.stft = STFT(STFTConfig(config.n_fft, config.hop_length))
-        self.network = NETWORKS[config.network](
-            n_bins=config.n_fft // 2 + 1, cond_dim=2 * config.query_dim, **config.network_args
-        )
+        self.network = build_network(config)
 
     def set_mask_power(self, power: float) -> None:
         if not power > 0:

@@ -11,6 +11,7 @@ import yaml
 
 from ..datasets import source_options
 from ..models.config import ModelConfig
+from ..models.separator import build_network
 from .losses import get_loss
 from .mixtures import MixingConfig
 from .optimizers import OPTIMIZERS
@@ -143,6 +144,7 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ValueError(f"optim.feature_masking must be in [0, 1], got {config.optim.feature_masking}")
     if config.optim.feature_masking > 0 and config.model.network != "film_tcn":
         raise ValueError("optim.feature_masking > 0 needs the film_tcn network")
+    build_network(config.model)  # a mistyped network_args fails here, before data loading
     _check_phases(config.data.phases)
     for spec in config.data.train:
         first = spec.get("from_epoch", 0) if isinstance(spec, dict) else 0
