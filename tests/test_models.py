@@ -121,6 +121,9 @@ def test_attention_starts_as_identity_then_reads_the_whole_segment(after):
         with pytest.raises(ValueError, match=re.escape(f"attention_after is {list(bad)}: each must be in 1..4")):
             FiLMTCN(**SMALL_POOLED_TCN, attention_after=bad)
     assert list(FiLMTCN(**SMALL_POOLED_TCN, attention_after=3).attention) == ["3"]  # `attention_after: 3` in YAML
+    assert list(FiLMTCN(**SMALL_POOLED_TCN, attention_after="4").attention) == ["4"]  # not one layer per character
+    with pytest.raises(ValueError, match=re.escape("attention_after is ['12']: each must be in 1..4")):
+        FiLMTCN(**SMALL_POOLED_TCN, attention_after="12")
     with pytest.raises(ValueError, match="must divide channels"):
         FiLMTCN(**SMALL_POOLED_TCN, attention_after=(1,), attention_heads=3)
     strided = {**SMALL_POOLED_TCN, "shared_blocks": 0, "time_stride": 2}

@@ -296,7 +296,7 @@ class FiLMTCN(nn.Module):
         self.query_pool = QueryPool(channels, cond_hidden) if query_pool else None
         # self-attention over time after the given blocks (1-based over trunk + query blocks): one after
         # the trunk runs once per mixture, one among the query blocks once per query
-        if isinstance(attention_after, int):  # `attention_after: 6` in a config means one layer
+        if isinstance(attention_after, (int, str)):  # `attention_after: 6` (or "12") in a config means one layer
             attention_after = (attention_after,)
         after = sorted(set(int(a) for a in attention_after))
         if after and not (time_stride == 1 and not tail_dilations):
