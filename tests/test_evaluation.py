@@ -13,6 +13,7 @@ from lass.cli import main
 from lass.evaluation.oracle import oracle_estimates
 from lass.metrics import sdr
 from lass.stft import STFTConfig
+from lass.train.precision import cpu_has_native_bf16
 
 
 def test_oracle_masks_bound_the_problem():
@@ -163,6 +164,9 @@ def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):
     out = capsys.readouterr().out
     assert "real-time factor" in out and "lass is" in out and "queries/s" in out and "peak RSS" in out
     assert "training step, batch 2 x 4 s, bf16+compile" in out
+    native = cpu_has_native_bf16()
+    assert (f"precision: auto trains in {'bf16' if native else 'float32'} here (this CPU "
+            f"{'has' if native else 'has no'} native bf16)") in out.splitlines()
     figures = json.loads((tmp_path / "b.json").read_text())
     assert all(len(t) == 1 and t[0] > 0 for t in figures["train_step"].values())
     assert figures["speedup_vs_audiosep"] > 1 and figures["long_0.2min"]["samples"] == figures["long_0.2min"]["expected"]

@@ -14,6 +14,7 @@ import yaml
 
 from conftest import synthetic_class_folders, tone_noise
 from lass.models.registry import load_model_file
+from lass.train.precision import choose_precision, cpu_flags, cpu_has_native_bf16
 
 pytest.importorskip("lightning")
 
@@ -80,9 +81,12 @@ def test_train_export_and_resume(tmp_path):
 def test_training_to_a_log_file_prints_progress_lines(tmp_path):
     # `nohup lass train ... > log`: a redrawn progress bar shows nothing in a file until the run ends
     data = synthetic_class_folders(tmp_path / "data")
-    config = write_config(tmp_path, data)
+    config = write_config(tmp_path, data, precision="auto")
     done = lass_cmd("train", "--config", str(config))  # stderr is a pipe here, as with a log file
     assert done.returncode == 0, done.stderr[-2000:]
+    # the recipe's precision, made concrete for this machine and said once
+    chosen = "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    assert done.stderr.count("lass: precision auto -> ") == 1 and f"auto -> {chosen} (this CPU" in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("lass train: ")]
     assert lines[0].startswith("lass train: step 1/4 (epoch 0), loss ") and "first step took" in lines[0]
     validations = [line for line in lines if "validation: SDRi" in line]
@@ -115,6 +119,34 @@ def test_progress_lines_give_the_step_rate_and_time_left(monkeypatch):
         "lass train: step 5001/9000 (epoch 5), loss -9.50, first step took 30 s",
         "lass train: step 5100/9000 (epoch 5), loss -9.50, 2.00 s/step, about 2 h 10 min to step 9000",
         "lass train: step 5100 validation: SDRi 7.50 dB, SI-SDRi 6.25 dB"]
+
+
+XEON_WITHOUT_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\nmodel name\t: Xeon\n"
+XEON_WITH_AMX = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
+ARM_WITH_BF16 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_cpu_flags_tell_native_bf16_apart():
+    assert {"avx512f", "avx512_vnni"} <= cpu_flags(XEON_WITHOUT_BF16) and "Xeon" not in cpu_flags(XEON_WITHOUT_BF16)
+    assert not cpu_has_native_bf16(XEON_WITHOUT_BF16)  # AVX-512 alone emulates bf16
+    assert cpu_has_native_bf16(XEON_WITH_AMX) and cpu_has_native_bf16(ARM_WITH_BF16)
+    assert not cpu_has_native_bf16("")  # unknown: float32, never the 2.7x-slower emulation
+
+
+def test_precision_auto_picks_bf16_only_where_native(capsys):
+    args = {"max_steps": 9, "precision": "auto"}
+    assert choose_precision(args, native_bf16=False) == {"max_steps": 9, "precision": "32-true"}
+    assert "precision auto -> 32-true (this CPU has no native bf16" in capsys.readouterr().err
+    assert choose_precision(args, native_bf16=True)["precision"] == "bf16-mixed"
+    assert "precision auto -> bf16-mixed (this CPU has native bf16)" in capsys.readouterr().err
+    assert args["precision"] == "auto"  # the config's own settings are not changed in place
+    # an explicit choice is the user's: kept, with a note where bf16 would be emulated
+    explicit = {"precision": "bf16-mixed"}
+    assert choose_precision(explicit, native_bf16=False) == explicit
+    assert "--set precision=32" in capsys.readouterr().err
+    assert choose_precision(explicit, native_bf16=True) == explicit and capsys.readouterr().err == ""
+    for other in ({"precision": "32"}, {}, {"precision": "bf16-mixed", "accelerator": "gpu"}):
+        assert choose_precision(other, native_bf16=False) == other and capsys.readouterr().err == ""
 
 
 def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):

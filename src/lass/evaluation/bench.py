@@ -270,6 +270,11 @@ def run_from_args(args) -> int:
         for mode, times in steps.items():
             print(f"training step, batch {args.train_step} x 4 s, {mode}: {_stats(times)} s "
                   f"({base / float(np.median(times)):.2f}x float32)")
+        from ..train.precision import cpu_has_native_bf16
+
+        native = cpu_has_native_bf16()
+        print(f"precision: auto trains in {'bf16' if native else 'float32'} here (this CPU "
+              f"{'has' if native else 'has no'} native bf16)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0

@@ -17,6 +17,7 @@ from ..query import build_condition, shared_text_encoder
 from .config import TrainConfig
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
+from .precision import choose_precision
 
 
 ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")
@@ -121,6 +122,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
                     "enable_model_summary": False,
                     "reload_dataloaders_every_n_epochs": 1}
     trainer_args.update(config.trainer)
+    trainer_args = choose_precision(trainer_args)
     trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
                         callbacks=callbacks, **trainer_args)
     with warnings.catch_warnings():
