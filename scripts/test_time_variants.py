@@ -9,7 +9,9 @@ normalised to a fixed RMS level (the mask is applied to the unscaled mixture, so
 network sees changes); phases made consistent by MISI iterations instead of the mixture's phase. With
 `--ensemble OTHER.safetensors ...`: the masks of other models (same STFT) averaged with this one's, and
 the model whose weights are the average of all of them (for checkpoints of one run), instead of the
-other variants. Results: docs/benchmarks.md.
+other variants. With `--speeds 0.9 1.1 ...`: the mixture also played at those speeds (resampled, so
+pitch moves too, as in training's augmentation), separated, brought back to its length and averaged
+with the one pass, instead of the other variants. Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -40,6 +42,23 @@ def report_ensembles(paths: list[str], model, masks, mixture: torch.Tensor, cond
         report(f"weights of {len(states)} models averaged", masks(mixture, conds).pow(model.config.mask_power))
 
 
+def report_speeds(speeds: list[float], separate, mixture: torch.Tensor, first: torch.Tensor, report) -> None:
+    """Each speed's pass alone, then all of them averaged with the one pass (waveforms: their frames differ)."""
+    import soxr
+
+    rate = 16000  # any rate: only the ratio matters
+    wavs = mixture.numpy()
+    estimates = [first]
+    for speed in speeds:
+        fast = np.stack([soxr.resample(x, rate * speed, rate, quality="HQ") for x in wavs])
+        back = np.stack([soxr.resample(x, rate, rate * speed, quality="HQ")
+                         for x in separate(torch.from_numpy(fast)).numpy()])
+        back = np.pad(back, ((0, 0), (0, max(0, wavs.shape[-1] - back.shape[-1]))))[:, : wavs.shape[-1]]
+        estimates.append(torch.from_numpy(np.ascontiguousarray(back, dtype=np.float32)))
+        report(f"speed {speed:g} alone", None, estimates[-1])
+    report(f"speeds 1, {', '.join(f'{v:g}' for v in speeds)} averaged", None, sum(estimates) / len(estimates))
+
+
 def misi(model, mixture: torch.Tensor, spec: torch.Tensor, mask: torch.Tensor, iterations: int) -> torch.Tensor:
     """Multiple input spectrogram inversion for target and residual: keep each one's masked magnitude,
     take the phase of its re-analysed waveform, and share the mixture's error between the two."""
@@ -63,6 +82,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("-m", "--model", default=None)
     parser.add_argument("--ensemble", nargs="+", default=[], metavar="MODEL", help="other models to average with")
+    parser.add_argument("--speeds", nargs="+", type=float, default=[], metavar="SPEED",
+                        help="also separate the mixture played at these speeds and average")
     opts = parser.parse_args()
     torch.set_grad_enabled(False)
 
@@ -88,12 +109,24 @@ def main() -> None:
         print(f"{name:34s} SDRi {float((sdr(estimate, target) - sdr0).mean()):6.2f}   "
               f"SI-SDRi {float((si_sdr(estimate, target) - si0).mean()):6.2f}", flush=True)
 
-    conds = separator.conditions(queries)
+    def conditions(negative: str | None = None) -> torch.Tensor:
+        """One condition per mixture; the API refuses a repeated query, and labels repeat across mixtures."""
+        unique = sorted(set(queries))
+        table = separator.conditions(unique, negative)
+        return table[[unique.index(q) for q in queries]]
+
+    conds = conditions()
     first = masks(mixture, conds)
     report(f"one pass, mask power {power:g} (shipped)", first.pow(power))
     report("one pass, mask power 1 (raw)", first)
     if opts.ensemble:
         return report_ensembles(opts.ensemble, model, masks, mixture, conds, first.pow(power), report)
+    if opts.speeds:
+        def separate(wav: torch.Tensor) -> torch.Tensor:
+            return model.stft.inverse(model.stft(wav) * masks(wav, conds).pow(power), wav.shape[-1])
+
+        return report_speeds(opts.speeds, separate, mixture, model.stft.inverse(spec * first.pow(power),
+                                                                               mixture.shape[-1]), report)
     for iterations in [1, 3]:
         report(f"MISI phases, {iterations} iteration{'s' * (iterations > 1)}", first,
                misi(model, mixture, spec, first.pow(power), iterations))
@@ -101,7 +134,7 @@ def main() -> None:
     for a, b in [(1.0, 1.0), (power, 0.3), (power, 0.5), (power, power)]:
         report(f"two passes, powers {a:g} and {b:g}", first.pow(a) * second.pow(b))
     for negative in ["background noise", "noise", "other sounds"]:
-        report(f"negative query '{negative}'", masks(mixture, separator.conditions(queries, negative)).pow(power))
+        report(f"negative query '{negative}'", masks(mixture, conditions(negative)).pow(power))
     for gain_db in [-10, -5, 5, 10]:
         report(f"input gain {gain_db:+d} dB", masks(mixture * 10 ** (gain_db / 20), conds).pow(power))
     rms = mixture.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-8)

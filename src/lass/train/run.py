@@ -1,7 +1,9 @@
 """`lass train`: build data, model and trainer from one config file and run."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import sys
 import warnings
@@ -61,6 +63,27 @@ def build_validation(config: TrainConfig, encoder):
     tgt = torch.from_numpy(np.stack([m.target for m in mixtures]))
     cond = build_condition(encoder.encode([m.query for m in mixtures]), None)
     return torch.utils.data.TensorDataset(mix, tgt, cond)
+
+
+class _NoTips(logging.Filter):
+    """Lightning's info lines that advertise its cloud services ("💡 Tip: ... try installing litlogger")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+@contextlib.contextmanager
+def without_lightning_noise(resumed: bool):
+    """Lightning's lines that a user cannot act on, kept out of the training output."""
+    lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoTips) for f in lightning_info.filters):
+        lightning_info.addFilter(_NoTips())
+    with warnings.catch_warnings():
+        # Lightning's own use of a torch API that torch 2.13 deprecates
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+        if resumed:  # resuming writes into the run's own checkpoint folder by design
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        yield
 
 
 def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
@@ -123,13 +146,9 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
                     "reload_dataloaders_every_n_epochs": 1}
     trainer_args.update(config.trainer)
     trainer_args = choose_precision(trainer_args)
-    trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
-                        callbacks=callbacks, **trainer_args)
-    with warnings.catch_warnings():
-        # Lightning's own use of a torch API that torch 2.13 deprecates: nothing a user can act on
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
-        if resume:  # resuming writes into the run's own checkpoint folder by design: not worth a warning
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    with without_lightning_noise(resumed=bool(resume)):
+        trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
+                            callbacks=callbacks, **trainer_args)
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     max_steps = trainer_args.get("max_steps", -1)
     if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
@@ -145,7 +164,8 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     if best_checkpoint is not None and module.validated_step != trainer.global_step:
         # stopped between validations (max_steps or max_time inside an epoch): the steps since the
         # last check are validated too, so the exported model is not silently an older one
-        score = trainer.validate(module, data.val_dataloader(), verbose=False)[0]["val_sdri"]
+        with without_lightning_noise(resumed=bool(resume)):
+            score = trainer.validate(module, data.val_dataloader(), verbose=False)[0]["val_sdri"]
         previous = best_checkpoint.best_model_score
         if previous is None or score > float(previous):
             trainer.save_checkpoint(best, weights_only=False)
