@@ -13,7 +13,7 @@ from lass.cli import main
 from lass.evaluation.oracle import oracle_estimates
 from lass.metrics import sdr
 from lass.stft import STFTConfig
-from lass.train.precision import cpu_has_native_bf16
+from lass.train.machine import cpu_has_native_bf16
 
 
 def test_oracle_masks_bound_the_problem():
@@ -155,6 +155,18 @@ def test_evaluate_passes_the_segment_to_the_engine(tmp_path, model_dir, capsys):
     assert summary["sdri"] == pytest.approx(3.0, abs=0.6)  # half the mixture, put back from 0.5 s segments
     assert main([*args, "-o", str(tmp_path / "ev0"), "--segment", "0"]) == 1
     assert "--segment must be more than 0" in capsys.readouterr().err
+
+
+def test_training_step_timing_skips_compiling_without_a_cpp_compiler(monkeypatch, capsys):
+    from lass.evaluation.bench import time_training_steps
+    from lass.models.config import ModelConfig
+    from lass.train import machine
+
+    monkeypatch.setattr(machine, "cpp_compiler_found", lambda: False)
+    config = ModelConfig(name="t", network="film_tcn", network_args={"channels": 16, "hidden": 32, "repeats": 1})
+    times = time_training_steps(config, 1, 0.5, 1, ("float32", "bf16+compile"))
+    assert list(times) == ["float32"] and times["float32"][0] > 0
+    assert "bf16+compile: not timed, no C++ compiler" in capsys.readouterr().err
 
 
 def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import synthetic_class_folders, tone_noise
 from lass.models.registry import load_model_file
-from lass.train.precision import choose_precision, cpu_flags, cpu_has_native_bf16
+from lass.train.machine import choose_precision, cpu_flags, cpu_has_native_bf16
 
 pytest.importorskip("lightning")
 
@@ -41,8 +41,9 @@ def validation_rows(run_dir, version: str) -> list[dict]:
         return [row for row in csv.DictReader(log) if row["val_sdri"]]
 
 
-def lass_cmd(*args, show_warnings: bool = False):
-    env = {**os.environ, "PYTHONWARNINGS": "default" if show_warnings else "ignore", "OMP_NUM_THREADS": "1"}
+def lass_cmd(*args, show_warnings: bool = False, env: dict | None = None):
+    env = {**os.environ, "PYTHONWARNINGS": "default" if show_warnings else "ignore", "OMP_NUM_THREADS": "1",
+           **(env or {})}
     return subprocess.run([sys.executable, "-m", "lass", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 
@@ -150,6 +151,16 @@ def test_precision_auto_picks_bf16_only_where_native(capsys):
     assert choose_precision(explicit, native_bf16=True) == explicit and capsys.readouterr().err == ""
     for other in ({"precision": "32"}, {}, {"precision": "bf16-mixed", "accelerator": "gpu"}):
         assert choose_precision(other, native_bf16=False) == other and capsys.readouterr().err == ""
+
+
+def test_compile_without_a_cpp_compiler_trains_uncompiled_with_a_note(tmp_path):
+    # torch.compile builds C++ kernels: without a compiler its first step failed with inductor's traceback
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, optim={"compile": True}, max_steps=2)
+    done = lass_cmd("train", "--config", str(config), "--quiet", env={"CXX": str(tmp_path / "no-such-g++")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "optim.compile is set but no C++ compiler was found" in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):

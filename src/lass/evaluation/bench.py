@@ -116,6 +116,7 @@ def time_training_steps(config, batch: int, seconds: float, repeats: int,
     `after_step` is called after every step, warm-up included (e.g. a profiler's `step`)."""
     from ..models.separator import MaskSeparator
     from ..train.losses import snr_loss
+    from ..train.machine import cpp_compiler_found
 
     if queries < 1:
         raise ValueError(f"queries per mixture must be at least 1, got {queries}")
@@ -129,6 +130,10 @@ def time_training_steps(config, batch: int, seconds: float, repeats: int,
     if unknown:
         raise ValueError(f"unknown training modes {sorted(unknown)} (known: {', '.join(TRAINING_MODES)})")
     for mode in modes:
+        if mode.endswith("compile") and not cpp_compiler_found():
+            print(f"training step, {mode}: not timed, no C++ compiler for torch.compile (g++, clang++ or $CXX)",
+                  file=sys.stderr)
+            continue
         torch.manual_seed(0)
         model = MaskSeparator(config).train()
         if mode.endswith("compile"):
@@ -270,7 +275,7 @@ def run_from_args(args) -> int:
         for mode, times in steps.items():
             print(f"training step, batch {args.train_step} x 4 s, {mode}: {_stats(times)} s "
                   f"({base / float(np.median(times)):.2f}x float32)")
-        from ..train.precision import cpu_has_native_bf16
+        from ..train.machine import cpu_has_native_bf16
 
         native = cpu_has_native_bf16()
         print(f"precision: auto trains in {'bf16' if native else 'float32'} here (this CPU "

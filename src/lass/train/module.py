@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import lightning as L
 import torch
@@ -10,6 +11,7 @@ from ..metrics import sdr, si_sdr
 from ..models.separator import MaskSeparator
 from .config import DataConfig, TrainConfig
 from .losses import get_loss
+from .machine import cpp_compiler_found
 from .mixtures import TrainingMixtures
 from .optimizers import build_optimizer
 
@@ -61,7 +63,12 @@ class LassModule(L.LightningModule):
             self.presence = PresenceHead(self.model.network.channels, classes)
         self.validated_step = -1  # the global step of the last validation
         if config.optim.compile:
-            self.model.compile_network()
+            if cpp_compiler_found():
+                self.model.compile_network()
+            else:
+                print("lass: note: optim.compile is set but no C++ compiler was found (torch.compile needs g++, "
+                      "clang++ on macOS, or $CXX); the network trains uncompiled, up to 1.5x slower per step",
+                      file=sys.stderr, flush=True)
         # Frozen text-encoder outputs for every training phrasing: not trainable, not saved.
         self.register_buffer("query_table", query_table, persistent=False)
 

@@ -19,7 +19,7 @@ from ..query import build_condition, shared_text_encoder
 from .config import TrainConfig
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
-from .precision import choose_precision
+from .machine import choose_precision
 
 
 ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")

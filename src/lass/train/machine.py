@@ -1,4 +1,7 @@
-"""`trainer: {precision: auto}`: bf16 where the hardware runs it natively, float32 where it does not.
+"""Training settings that depend on the machine: the precision `auto` stands for, and whether the network
+can be compiled.
+
+`trainer: {precision: auto}`: bf16 where the hardware runs it natively, float32 where it does not.
 
 On a CPU without bf16 instructions torch emulates bf16 matrix products, and a training step of the default
 recipe took 2.7x longer than in float32 (4.73 against 1.78 s on 2 cores of an Intel Xeon without AVX512-BF16
@@ -81,3 +84,17 @@ def choose_precision(trainer_args: dict, native_bf16: bool | None = None) -> dic
     why = "has native bf16" if native else "has no native bf16, which would be emulated and slow"
     print(f"lass: precision auto -> {chosen} (this {where} {why})", file=sys.stderr, flush=True)
     return {**trainer_args, "precision": chosen}
+
+
+def cpp_compiler_found() -> bool:
+    """torch.compile builds C++ kernels for the CPU (g++, clang++ on macOS, or $CXX); without a compiler the
+    first training step fails deep inside inductor, so `optim.compile` is then skipped with a note."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # another torch: let torch.compile decide
+        return True
+    try:
+        get_cpp_compiler()
+    except Exception:  # inductor's InvalidCxxCompiler, or a compiler that does not run
+        return False
+    return True
