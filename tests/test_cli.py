@@ -50,6 +50,27 @@ def test_separate_writes_target_and_residual(capsys, song, tmp_path, tiny_model)
     assert info.channels == 2 and info.samplerate == 16000 and info.frames == 32000 and info.subtype == "PCM_16"
 
 
+def test_a_query_that_matches_little_of_the_input_gets_a_note(capsys, song, tmp_path, model_dir):
+    """A near-silent track is either an absent sound or words the model does not know: say so, not nothing."""
+    from lass.models.config import ModelConfig
+    from lass.models.registry import save_model
+    from lass.models.separator import MaskSeparator
+
+    faint = tmp_path / "faint.safetensors"  # every mask 0.05: each track 26 dB below the input
+    save_model(MaskSeparator(ModelConfig(name="faint", network="constant", network_args={"value": 0.05})), faint)
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-o", str(tmp_path / "a"), "-m", str(faint),
+                           "--quiet")
+    assert code == 0, err
+    assert "note: 'a drum' came out 26 dB below the input: little of the input matched it" in err
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-o", str(tmp_path / "b"),
+                           "-m", str(model_dir / "zeros.safetensors"), "--quiet")
+    assert code == 0 and "note: 'a drum' is silent: little of the input matched it" in err
+    for model in ("half", "ones"):  # 6 and 0 dB below: a track the query found
+        code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-o", str(tmp_path / model),
+                               "-m", str(model_dir / f"{model}.safetensors"), "--quiet")
+        assert code == 0 and "note:" not in err, err
+
+
 def test_refuses_to_overwrite_without_force(capsys, song, tmp_path, tiny_model):
     args = ["separate", str(song), "-q", "rain", "-o", str(tmp_path), "-m", tiny_model, "--quiet"]
     assert run_cli(capsys, *args)[0] == 0

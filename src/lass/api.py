@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class FileResult:
     duration: float = 0.0
     gain: float = 1.0  # common gain applied to avoid clipping (1 = untouched)
     clipped_samples: int = 0
+    # each query's track, by the query as given: its energy relative to the input's, in dB (-inf: silent)
+    levels_db: dict[str, float] = field(default_factory=dict)
 
 
 class Separator:
@@ -220,7 +223,8 @@ class Separator:
             raise PermissionError(f"output folder is not writable: {folder}")
 
         writers = {name: audio.AtomicWriter(p, out_rate, meta.channels, "wav", "float32") for name, p in targets.items()}
-        peak, input_peak = 0.0, 0.0
+        peak, input_peak, input_energy = 0.0, 0.0, 0.0
+        energies = [0.0] * len(queries)
         result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration)
         bar = self._progress_bar(meta.frames, Path(path).name)
         try:
@@ -239,6 +243,9 @@ class Separator:
             for mixture, est in separate_stream(self.model, conds, blocks, out_rate, meta.channels,
                                                 self.engine, advance):
                 input_peak = max(input_peak, float(np.abs(mixture).max(initial=0)))
+                input_energy += float(np.square(mixture, dtype=np.float64).sum())
+                for q in range(len(queries)):
+                    energies[q] += float(np.square(est[q], dtype=np.float64).sum())
                 for name, make in makers.items():
                     block = make(mixture, est)
                     peak = max(peak, float(np.abs(block).max(initial=0)))
@@ -256,6 +263,8 @@ class Separator:
                 clipped += _finalize(writer, targets[name], options, gain)
                 result.outputs[name] = str(targets[name])
             result.clipped_samples = clipped
+            for query, energy in zip(queries, energies):
+                result.levels_db[query] = 10 * math.log10(energy / input_energy) if energy > 0 else -math.inf
         except BaseException:
             for writer in writers.values():
                 writer.abort()
