@@ -152,4 +152,7 @@ class MixtureData(L.LightningDataModule):
     def val_dataloader(self):
         if self.validation is None:
             return []
-        return torch.utils.data.DataLoader(self.validation, batch_size=25)
+        # mixtures of one length (a TensorDataset, e.g. ESC-50's 5 s clips) go 25 at a time; a list holds
+        # mixtures of different lengths, which are not stacked but validated one by one
+        batch = 25 if isinstance(self.validation, torch.utils.data.TensorDataset) else 1
+        return torch.utils.data.DataLoader(self.validation, batch_size=batch)

@@ -59,9 +59,11 @@ def build_validation(config: TrainConfig, encoder):
     bank = ClipBank(read_dataset(config.data.validation), config.model.sample_rate)
     mixtures = label_mixtures(bank, config.data.validation_interferers, 0.0, seed=1234,
                               limit=config.data.validation_mixtures)
+    cond = build_condition(encoder.encode([m.query for m in mixtures]), None)
+    if len({m.mixture.shape[-1] for m in mixtures}) > 1:  # one's own clips of many lengths: batches of one
+        return [(torch.from_numpy(m.mixture), torch.from_numpy(m.target), c) for m, c in zip(mixtures, cond)]
     mix = torch.from_numpy(np.stack([m.mixture for m in mixtures]))
     tgt = torch.from_numpy(np.stack([m.target for m in mixtures]))
-    cond = build_condition(encoder.encode([m.query for m in mixtures]), None)
     return torch.utils.data.TensorDataset(mix, tgt, cond)
 
 
@@ -140,9 +142,10 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         from .progress import ProgressLines
 
         callbacks.append(ProgressLines())
-    trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000, "log_every_n_steps": 25,
-                    "gradient_clip_val": 5.0, "enable_progress_bar": bar, "num_sanity_val_steps": 0,
-                    "enable_model_summary": False,
+    # log_every_n_steps: at most an epoch, or Lightning warns about each short epoch of a small data set
+    trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000,
+                    "log_every_n_steps": min(25, config.data.steps_per_epoch), "gradient_clip_val": 5.0,
+                    "enable_progress_bar": bar, "num_sanity_val_steps": 0, "enable_model_summary": False,
                     "reload_dataloaders_every_n_epochs": 1}
     trainer_args.update(config.trainer)
     trainer_args = choose_precision(trainer_args)
