@@ -17,9 +17,9 @@ from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
 from ..query import build_condition, shared_text_encoder
 from .config import TrainConfig
+from .machine import choose_precision
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
-from .machine import choose_precision
 
 
 ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")
