@@ -208,6 +208,10 @@ def test_version_models_info(capsys):
     assert code == 0 and "default" in out and "16000" in out
     code, out, _ = run_cli(capsys, "info")
     assert code == 0 and "torch" in out and "threads" in out
+    from lass.train.machine import cpu_has_native_bf16
+
+    chosen = "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    assert f"so precision auto -> {chosen}; C++ compiler for optim.compile " in out
 
 
 def test_console_script_runs_as_a_process(song, tmp_path, tiny_model):

@@ -139,6 +139,12 @@ def cmd_info(args) -> int:
     print(f"numpy {numpy.__version__}, soundfile {soundfile.__version__} (libsndfile {soundfile.__libsndfile_version__}), "
           f"transformers {transformers.__version__}")
     print(f"models: {', '.join(registry.installed_models()) or 'none'} (user folder: {registry.user_model_dir()})")
+    from .train.machine import cpp_compiler_found, cpu_has_native_bf16
+
+    native = cpu_has_native_bf16()
+    print(f"training: native bf16 {'yes' if native else 'no'}, so precision auto -> "
+          f"{'bf16-mixed' if native else '32-true'}; C++ compiler for optim.compile "
+          f"{'found' if cpp_compiler_found() else 'not found (trains uncompiled)'}")
     return 0
 
 
