@@ -177,7 +177,22 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):
         raw = yaml.safe_load(config.read_text())
         raw["model"]["network_args"].update(extra)
         path.write_text(yaml.safe_dump(raw))
+    one_class = tmp_path / "one_class"
+    (one_class / "rain").mkdir(parents=True)
+    (data / "humming" / "humming_0.wav").rename(one_class / "rain" / "rain_0.wav")
+    data_mistakes = {"no_train": ("train", [{"type": "folders", "path": str(tmp_path / "gone")}]),
+                     "no_validation": ("validation", {"type": "esc50", "path": str(tmp_path / "gone")}),
+                     "one_class_validation": ("validation", {"type": "folders", "path": str(one_class)})}
+    for name, (key, value) in data_mistakes.items():
+        raw = yaml.safe_load(config.read_text())
+        raw["data"][key] = value
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     cases = [
+        (("train", "--config", str(tmp_path / "no_train.yaml")),
+         f"data.train: folders data not found: {tmp_path / 'gone'}"),
+        (("train", "--config", str(tmp_path / "no_validation.yaml")), "data.validation: esc50 data not found: "),
+        (("train", "--config", str(tmp_path / "one_class_validation.yaml")),
+         "data.validation: mixtures with 1 interferer need clips of at least 2 classes; this set has 1 (rain)"),
         (("train", "--config", str(misspelt)), "model.network_args for film_tcn: FiLMTCN.__init__() got an unexpected "
                                                "keyword argument 'atention_after'"),
         (("train", "--config", str(not_a_block)), "model.network_args for film_tcn: invalid literal for int()"),

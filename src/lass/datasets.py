@@ -92,6 +92,10 @@ def read_dataset(spec: dict) -> list[Item]:
     clips, in listing order within a label, until each is at least S long (ClipBank), so that crops of words
     shorter than a training crop hear a stream of them rather than one word in silence."""
     kind = spec.get("type", "folders")
+    if not spec.get("path"):
+        raise ValueError(f"a data source needs a path: {spec!r}")
+    if not os.path.exists(spec["path"]):
+        raise FileNotFoundError(f"{kind} data not found: {spec['path']}")
     if kind == "esc50":
         items = read_esc50(spec["path"], spec.get("folds"))
     elif kind == "folders":

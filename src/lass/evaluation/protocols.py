@@ -47,7 +47,9 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
         label = bank.labels[index]
         others = [lab for lab in bank.label_names if lab != label]
         if len(others) < interferers:
-            raise ValueError(f"{interferers} interferers need {interferers} other classes; the set has {len(others)}")
+            raise ValueError(f"mixtures with {interferers} interferer{'s' * (interferers > 1)} need clips of at "
+                             f"least {interferers + 1} classes; this set has {len(bank.label_names)} "
+                             f"({', '.join(bank.label_names)})")
         labels = [others[i] for i in rng.choice(len(others), size=interferers, replace=False)]
         clips = [bank.clips[bank.by_label[lab][rng.integers(len(bank.by_label[lab]))]] for lab in labels]
         mixture, target, noise = mix(bank.clips[index], clips, snr_db)

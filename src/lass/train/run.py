@@ -56,9 +56,12 @@ def build_query_table(labels: list[str], encoder) -> tuple[torch.Tensor, dict[st
 def build_validation(config: TrainConfig, encoder):
     if not config.data.validation:
         return None
-    bank = ClipBank(read_dataset(config.data.validation), config.model.sample_rate)
-    mixtures = label_mixtures(bank, config.data.validation_interferers, 0.0, seed=1234,
-                              limit=config.data.validation_mixtures)
+    try:
+        bank = ClipBank(read_dataset(config.data.validation), config.model.sample_rate)
+        mixtures = label_mixtures(bank, config.data.validation_interferers, 0.0, seed=1234,
+                                  limit=config.data.validation_mixtures)
+    except (ValueError, OSError) as err:  # say which part of the config it is about
+        raise ValueError(f"data.validation: {err}") from None
     cond = build_condition(encoder.encode([m.query for m in mixtures]), None)
     if len({m.mixture.shape[-1] for m in mixtures}) > 1:  # one's own clips of many lengths: batches of one
         return [(torch.from_numpy(m.mixture), torch.from_numpy(m.target), c) for m, c in zip(mixtures, cond)]
@@ -102,11 +105,13 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     if initial is not None:  # before the data: the sample rate and text encoder are the initial model's
         config.model = fine_tune_config(config.model, initial.config, init)
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     encoder = shared_text_encoder(config.model.text_encoder)
     config.model.query_dim = encoder.dim
 
-    items = [item for spec in config.data.train for item in read_dataset(spec)]
+    try:
+        items = [item for spec in config.data.train for item in read_dataset(spec)]
+    except (ValueError, OSError) as err:
+        raise ValueError(f"data.train: {err}") from None
     if not items:
         raise ValueError("the training data is empty: check data.train in the config")
     bank = ClipBank(items, config.model.sample_rate)
@@ -117,6 +122,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
                                config.seed)
     data = MixtureData(dataset, config.data, build_validation(config, encoder))
 
+    out.mkdir(parents=True, exist_ok=True)  # after the data: a mistake there leaves no empty run folder behind
     module = LassModule(config, table, len(bank.label_names))
     if initial is not None:
         module.model.load_state_dict(initial.state_dict())
