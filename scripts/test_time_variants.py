@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lass.api import Separator
+from lass.audio import resample
 from lass.datasets import ClipBank, read_dataset
 from lass.evaluation.protocols import label_mixtures
 from lass.metrics import sdr, si_sdr
@@ -44,15 +45,13 @@ def report_ensembles(paths: list[str], model, masks, mixture: torch.Tensor, cond
 
 def report_speeds(speeds: list[float], separate, mixture: torch.Tensor, first: torch.Tensor, report) -> None:
     """Each speed's pass alone, then all of them averaged with the one pass (waveforms: their frames differ)."""
-    import soxr
-
     rate = 16000  # any rate: only the ratio matters
     wavs = mixture.numpy()
     estimates = [first]
     for speed in speeds:
-        fast = np.stack([soxr.resample(x, rate * speed, rate, quality="HQ") for x in wavs])
-        back = np.stack([soxr.resample(x, rate, rate * speed, quality="HQ")
-                         for x in separate(torch.from_numpy(fast)).numpy()])
+        played = int(round(rate * speed))  # the rate the mixture is taken to have, played back at `rate`
+        fast = resample(wavs, played, rate)
+        back = resample(separate(torch.from_numpy(fast)).numpy(), rate, played)
         back = np.pad(back, ((0, 0), (0, max(0, wavs.shape[-1] - back.shape[-1]))))[:, : wavs.shape[-1]]
         estimates.append(torch.from_numpy(np.ascontiguousarray(back, dtype=np.float32)))
         report(f"speed {speed:g} alone", None, estimates[-1])

@@ -153,6 +153,8 @@ def test_evaluate_passes_the_segment_to_the_engine(tmp_path, model_dir, capsys):
     assert main([*args, "-o", str(tmp_path / "ev"), "--segment", "0.5"]) == 0
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())["1int"]["summary"]
     assert summary["sdri"] == pytest.approx(3.0, abs=0.6)  # half the mixture, put back from 0.5 s segments
+    levels = [float(row["level_db"]) for row in csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv"))]
+    assert levels and all(level == pytest.approx(-6.02, abs=0.2) for level in levels)  # each estimate: half of it
     assert main([*args, "-o", str(tmp_path / "ev0"), "--segment", "0"]) == 1
     assert "--segment must be more than 0" in capsys.readouterr().err
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import torch
 from . import audio
 from .audio import AudioError
 from .inference import EngineConfig, separate_stream
+from .metrics import level_db
 from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
 
@@ -264,7 +264,7 @@ class Separator:
                 result.outputs[name] = str(targets[name])
             result.clipped_samples = clipped
             for query, energy in zip(queries, energies):
-                result.levels_db[query] = 10 * math.log10(energy / input_energy) if energy > 0 else -math.inf
+                result.levels_db[query] = level_db(energy, input_energy)
         except BaseException:
             for writer in writers.values():
                 writer.abort()

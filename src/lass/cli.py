@@ -12,9 +12,10 @@ from . import __version__
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
-# a query's track this far below the input gets a note: on held-out recordings the bundled model's tracks for
-# queries it knows came out 2.7-5.4 dB below 0 dB mixtures, for descriptions it does not know 16.5-52 dB below,
-# and for classes absent from fold-4 mixtures 18.4 dB below (median): either way the user should hear of it
+# a query's track this far below the input gets a note. On the held-out recordings (`lass evaluate --list
+# configs/heldout_recordings.csv --data-root ../shared/data`, column level_db) the bundled model's tracks for the 12
+# queries it knows came out 2.7-5.4 dB below the mixture, for the 4 it mutes 17-52 dB below; asked for a class
+# absent from a fold-4 mixture it answers 18.4 dB below (median, --query-checks): either way the user should know
 QUIET_TRACK_DB = -15.0
 
 

@@ -3,6 +3,7 @@
 - `sdr`: AudioSep-style SDR, i.e. plain SNR 10*log10(|ref|^2 / |est-ref|^2).
 - `si_sdr`: scale-invariant SDR with the mean removed (Le Roux et al. 2019).
 - `bss_sdr`: bss_eval-style SDR with a 512-tap distortion filter (fast_bss_eval), as CLAPSep reports.
+- `level_db`: how loud an output is against its input (a query that found little comes out far below it).
 Improvements (`...i`) subtract the same metric of the unprocessed mixture.
 """
 from __future__ import annotations
@@ -11,6 +12,12 @@ import numpy as np
 import torch
 
 EPS = 1e-10
+
+
+def level_db(energy: float, reference_energy: float) -> float:
+    """A signal's energy relative to a reference's (e.g. a separated track against its mixture), in dB;
+    -inf for a silent signal."""
+    return 10 * float(np.log10(energy / reference_energy)) if energy > 0 else -np.inf
 
 
 def sdr(estimate, reference):

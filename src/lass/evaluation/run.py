@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import bss_sdr, sdr, si_sdr
+from ..metrics import bss_sdr, level_db, sdr, si_sdr
 from ..stft import STFTConfig
 from .oracle import oracle_estimates
 from .protocols import DEFAULT_TEMPLATE, Case, label_mixtures, mixture_list, stem_cases
@@ -30,6 +30,7 @@ class Score:
     irm_sdri: float | None = None
     psm_sdri: float | None = None
     seconds: float = 0.0
+    level_db: float = 0.0  # the estimate's energy re. the mixture's (dB): far below it, the query found little
 
 
 def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, keep_audio: bool = False):
@@ -43,7 +44,8 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
     est, ref, mix = estimate.reshape(-1), target.reshape(-1), mixture.reshape(-1)
     score = Score(case.name, case.label, case.query, float(sdr(est, ref) - sdr(mix, ref)),
                   float(si_sdr(est, ref) - si_sdr(mix, ref)), float(sdr(est, ref)), float(si_sdr(est, ref)),
-                  seconds=seconds)
+                  seconds=seconds, level_db=level_db(float(np.sum(est.astype(np.float64) ** 2)),
+                                                     float(np.sum(mix.astype(np.float64) ** 2))))
     if bss:
         score.bss_sdri = float(np.mean(bss_sdr(estimate, target) - bss_sdr(mixture, target)))
     if oracle:
@@ -77,7 +79,7 @@ def query_checks(separator, cases: list[Case], label_names: list[str]) -> dict[s
             continue
         query = DEFAULT_TEMPLATE.format(label=absent[i % len(absent)])
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False)[query]
-        absent_levels.append(float(10 * np.log10(max(np.sum(est**2), 1e-20) / max(np.sum(mixture**2), 1e-20))))
+        absent_levels.append(max(level_db(float(np.sum(est**2)), float(np.sum(mixture**2))), -200.0))
     out = {"interferer_query_sdri": float(np.mean(interferer_gains))}
     if absent_levels:
         out["absent_query_energy_db"] = float(np.mean(absent_levels))
