@@ -199,6 +199,12 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):
         (("train", "--config", str(broken)), "broken.yaml: not valid YAML (line 2)"),
         (("train", "--config", str(listed)), "a config is a mapping of sections"),
         (("train", "--config", str(config), "--set", "max_steps=[1"), "--set max_steps: cannot read the value"),
+        (("train", "--config", str(config), "--set", "max_steps=ten"), "trainer.max_steps must be a whole number, "
+                                                                         "got 'ten'"),
+        (("train", "--config", str(config), "--set", "acelerator=cpu"),
+         "trainer: unknown setting 'acelerator' (did you mean 'accelerator'?)"),
+        (("train", "--config", str(config), "--set", "precision=bf17"), "trainer: Precision 'bf17' is invalid"),
+        (("train", "--config", str(config), "--set", "data.batch_size=0"), "data.batch_size must be at least 1, got 0"),
         (("train", "--config", str(config), "--resume", str(not_ckpt)), "notes.ckpt: not a lass training checkpoint"),
         (("train", "--config", str(config), "--resume", str(tmp_path / "gone.ckpt")), "checkpoint to resume not found"),
         (("export", str(not_ckpt), "-o", str(tmp_path / "x.safetensors")), "notes.ckpt: not a lass training checkpoint"),
@@ -209,6 +215,74 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):
         assert done.returncode == 1, (args, done.stderr[-1500:])
         assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr[-1500:])
     assert not (tmp_path / "run").exists() and not (tmp_path / "x.safetensors").exists()
+
+
+def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
+    """Every section and value is checked when the config loads: unknown keys (with the nearest known one),
+    wrong types, values out of range, data sources in the wrong shape, trainer settings Lightning lacks."""
+    from lass.train.config import check_trainer_settings, load_config
+
+    config = write_config(tmp_path, tmp_path)
+
+    def loaded(*overrides: str, edit=None):
+        raw = yaml.safe_load(config.read_text())
+        if edit:
+            edit(raw)
+        path = tmp_path / "edited.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return load_config(path, overrides)
+
+    mistakes = [
+        ({"optimiser": {"lr": 1e-3}}, "config: unknown section 'optimiser' (did you mean 'optim'?)"),
+        ({"optim": {"wieght_decay": 0.1}}, "optim: unknown setting 'wieght_decay' (did you mean 'weight_decay'?)"),
+        ({"optim": {"lr": "fast"}}, "optim.lr must be a number, got 'fast'"),
+        ({"optim": {"lr": 0}}, "optim.lr must be > 0, got 0"),
+        ({"optim": {"compile": "yes"}}, "optim.compile must be true or false, got 'yes'"),
+        ({"data": [1, 2]}, "data: expected a mapping of settings"),
+        ({"trainer": ["max_steps", 2]}, "trainer must be a mapping"),
+        ({"seed": 1.5}, "seed must be a whole number, got 1.5"),
+        ({"model": {"name": "x", "hop_length": 2048}}, "model.hop_length (2048) must not exceed model.n_fft (1024)"),
+        ({"data": {"train": ["somewhere"]}}, "data.train: a list of data sources, each a mapping such as "
+                                             "{type: folders, path: DIR}; got ['somewhere']"),
+        ({"data": {"validation": "somewhere"}}, "data.validation: one data source"),
+        ({"data": {"batch_size": 0}}, "data.batch_size must be at least 1, got 0"),
+        ({"data": {"mixing": {"snr_db": 5}}}, "data.mixing.snr_db must be 2 numbers [lowest, highest], got 5"),
+        ({"data": {"mixing": {"snr_db": [5, -5]}}}, "data.mixing.snr_db must be [lowest, highest], got [5, -5]"),
+        ({"data": {"mixing": {"absent_prob": 1.5}}}, "data.mixing.absent_prob must be in [0, 1], got 1.5"),
+        ({"data": {"mixing": {"interferer_probs": [0.5, 0.5]}}}, "must be lists of the same length, got [1, 2, 3] "
+                                                                  "and [0.5, 0.5]"),
+    ]
+    for change, message in mistakes:
+        def edit(raw, change=change):
+            for section, value in change.items():
+                if isinstance(value, dict) and isinstance(raw.get(section), dict):
+                    raw[section].update(value)
+                else:
+                    raw[section] = value
+        with pytest.raises(ValueError, match=re.escape(message)):
+            loaded(edit=edit)
+
+    # what is meant is taken as meant: YAML's 1e-3 (a string to YAML 1.1), one train source as a mapping,
+    # a validation source in a list of one, and --set on any setting by its path
+    def one_source(raw):
+        raw["optim"]["lr"] = "1e-3"
+        raw["data"]["train"] = raw["data"]["train"][0]
+        raw["data"]["validation"] = [raw["data"]["validation"]]
+    config_read = loaded("optim.weight_decay=0.05", "max_steps=7", "data.mixing.snr_db=[-3, 3]", edit=one_source)
+    assert config_read.optim.lr == 1e-3 and config_read.optim.weight_decay == 0.05
+    assert config_read.trainer["max_steps"] == 7 and config_read.data.mixing.snr_db == [-3, 3]
+    assert [spec["path"] for spec in config_read.data.train] == [str(tmp_path)]
+    assert config_read.data.validation["path"] == str(tmp_path)
+    with pytest.raises(ValueError, match=re.escape("--set data.train.path: data.train is not a section")):
+        loaded("data.train.path=x")
+
+    check_trainer_settings({"max_steps": 10, "max_time": "00:05:00:00", "precision": "auto", "devices": 1})
+    for settings, message in (({"max_epochs": 2.5}, "trainer.max_epochs must be a whole number, got 2.5"),
+                              ({"max_time": "5h"}, "trainer.max_time must be DD:HH:MM:SS"),
+                              ({"callbacks": []}, "trainer.callbacks is set by lass train itself"),
+                              ({"acelerator": "cpu"}, "(did you mean 'accelerator'?)")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_trainer_settings(settings)
 
 
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):

@@ -155,7 +155,7 @@ def cmd_train(args) -> int:
 
     if not os.path.isfile(args.config):
         raise UserError(f"config not found: {args.config}")
-    config = load_config(args.config)
+    config = load_config(args.config, args.set or [])
     if args.resume:  # before the data loads, not minutes later inside Lightning
         from .train.run import read_checkpoint
 
@@ -164,23 +164,9 @@ def cmd_train(args) -> int:
         read_checkpoint(args.resume)
     if args.output:
         config.output_dir = args.output
-    for override in args.set or []:
-        _apply_override(config.trainer, override)
     path = train(config, resume=args.resume, init=args.init, progress=not args.quiet)
     _say(f"model written to {path}")
     return 0
-
-
-def _apply_override(trainer: dict, text: str) -> None:
-    import yaml
-
-    if "=" not in text:
-        raise UserError(f"--set expects key=value, got '{text}'")
-    key, value = text.split("=", 1)
-    try:
-        trainer[key.strip()] = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise UserError(f"--set {key.strip()}: cannot read the value {value!r}") from None
 
 
 def cmd_export(args) -> int:
@@ -251,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from")
     p.add_argument("--init", default=None, help="start from an installed model (e.g. 'default') or file")
     p.add_argument("--output", default=None, help="run folder (default: the config's output_dir)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a trainer setting")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting: a trainer one by name (max_steps=100), any other by its path "
+                        "(optim.lr=5e-4); repeatable")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

@@ -3,6 +3,10 @@ project root (the folder holding the config's `configs/` folder) or the current 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,19 +82,143 @@ class TrainConfig:
     output_dir: str = "runs/default"
 
 
-def _build(cls, data: dict | None):
-    data = dict(data or {})
+def _describe(hint) -> str:
+    """A type hint in a user's words, for error messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin is tuple:
+        return f"{len(args)} numbers [lowest, highest]" if len(args) == 2 else f"a list of {len(args)} values"
+    if origin is list:
+        return f"a list of {_describe(args[0]).removeprefix('a ')}s" if args else "a list"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a text", dict: "a mapping",
+            type(None): "null"}.get(origin or hint, str(hint))
+
+
+def _fits(value, hint) -> bool:
+    """Whether a YAML value fits a dataclass field's type hint (hints this module does not know: yes)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is typing.Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint in (str, type(None)):
+        return isinstance(value, hint)
+    if origin is list or hint is list:
+        return isinstance(value, list) and all(_fits(item, args[0]) for item in value if args)
+    if origin is tuple:
+        return isinstance(value, (list, tuple)) and len(value) == len(args) and all(map(_fits, value, args))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _as_numbers(value, hint):
+    """YAML 1.1 reads 1e-3 (no dot) as a string: where a field wants numbers, such strings become numbers."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if origin in (list, tuple) and args and isinstance(value, list):
+        element = lambda k: args[0] if origin is list else args[min(k, len(args) - 1)]  # noqa: E731
+        return [_as_numbers(item, element(k)) for k, item in enumerate(value)]
+    return value
+
+
+def _build(cls, data, section: str):
+    """A config section -> its dataclass, refusing unknown keys and values of the wrong type by name."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{section}: expected a mapping of settings (key: value), got {data!r}")
+    data = dict(data)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names), key=str)
+    if unknown:
+        said = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            said.append(repr(key) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"{section or 'config'}: unknown {'setting' if section else 'section'}"
+                         f"{'s' if len(said) > 1 else ''} {', '.join(said)}; known: {', '.join(names)}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
-        value = data.pop(f.name)
-        if dataclasses.is_dataclass(f.default_factory() if f.default_factory is not dataclasses.MISSING else None):
-            value = _build(type(f.default_factory()), value)
+        value, where = data[f.name], f"{section}.{f.name}" if section else f.name
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            value = _build(type(default), value, where)
+        else:
+            value = _as_numbers(value, hints[f.name])
+            if not _fits(value, hints[f.name]):
+                raise ValueError(f"{where} must be {_describe(hints[f.name])}, got {value!r}")
         kwargs[f.name] = value
-    if data:
-        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(data))}")
     return cls(**kwargs)
+
+
+def _data_sources(raw: dict) -> None:
+    """data.train is a list of sources and data.validation one source; one source given as a mapping (train)
+    or as a list of one (validation) is taken as meant, anything else is refused with an example."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return  # _build says what a section must be
+    example = "a mapping such as {type: folders, path: DIR}"
+    train = data.get("train")
+    if isinstance(train, dict):
+        data["train"] = train = [train]
+    if train is not None and not (isinstance(train, list) and all(isinstance(spec, dict) for spec in train)):
+        raise ValueError(f"data.train: a list of data sources, each {example}; got {train!r}")
+    validation = data.get("validation")
+    if isinstance(validation, list) and len(validation) == 1:
+        data["validation"] = validation = validation[0]
+    if validation is not None and not isinstance(validation, dict):
+        raise ValueError(f"data.validation: one data source, {example}; got {validation!r}")
+
+
+def _check_values(config: TrainConfig) -> None:
+    """Values of the right type but out of range: refused when the config loads, not minutes later."""
+    data, mixing, optim, model = config.data, config.data.mixing, config.optim, config.model
+    at_least_one = {"data.batch_size": data.batch_size, "data.examples_per_epoch": data.examples_per_epoch,
+                    "data.validation_mixtures": data.validation_mixtures,
+                    "data.validation_interferers": data.validation_interferers,
+                    "data.mixing.queries_per_mixture": mixing.queries_per_mixture,
+                    "model.sample_rate": model.sample_rate, "model.n_fft": model.n_fft,
+                    "model.hop_length": model.hop_length}
+    positive = {"data.mixing.segment_seconds": mixing.segment_seconds, "optim.lr": optim.lr,
+                "optim.max_snr_db": optim.max_snr_db, "model.mask_power": model.mask_power}
+    non_negative = {"data.num_workers": data.num_workers, "optim.weight_decay": optim.weight_decay,
+                    "optim.warmup_steps": optim.warmup_steps, "optim.query_noise": optim.query_noise,
+                    "data.mixing.eq_db": mixing.eq_db, "data.mixing.interferer_gain_db": mixing.interferer_gain_db}
+    shares = {f"data.mixing.{key}": getattr(mixing, key)
+              for key in ("negative_prob", "absent_prob", "augment_prob", "reverb_prob")}
+    shares["optim.min_lr_ratio"] = optim.min_lr_ratio
+    for checks, test, wanted in ((at_least_one, lambda v: v >= 1, "at least 1"), (positive, lambda v: v > 0, "> 0"),
+                                 (non_negative, lambda v: v >= 0, ">= 0"),
+                                 (shares, lambda v: 0 <= v <= 1, "in [0, 1]")):
+        for where, value in checks.items():
+            if not test(value):
+                raise ValueError(f"{where} must be {wanted}, got {value}")
+    for key in ("snr_db", "level_db", "speed_range", "drr_db"):
+        low, high = getattr(mixing, key)
+        if low > high or (key == "speed_range" and low <= 0):
+            raise ValueError(f"data.mixing.{key} must be [lowest, highest]"
+                             f"{', both > 0' if key == 'speed_range' else ''}, got {[low, high]}")
+    counts, probs = mixing.interferer_counts, mixing.interferer_probs
+    if not counts or len(counts) != len(probs) or min(counts) < 1 or min(probs) < 0 or sum(probs) <= 0:
+        raise ValueError(f"data.mixing: interferer_counts (each at least 1) and interferer_probs (each >= 0, not all "
+                         f"0) must be lists of the same length, got {counts} and {probs}")
+    if model.hop_length > model.n_fft:
+        raise ValueError(f"model.hop_length ({model.hop_length}) must not exceed model.n_fft ({model.n_fft})")
 
 
 def _resolve_paths(specs: list[dict], base: Path) -> None:
@@ -117,7 +245,61 @@ def _check_phases(phases: list[dict]) -> None:
                 raise ValueError(f"data.phases: {key} must be a positive number, got {value!r}")
 
 
-def load_config(path: str | Path) -> TrainConfig:
+# trainer settings that must be whole numbers (Lightning itself fails on others with a traceback)
+WHOLE_NUMBER_TRAINER_SETTINGS = ("max_steps", "max_epochs", "min_steps", "min_epochs", "num_nodes",
+                                 "log_every_n_steps", "check_val_every_n_epoch", "num_sanity_val_steps",
+                                 "accumulate_grad_batches", "reload_dataloaders_every_n_epochs")
+SET_BY_LASS = ("logger", "callbacks", "default_root_dir")  # lass train passes these to Lightning itself
+
+
+def check_trainer_settings(trainer: dict) -> None:
+    """The `trainer` section (and `--set` overrides) against lightning.Trainer's own arguments, before any
+    data loads: a misspelt or mistyped setting is one line naming it."""
+    import inspect
+
+    import lightning as L
+
+    if not isinstance(trainer, dict):
+        raise ValueError(f"trainer: expected a mapping of lightning.Trainer settings, got {trainer!r}")
+    known = [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
+    for key, value in trainer.items():
+        if key in SET_BY_LASS:
+            raise ValueError(f"trainer.{key} is set by lass train itself (CSV log, checkpoints and progress in the "
+                             f"output folder); leave it out")
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise ValueError(f"trainer: unknown setting {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                             f"the settings are lightning.Trainer's arguments")
+        if key in WHOLE_NUMBER_TRAINER_SETTINGS and value is not None and (
+                not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"trainer.{key} must be a whole number, got {value!r}")
+    max_time = trainer.get("max_time")
+    if isinstance(max_time, str) and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()):
+        raise ValueError(f"trainer.max_time must be DD:HH:MM:SS (days, hours, minutes, seconds), such as "
+                         f"00:05:00:00 for 5 hours; got {max_time!r}")
+
+
+def apply_override(raw: dict, text: str) -> None:
+    """`--set KEY=VALUE`: a trainer setting by its name (max_steps=100), any other by its dotted path
+    (optim.lr=5e-4, data.mixing.snr_db=[-3,3]); the value is read as YAML."""
+    if "=" not in text:
+        raise ValueError(f"--set expects key=value, got '{text}'")
+    key, value = (part.strip() for part in text.split("=", 1))
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ValueError(f"--set {key}: cannot read the value {value!r}") from None
+    path = key.split(".") if "." in key else ["trainer", key]
+    node = raw
+    for depth, part in enumerate(path[:-1]):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {key}: {'.'.join(path[:depth + 1])} is not a section of settings")
+    node[path[-1]] = parsed
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """A YAML config (with `--set` overrides applied) -> TrainConfig, every section and value checked."""
     path = Path(path)
     with open(path) as f:
         try:
@@ -129,7 +311,11 @@ def load_config(path: str | Path) -> TrainConfig:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a config is a mapping of sections (model, data, optim, trainer), "
                          f"got {type(raw).__name__}")
-    config = _build(TrainConfig, raw)
+    for override in overrides:
+        apply_override(raw, override)
+    _data_sources(raw)
+    config = _build(TrainConfig, raw, "")
+    _check_values(config)
     base = path.resolve().parent.parent if path.resolve().parent.name == "configs" else path.resolve().parent
     get_loss(config.optim.loss)  # an unknown loss fails here, before data loading
     if config.optim.optimizer not in OPTIMIZERS:

@@ -16,7 +16,7 @@ from ..datasets import ClipBank, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
 from ..query import build_condition, shared_text_encoder
-from .config import TrainConfig
+from .config import TrainConfig, check_trainer_settings
 from .machine import choose_precision
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
@@ -94,12 +94,14 @@ def without_lightning_noise(resumed: bool):
 def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
           progress: bool = True) -> Path:
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from ..models import registry
     from .module import LassModule, MixtureData
 
+    check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
     L.seed_everything(config.seed, verbose=False)
     initial = registry.load(init) if init else None
     if initial is not None:  # before the data: the sample rate and text encoder are the initial model's
@@ -122,7 +124,6 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
                                config.seed)
     data = MixtureData(dataset, config.data, build_validation(config, encoder))
 
-    out.mkdir(parents=True, exist_ok=True)  # after the data: a mistake there leaves no empty run folder behind
     module = LassModule(config, table, len(bank.label_names))
     if initial is not None:
         module.model.load_state_dict(initial.state_dict())
@@ -156,8 +157,12 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     trainer_args.update(config.trainer)
     trainer_args = choose_precision(trainer_args)
     with without_lightning_noise(resumed=bool(resume)):
-        trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
-                            callbacks=callbacks, **trainer_args)
+        try:
+            trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
+                                callbacks=callbacks, **trainer_args)
+        except (TypeError, ValueError, MisconfigurationException) as err:  # a value Lightning refuses
+            raise ValueError(f"trainer: {err}") from None
+        out.mkdir(parents=True, exist_ok=True)  # after data and trainer: a mistake there leaves no empty folder
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     max_steps = trainer_args.get("max_steps", -1)
     if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
