@@ -124,9 +124,16 @@ def test_evaluate_needs_one_source(capsys, tmp_path):
     assert main(["evaluate", "-o", str(tmp_path)]) == 1
     assert "exactly one of --data" in capsys.readouterr().err
     for option, message in ((["--interferers", "1", "0"], "--interferers: each count must be at least 1, got 0"),
-                            (["--limit", "0"], "--limit must be at least 1, got 0")):
+                            (["--limit", "0"], "--limit must be at least 1, got 0"),
+                            # without {label} every mixture would be asked the same query, and scored as if it fit
+                            (["--template", "a dog"], "--template must contain {label}"),
+                            (["--template", "{label} {x}"], "and no other braces; got '{label} {x}'")):
         assert main(["evaluate", "--data", str(tmp_path), "-o", str(tmp_path / "ev"), *option]) == 1
         assert message in capsys.readouterr().err
+    assert main(["evaluate", "--list", str(tmp_path / "gone.csv"), "-o", str(tmp_path / "ev")]) == 1
+    assert f"--list: no such file: {tmp_path / 'gone.csv'}" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tmp_path / "gone"), "-o", str(tmp_path / "ev")]) == 1  # after the model
+    assert f"--data: no such folder: {tmp_path / 'gone'}" in capsys.readouterr().err
     assert not (tmp_path / "ev").exists()
 
 

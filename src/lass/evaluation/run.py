@@ -252,14 +252,24 @@ def run_from_args(args) -> int:
         raise ValueError(f"--interferers: each count must be at least 1, got {min(args.interferers)}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    if args.template is not None:  # without {label} every query would be the same text
+        try:
+            usable = args.template.format(label="") != args.template.format(label="x")
+        except (KeyError, IndexError, ValueError):
+            usable = False
+        if not usable:
+            raise ValueError(f"--template must contain {{label}} (where each class name goes) and no other "
+                             f"braces; got {args.template!r}")
+    if args.mixture_list and not Path(args.mixture_list).is_file():
+        raise FileNotFoundError(f"--list: no such file: {args.mixture_list}")
     separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
         separator.model.set_mask_power(args.mask_power)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = [f"# Evaluation of `{separator.model.config.name}` (mask power {separator.model.config.mask_power:g})\n"]
     results = {}
     for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
+        out.mkdir(parents=True, exist_ok=True)  # once the data has loaded: a mistake leaves no empty folder
         scores, examples = [], []
         shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
         for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
