@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from conftest import tone_noise
 from lass import Separator
@@ -81,6 +82,25 @@ def test_bad_samples_rates_and_repeated_queries_are_errors(tiny, tmp_path):
     assert set(tiny.separate_tensor(x, 16000, ["residual"], residual=False)) == {"residual"}
     with pytest.raises(QueryError, match="empty negative query"):
         tiny.separate_tensor(x, 16000, "rain", negative="")
+
+
+def test_input_arrays_in_other_shapes_and_types(tiny):
+    """Integer PCM is read at full scale, as soundfile reads it; shapes that are not (channels, samples), the
+    (samples, channels) layout soundfile returns included, are refused instead of separated as nonsense."""
+    x = tone_noise(1.0, 16000, 2)
+    as_float = tiny.separate_tensor(x, 16000, "rain")["rain"]
+    pcm16 = np.round(x * 32768).clip(-32768, 32767).astype(np.int16)
+    from_int16 = tiny.separate_tensor(pcm16, 16000, "rain")
+    assert from_int16["rain"].dtype == np.float32 and from_int16["rain"].shape == as_float.shape
+    assert np.max(np.abs(from_int16["rain"] - as_float)) < 1e-3  # the same level, not 90 dB louder
+    assert np.max(np.abs(from_int16["rain"] + from_int16["residual"] - pcm16 / 32768)) < 1e-5
+    pcm32 = tiny.separate_tensor(torch.from_numpy(np.round(x * 2 ** 31 * 0.5).astype(np.int32)), 16000, "rain")
+    assert np.max(np.abs(pcm32["rain"] - tiny.separate_tensor(x * 0.5, 16000, "rain")["rain"])) < 1e-3
+    for bad, message in ((x.T, r"shape \(16000, 2\) has more channels than samples.*wav\.T"),
+                         (x[None], r"must be \(samples,\) or \(channels, samples\), got shape \(1, 2, 16000\)"),
+                         (np.array(["a", "b"]), "audio must be numbers")):
+        with pytest.raises(AudioError, match=message):
+            tiny.separate_tensor(bad, 16000, "rain")
 
 
 def test_tracks_are_keyed_by_the_query_as_given(tiny):

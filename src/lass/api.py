@@ -153,11 +153,7 @@ class Separator:
         if isinstance(queries, str):
             queries = [queries]
         sample_rate = check_sample_rate(sample_rate)
-        if isinstance(wav, torch.Tensor):
-            wav = wav.detach().cpu().numpy()
-        wav = np.atleast_2d(np.asarray(wav, dtype=np.float32))
-        if wav.shape[-1] == 0:
-            raise AudioError("the audio has zero length")
+        wav = as_channels_first(wav)
         check_finite(wav)
         conds = self.conditions(queries, negative)
         if residual and any(validate_query(q) == RESIDUAL for q in queries):
@@ -296,6 +292,31 @@ def check_sample_rate(sample_rate: object) -> int:
     if isinstance(sample_rate, bool) or rate is None or rate != sample_rate or rate <= 0:
         raise AudioError(f"the sample rate must be a positive whole number of Hz, got {sample_rate!r}")
     return rate
+
+
+def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
+    """An array or tensor of audio -> float32 (channels, samples). Integer PCM is read at full scale (int16
+    / 32768), as soundfile reads it: the model hears levels, and 10,000 as a float is 80 dB too loud. Shapes
+    that cannot be (channels, samples) are refused, (samples, channels) included, rather than separated as
+    thousands of two-sample channels."""
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().numpy()
+    wav = np.asarray(wav)
+    if wav.dtype == np.uint8:  # 8-bit PCM (WAV's) is unsigned, centred on 128
+        wav = (wav.astype(np.float32) - 128) / 128
+    elif np.issubdtype(wav.dtype, np.integer):
+        wav = wav.astype(np.float32) / float(2 ** (8 * wav.dtype.itemsize - 1))
+    elif not np.issubdtype(wav.dtype, np.floating):
+        raise AudioError(f"audio must be numbers, got an array of {wav.dtype}")
+    wav = np.atleast_2d(wav.astype(np.float32, copy=False))
+    if wav.ndim > 2:
+        raise AudioError(f"audio must be (samples,) or (channels, samples), got shape {wav.shape}")
+    if wav.shape[-1] == 0:
+        raise AudioError("the audio has zero length")
+    if wav.shape[0] > wav.shape[1]:
+        raise AudioError(f"audio of shape {wav.shape} has more channels than samples: the API takes (channels, "
+                         f"samples); for soundfile's (samples, channels) layout pass the transpose (wav.T)")
+    return wav
 
 
 def check_finite(wav: np.ndarray, path: str | os.PathLike | None = None) -> None:
