@@ -11,7 +11,8 @@ network sees changes); phases made consistent by MISI iterations instead of the 
 the model whose weights are the average of all of them (for checkpoints of one run), instead of the
 other variants. With `--speeds 0.9 1.1 ...`: the mixture also played at those speeds (resampled, so
 pitch moves too, as in training's augmentation), separated, brought back to its length and averaged
-with the one pass, instead of the other variants. Results: docs/benchmarks.md.
+with the one pass, instead of the other variants. With `--gains -30 -20 10 ...`: only the input scaled by
+those gains, and normalised to -25 dB RMS (how level-sensitive the network is). Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ def main() -> None:
     parser.add_argument("--ensemble", nargs="+", default=[], metavar="MODEL", help="other models to average with")
     parser.add_argument("--speeds", nargs="+", type=float, default=[], metavar="SPEED",
                         help="also separate the mixture played at these speeds and average")
+    parser.add_argument("--gains", nargs="+", type=float, default=[], metavar="DB",
+                        help="only the input scaled by these gains (dB), and normalised to -25 dB RMS")
     opts = parser.parse_args()
     torch.set_grad_enabled(False)
 
@@ -120,6 +123,12 @@ def main() -> None:
     report("one pass, mask power 1 (raw)", first)
     if opts.ensemble:
         return report_ensembles(opts.ensemble, model, masks, mixture, conds, first.pow(power), report)
+    if opts.gains:  # how level-sensitive the network is, against input normalised to one level
+        rms = mixture.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-8)
+        for gain_db in opts.gains:
+            report(f"input gain {gain_db:+g} dB", masks(mixture * 10 ** (gain_db / 20), conds).pow(power))
+        report("input normalised to -25 dB RMS", masks(mixture / rms * 10 ** (-25 / 20), conds).pow(power))
+        return None
     if opts.speeds:
         def separate(wav: torch.Tensor) -> torch.Tensor:
             return model.stft.inverse(model.stft(wav) * masks(wav, conds).pow(power), wav.shape[-1])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import tone_noise
-from lass.inference import EngineConfig, separate_array
+from lass.inference import EngineConfig, input_gain, separate_array
 from lass.models.registry import load_model_file
 from lass.stft import STFT, STFTConfig
 
@@ -59,6 +59,13 @@ def test_mask_power_must_be_positive(power):
         MaskSeparator(ModelConfig(network="constant", mask_power=power))
 
 
+def separated_whole(model, x: np.ndarray, conds: torch.Tensor) -> np.ndarray:
+    """The whole input in one network call, heard at the level the engine gives it."""
+    gain = input_gain(float(np.sqrt(np.mean(x.astype(np.float64) ** 2))), model.config.input_level_db)
+    with torch.inference_mode():
+        return model.separate_many(torch.from_numpy(x), conds, gain)[0].numpy()
+
+
 @pytest.mark.parametrize("name", ["tiny", "tiny-strided", "tiny-band"])
 @pytest.mark.parametrize("segment", [2.0, 5.0, 1.01])
 def test_chunked_equals_whole_file(model_dir, name, segment):
@@ -68,11 +75,26 @@ def test_chunked_equals_whole_file(model_dir, name, segment):
     model = load_model_file(model_dir / f"{name}.safetensors")
     x = tone_noise(21.3, 16000, 2, seed=3)
     conds = torch.randn(3, 768)
-    with torch.inference_mode():
-        whole, _ = model.separate_many(torch.from_numpy(x), conds)
+    whole = separated_whole(model, x, conds)
     chunked = separate_array(model, conds, x, 16000, EngineConfig(segment=segment, overlap=0.25))
-    rel = np.max(np.abs(chunked - whole.numpy())) / np.max(np.abs(whole.numpy()))
+    rel = np.max(np.abs(chunked - whole)) / np.max(np.abs(whole))
     assert rel < 1e-4
+
+
+def test_level_normalisation_makes_separation_follow_the_input_level(model_dir):
+    """The network hears every input at the model's input_level_db and its masks apply to the input as given,
+    so an input 40 dB quieter gives the same tracks 40 dB quieter; the network alone hears level."""
+    model = load_model_file(model_dir / "tiny.safetensors")
+    x = tone_noise(3.0, 16000, 2, seed=1)
+    conds = torch.randn(2, 768)
+    loud = separate_array(model, conds, x, 16000)
+    quiet = separate_array(model, conds, x / 100, 16000)
+    assert quiet.shape == loud.shape == (2, 2, x.shape[1])
+    assert np.max(np.abs(quiet * 100 - loud)) < 1e-4 * np.max(np.abs(loud))
+    model.config.input_level_db = None  # as given: what the network makes of a quiet input differs
+    assert np.max(np.abs(separate_array(model, conds, x / 100, 16000) * 100 - loud)) > 1e-2 * np.max(np.abs(loud))
+    assert input_gain(0.0, -25.0) == 1.0 and input_gain(0.1, None) == 1.0 and input_gain(float("nan"), -25.0) == 1.0
+    assert 20 * np.log10(input_gain(0.01, -25.0) * 0.01) == pytest.approx(-25.0)
 
 
 def test_no_context_differs_but_crossfade_keeps_it_close(model_dir):
@@ -80,10 +102,9 @@ def test_no_context_differs_but_crossfade_keeps_it_close(model_dir):
     model = load_model_file(model_dir / "tiny.safetensors")
     x = tone_noise(12.0, 16000, 1, seed=4)
     conds = torch.randn(1, 768)
-    with torch.inference_mode():
-        whole, _ = model.separate_many(torch.from_numpy(x), conds)
+    whole = separated_whole(model, x, conds)
     chunked = separate_array(model, conds, x, 16000, EngineConfig(segment=2.0, overlap=0.25, context=0.0))
-    rel = np.sqrt(np.mean((chunked - whole.numpy()) ** 2) / np.mean(whole.numpy() ** 2))
+    rel = np.sqrt(np.mean((chunked - whole) ** 2) / np.mean(whole ** 2))
     assert 1e-6 < rel < 0.1
 
 

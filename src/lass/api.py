@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import torch
 
 from . import audio
 from .audio import AudioError
-from .inference import EngineConfig, separate_stream
+from .inference import EngineConfig, input_gain, separate_array, separate_stream
 from .metrics import level_db
 from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
@@ -159,10 +160,7 @@ class Separator:
         if residual and any(validate_query(q) == RESIDUAL for q in queries):
             raise QueryError(f"the query '{RESIDUAL}' would share its name with the residual track: "
                              "rephrase it or pass residual=False")
-        step = max(1, int(30 * sample_rate))
-        blocks = (wav[:, i : i + step] for i in range(0, wav.shape[1], step))
-        pieces = [est for _, est in separate_stream(self.model, conds, blocks, sample_rate, wav.shape[0], self.engine)]
-        targets = np.concatenate(pieces, axis=-1)
+        targets = separate_array(self.model, conds, wav, sample_rate, self.engine)
         tracks = Tracks(sample_rate=sample_rate)
         for query, target in zip(queries, targets):
             tracks[query] = target
@@ -194,6 +192,9 @@ class Separator:
             queries = [queries]
         conds = self.conditions(queries, negative)  # query errors before any file work
         meta = audio.info(path)
+        rms = _file_rms(path, meta, block_seconds)  # a first pass: the level the network hears is set per file
+        if rms == 0.0:
+            raise AudioError(f"{path}: the audio is silent (all samples are zero)")
         out_rate = options.sample_rate or meta.sample_rate
         # output name -> how its block is made from (mixture (C, n), estimates (Q, C, n))
         makers: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
@@ -219,7 +220,7 @@ class Separator:
             raise PermissionError(f"output folder is not writable: {folder}")
 
         writers = {name: audio.AtomicWriter(p, out_rate, meta.channels, "wav", "float32") for name, p in targets.items()}
-        peak, input_peak, input_energy = 0.0, 0.0, 0.0
+        peak, input_energy = 0.0, 0.0
         energies = [0.0] * len(queries)
         result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration)
         bar = self._progress_bar(meta.frames, Path(path).name)
@@ -236,9 +237,9 @@ class Separator:
                 if self.callback is not None:
                     self.callback(frames, meta.frames)
 
+            level_gain = input_gain(rms, self.model.config.input_level_db)
             for mixture, est in separate_stream(self.model, conds, blocks, out_rate, meta.channels,
-                                                self.engine, advance):
-                input_peak = max(input_peak, float(np.abs(mixture).max(initial=0)))
+                                                self.engine, advance, level_gain):
                 input_energy += float(np.square(mixture, dtype=np.float64).sum())
                 for q in range(len(queries)):
                     energies[q] += float(np.square(est[q], dtype=np.float64).sum())
@@ -246,8 +247,6 @@ class Separator:
                     block = make(mixture, est)
                     peak = max(peak, float(np.abs(block).max(initial=0)))
                     writers[name].write(block)
-            if input_peak == 0.0:
-                raise AudioError(f"{path}: the audio is silent (all samples are zero)")
             for writer in writers.values():
                 writer.file.close()
             gain = 1.0
@@ -342,6 +341,15 @@ def _file_blocks(path, meta, block_seconds: float):
         raise
     except Exception as err:
         raise AudioError(f"{path}: could not decode audio ({audio._short(err)})") from None
+
+
+def _file_rms(path, meta, block_seconds: float) -> float:
+    """The RMS of a whole file over all its channels, read block by block (bounded memory)."""
+    energy, count = 0.0, 0
+    for block in _file_blocks(path, meta, block_seconds):
+        energy += float(np.square(block, dtype=np.float64).sum())
+        count += block.size
+    return math.sqrt(energy / count) if count else 0.0
 
 
 def _resampled(blocks, rate_in: int, rate_out: int, channels: int):

@@ -14,8 +14,8 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 # a query's track this far below the input gets a note. On the held-out recordings (`lass evaluate --list
 # configs/heldout_recordings.csv --data-root ../shared/data`, column level_db) the bundled model's tracks for the 12
-# queries it knows came out 2.7-5.4 dB below the mixture, for the 4 it mutes 17-52 dB below; asked for a class
-# absent from a fold-4 mixture it answers 18.4 dB below (median, --query-checks): either way the user should know
+# queries it knows came out 2.6-6.0 dB below the mixture, for the 4 it mutes 21-53 dB below; asked for a class
+# absent from a fold-4 mixture it answers 18.8 dB below (median, --query-checks): either way the user should know
 QUIET_TRACK_DB = -15.0
 
 

@@ -105,9 +105,11 @@ def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
 class ChunkedSeparator:
     """Overlap-add over segments at the model's rate, consuming and producing blocks in order."""
 
-    def __init__(self, model: MaskSeparator, conds: torch.Tensor, channels: int, config: EngineConfig):
+    def __init__(self, model: MaskSeparator, conds: torch.Tensor, channels: int, config: EngineConfig,
+                 input_gain: float = 1.0):
         config.validate()
         self.model = model
+        self.input_gain = input_gain
         self.conds = conds
         self.queries = conds.shape[0]
         self.channels = channels
@@ -167,7 +169,7 @@ class ChunkedSeparator:
         else:
             with torch.inference_mode():
                 x = torch.from_numpy(chunk).to(self.device)
-                est, gain = self.model.separate_many(x, self.conds)
+                est, gain = self.model.separate_many(x, self.conds, self.input_gain)
             est = est.reshape(self.queries * self.channels, -1).float().cpu().numpy()
             gain = gain.reshape(self.queries * self.channels, -1).float().cpu().numpy()
         stop = min(begin + self.segment, end_limit)
@@ -225,20 +227,31 @@ class LinearInterpolator:
         return out.astype(np.float32)
 
 
+def input_gain(rms: float, level_db: float | None) -> float:
+    """The gain that brings an input of this RMS (over the whole input, all channels) to `level_db`, the
+    level the network hears (`ModelConfig.input_level_db`). One gain per input, not per segment, so that
+    chunked output still equals whole-file output; 1 for silence or when the model asks for none."""
+    if level_db is None or not rms > 0 or not math.isfinite(rms):
+        return 1.0
+    return 10 ** (level_db / 20) / rms
+
+
 def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[np.ndarray], rate: int,
                     channels: int, config: EngineConfig | None = None,
-                    progress: Callable[[int], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                    progress: Callable[[int], None] | None = None,
+                    gain: float = 1.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Separate a stream of (channels, n) blocks at `rate`.
 
     Yields (mixture (C, n), targets (Q, C, n)) blocks at `rate`, in order; their total length is
-    exactly the input's. `progress` is called with the number of input samples consumed.
+    exactly the input's. `progress` is called with the number of input samples consumed. The network
+    hears the input times `gain` (see `input_gain`); the outputs keep the input's level.
     """
     config = config or EngineConfig()
     queries = conds.shape[0]
     model_rate = model.sample_rate
     resampling = rate != model_rate
     down = Resampler(rate, model_rate, channels)
-    engine = ChunkedSeparator(model, conds.to(config.device), channels, config)
+    engine = ChunkedSeparator(model, conds.to(config.device), channels, config, gain)
     up_mix = Resampler(model_rate, rate, channels)
     up_est = Resampler(model_rate, rate, queries * channels)
     up_gain = LinearInterpolator(model_rate, rate, queries * channels)
@@ -302,11 +315,14 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
 
 def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray, rate: int,
                    config: EngineConfig | None = None, block_seconds: float = 30.0) -> np.ndarray:
-    """(C, n) array in, (Q, C, n) targets out: the whole-array convenience over `separate_stream`."""
+    """(C, n) array in, (Q, C, n) targets out: the whole-array convenience over `separate_stream`, with the
+    model's level normalisation."""
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     step = max(1, int(block_seconds * rate))
     blocks = (audio[:, i : i + step] for i in range(0, audio.shape[1], step))
-    pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config)]
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    gain = input_gain(rms, model.config.input_level_db)
+    pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain)]
     if not pieces:
         return np.zeros((conds.shape[0], audio.shape[0], 0), np.float32)
     return np.concatenate(pieces, axis=-1)

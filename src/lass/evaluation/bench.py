@@ -40,10 +40,10 @@ class BaselineAdapter(nn.Module):
         self.context_frames = 0
         self.frame_multiple = 1
 
-    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor):
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor, input_gain: float = 1.0):
         queries, (channels, length) = conds.shape[0], mixture.shape
         cond = conds[:, :512].repeat_interleave(channels, 0)
-        est = self.net(mixture.repeat(queries, 1), cond).reshape(queries, channels, length)
+        est = self.net(mixture.repeat(queries, 1) * input_gain, cond).reshape(queries, channels, length) / input_gain
         return est, torch.ones_like(est)
 
 

@@ -200,6 +200,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", default=None)
     p.add_argument("--mask-power", type=float, default=None,
                    help="override the model's inference mask power (below 1 softens masks)")
+    p.add_argument("--input-level", type=_level_or_none, default=argparse.SUPPRESS, metavar="DB|none",
+                   help="override the RMS level (dB) the network hears the input at; 'none': as given")
     p.add_argument("--segment", type=float, default=10.0,
                    help="seconds per model call (default 10, as in lass separate)")
     p.add_argument("--aggregate", choices=["mean", "class-median"], default="mean")
@@ -211,6 +213,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-audio", type=int, default=0, metavar="N", help="write N separated examples")
     p.add_argument("-o", "--out", default="evaluation", help="output folder (default: evaluation)")
     p.add_argument("-d", "--device", default="auto")
+
+
+def _level_or_none(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a level in dB or 'none', got {text!r}") from None
 
 
 def _protocols(args, model_rate: int):
@@ -265,8 +276,13 @@ def run_from_args(args) -> int:
     separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
         separator.model.set_mask_power(args.mask_power)
+    if hasattr(args, "input_level"):  # given: overrides the model's own
+        separator.model.config.input_level_db = args.input_level
     out = Path(args.out)
-    report = [f"# Evaluation of `{separator.model.config.name}` (mask power {separator.model.config.mask_power:g})\n"]
+    config = separator.model.config
+    level = "as given" if config.input_level_db is None else f"at {config.input_level_db:g} dB RMS"
+    report = [f"# Evaluation of `{config.name}` (mask power {config.mask_power:g}, the network hears the input "
+              f"{level})\n"]
     results = {}
     for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
         out.mkdir(parents=True, exist_ok=True)  # once the data has loaded: a mistake leaves no empty folder

@@ -102,8 +102,12 @@ class MaskSeparator(nn.Module):
         spec = per_query(spec, mask.shape[0])
         return self.stft.inverse(spec * mask, mixture.shape[-1]), encoded
 
-    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor,
+                      input_gain: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """mixture (C, L), conds (Q, 2*query_dim) -> estimates (Q, C, L) and high-band gains (Q, C, L).
+
+        The network hears the mixture times `input_gain` (the engine's level normalisation, `input_gain`
+        in lass/inference.py); its masks apply to the mixture as given.
 
         The STFT and the mixture encoding are computed once per channel and shared by all queries.
         Masks are raised to `config.mask_power` here (inference), not in `forward` (training).
@@ -113,7 +117,7 @@ class MaskSeparator(nn.Module):
         channels, length = mixture.shape
         queries = conds.shape[0]
         spec = self.stft(mixture)  # (C, F, T)
-        encoded = self.network.encode_mixture(spec.abs())  # (C, D, T)
+        encoded = self.network.encode_mixture(spec.abs() * input_gain)  # (C, D, T)
         masks = []
         for group in conds.split(self.query_group):  # bounded activations: large groups fall out of cache
             n = group.shape[0]
