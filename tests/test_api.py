@@ -133,6 +133,21 @@ def test_separate_to_files_streams_and_names_outputs(tiny, tmp_path):
     assert not list((tmp_path / "out" / "song").glob("*.part"))
 
 
+def test_a_quiet_file_is_separated_as_its_loud_copy(tiny, tmp_path):
+    """The file's level is measured in a first pass, so a copy 40 dB quieter (streamed in blocks) gives the same
+    tracks 40 dB quieter, as the array API does; written as float32 so no rounding hides a difference."""
+    x = tone_noise(5.0, 22050, 2, seed=2)
+    tracks = {}
+    for name, scale in (("loud", 1.0), ("quiet", 0.01)):
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, (x * scale).T, 22050, subtype="FLOAT")
+        tiny.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path / "out"),
+                                                                   subtype="float32"), block_seconds=1.5)
+        tracks[name] = sf.read(tmp_path / "out" / name / "rain.wav")[0]
+    assert np.max(np.abs(tracks["quiet"] * 100 - tracks["loud"])) < 1e-4 * np.max(np.abs(tracks["loud"]))
+    assert np.allclose(tracks["loud"].T, tiny.separate_tensor(x, 22050, "rain")["rain"], atol=1e-5)
+
+
 def test_output_sample_rate_override(tiny, tmp_path):
     x = tone_noise(2.0, 44100, 1)
     path = tmp_path / "a.wav"
