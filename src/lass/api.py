@@ -295,7 +295,7 @@ def check_sample_rate(sample_rate: object) -> int:
 
 def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
     """An array or tensor of audio -> float32 (channels, samples). Integer PCM is read at full scale (int16
-    / 32768), as soundfile reads it: the model hears levels, and 10,000 as a float is 80 dB too loud. Shapes
+    / 32768), as soundfile reads it: the model hears levels, and 10,000 as a float is 80 dB above full scale. Shapes
     that cannot be (channels, samples) are refused, (samples, channels) included, rather than separated as
     thousands of two-sample channels."""
     if isinstance(wav, torch.Tensor):
