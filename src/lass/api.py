@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import torch
 
 from . import audio
 from .audio import AudioError
-from .inference import EngineConfig, input_gain, separate_array, separate_stream
+from .inference import EngineConfig, input_gain, separate_array, separate_stream, signal_rms
 from .metrics import level_db
 from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
@@ -192,7 +191,7 @@ class Separator:
             queries = [queries]
         conds = self.conditions(queries, negative)  # query errors before any file work
         meta = audio.info(path)
-        rms = _file_rms(path, meta, block_seconds)  # a first pass: the level the network hears is set per file
+        rms = signal_rms(_file_blocks(path, meta, block_seconds))  # a first pass: the level the network hears
         if rms == 0.0:
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")
         out_rate = options.sample_rate or meta.sample_rate
@@ -220,7 +219,7 @@ class Separator:
             raise PermissionError(f"output folder is not writable: {folder}")
 
         writers = {name: audio.AtomicWriter(p, out_rate, meta.channels, "wav", "float32") for name, p in targets.items()}
-        peak, input_energy = 0.0, 0.0
+        peak, out_samples = 0.0, 0
         energies = [0.0] * len(queries)
         result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration)
         bar = self._progress_bar(meta.frames, Path(path).name)
@@ -240,7 +239,7 @@ class Separator:
             level_gain = input_gain(rms, self.model.config.input_level_db)
             for mixture, est in separate_stream(self.model, conds, blocks, out_rate, meta.channels,
                                                 self.engine, advance, level_gain):
-                input_energy += float(np.square(mixture, dtype=np.float64).sum())
+                out_samples += mixture.size
                 for q in range(len(queries)):
                     energies[q] += float(np.square(est[q], dtype=np.float64).sum())
                 for name, make in makers.items():
@@ -259,7 +258,7 @@ class Separator:
                 result.outputs[name] = str(targets[name])
             result.clipped_samples = clipped
             for query, energy in zip(queries, energies):
-                result.levels_db[query] = level_db(energy, input_energy)
+                result.levels_db[query] = level_db(energy / max(out_samples, 1), rms ** 2)  # mean powers
         except BaseException:
             for writer in writers.values():
                 writer.abort()
@@ -341,15 +340,6 @@ def _file_blocks(path, meta, block_seconds: float):
         raise
     except Exception as err:
         raise AudioError(f"{path}: could not decode audio ({audio._short(err)})") from None
-
-
-def _file_rms(path, meta, block_seconds: float) -> float:
-    """The RMS of a whole file over all its channels, read block by block (bounded memory)."""
-    energy, count = 0.0, 0
-    for block in _file_blocks(path, meta, block_seconds):
-        energy += float(np.square(block, dtype=np.float64).sum())
-        count += block.size
-    return math.sqrt(energy / count) if count else 0.0
 
 
 def _resampled(blocks, rate_in: int, rate_out: int, channels: int):

@@ -227,6 +227,15 @@ class LinearInterpolator:
         return out.astype(np.float32)
 
 
+def signal_rms(blocks: Iterable[np.ndarray]) -> float:
+    """The RMS over all samples and channels of audio given in blocks (a whole file in bounded memory)."""
+    energy, count = 0.0, 0
+    for block in blocks:
+        energy += float(np.square(block, dtype=np.float64).sum())
+        count += block.size
+    return math.sqrt(energy / count) if count else 0.0
+
+
 def input_gain(rms: float, level_db: float | None) -> float:
     """The gain that brings an input of this RMS (over the whole input, all channels) to `level_db`, the
     level the network hears (`ModelConfig.input_level_db`). One gain per input, not per segment, so that
@@ -320,8 +329,7 @@ def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray,
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     step = max(1, int(block_seconds * rate))
     blocks = (audio[:, i : i + step] for i in range(0, audio.shape[1], step))
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
-    gain = input_gain(rms, model.config.input_level_db)
+    gain = input_gain(signal_rms([audio]), model.config.input_level_db)
     pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain)]
     if not pieces:
         return np.zeros((conds.shape[0], audio.shape[0], 0), np.float32)
