@@ -14,6 +14,7 @@ import yaml
 
 from conftest import synthetic_class_folders, tone_noise
 from lass.models.registry import load_model_file
+from lass.train.config import config_yaml, load_config
 from lass.train.machine import choose_precision, cpu_flags, cpu_has_native_bf16
 
 pytest.importorskip("lightning")
@@ -57,6 +58,10 @@ def test_train_export_and_resume(tmp_path):
     assert model.config.network_args["channels"] == 32
     metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text()
     assert "val_sdri" in metrics and "train_loss" in metrics
+    # beside the log: every setting the run used, which reads back as the same config
+    kept = tmp_path / "run" / "logs" / "version_0" / "config.yaml"
+    assert kept.read_text().startswith("# lass train, lass ") and "resumed" not in kept.read_text()
+    assert config_yaml(load_config(kept)) == config_yaml(load_config(config))
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
     exported = tmp_path / "exported.safetensors"
@@ -72,6 +77,8 @@ def test_train_export_and_resume(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 6
+    kept = (tmp_path / "run" / "logs" / "version_1" / "config.yaml").read_text()
+    assert f"# resumed from {ckpt}" in kept and yaml.safe_load(kept)["trainer"]["max_steps"] == 6
     # a run that stops inside an epoch (2 steps each here) still validates its last weights
     done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_steps=7", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -251,6 +258,15 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
         ({"data": {"mixing": {"absent_prob": 1.5}}}, "data.mixing.absent_prob must be in [0, 1], got 1.5"),
         ({"data": {"mixing": {"interferer_probs": [0.5, 0.5]}}}, "must be lists of the same length, got [1, 2, 3] "
                                                                   "and [0.5, 0.5]"),
+        # a misspelt `folds` was ignored: the source then trained on every fold, the validation fold too
+        ({"data": {"train": [{"type": "esc50", "path": "x", "flods": [1, 2, 3]}]}},
+         "data.train: data source x: unknown setting 'flods' (did you mean 'folds'?)"),
+        ({"data": {"validation": {"type": "esc50", "path": "x", "folds": "4"}}},
+         "data.validation: data source x: folds must be a list of fold numbers"),
+        ({"data": {"train": [{"type": "folders", "path": "x", "root": "y"}]}},
+         "unknown setting 'root'; folders sources take type, path"),
+        ({"data": {"train": [{"type": "folder", "path": "x"}]}}, "unknown data source type 'folder'"),
+        ({"data": {"train": [{"type": "esc50"}]}}, "data.train: a data source needs a path"),
     ]
     for change, message in mistakes:
         def edit(raw, change=change):
@@ -273,6 +289,8 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
     assert config_read.trainer["max_steps"] == 7 and config_read.data.mixing.snr_db == [-3, 3]
     assert [spec["path"] for spec in config_read.data.train] == [str(tmp_path)]
     assert config_read.data.validation["path"] == str(tmp_path)
+    one_fold = loaded(edit=lambda raw: raw["data"].update(validation={"type": "esc50", "path": "x", "folds": 4}))
+    assert one_fold.data.validation["folds"] == [4]  # `folds: 4` means fold 4
     with pytest.raises(ValueError, match=re.escape("--set data.train.path: data.train is not a section")):
         loaded("data.train.path=x")
 
@@ -406,6 +424,22 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").exists()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
+    assert len(list((tmp_path / "run" / "logs").glob("*/config.yaml"))) == 1  # written by one process
+
+
+def test_print_config_shows_every_setting_and_reads_back(tmp_path):
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data)
+    done = lass_cmd("train", "--config", str(config), "--set", "optim.lr=5e-4", "--set", "max_steps=9",
+                    "--print-config")
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = yaml.safe_load(done.stdout)
+    assert shown["optim"]["lr"] == 5e-4 and shown["trainer"]["max_steps"] == 9
+    assert shown["data"]["mixing"]["snr_db"] == [-5.0, 5.0]  # defaults the file leaves out are shown too
+    assert not (tmp_path / "run").exists()  # nothing trained, no run folder
+    (tmp_path / "shown.yaml").write_text(done.stdout)
+    again = lass_cmd("train", "--config", str(tmp_path / "shown.yaml"), "--print-config")
+    assert again.returncode == 0 and again.stdout == done.stdout
 
 
 def test_fine_tune_default_model_on_own_folder(tmp_path):
@@ -422,6 +456,9 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     done = lass_cmd("train", "--config", str(config), "--init", "default", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "keeps the architecture of 'default'" in done.stderr  # the config's tiny network is not used
+    kept = (tmp_path / "run" / "logs" / "version_0" / "config.yaml").read_text()
+    assert "initialised from the model 'default' (--init)" in kept
+    assert yaml.safe_load(kept)["model"]["network_args"]["channels"] == 320  # the architecture it trained
     assert validation_rows(tmp_path / "run", "version_0")  # validated on mixtures of different lengths
     tuned = load_model_file(tmp_path / "run" / "model.safetensors")
     base = registry.load("default")
@@ -864,3 +901,24 @@ def test_shipped_training_lists_keep_the_held_out_recordings_unheard():
     assert {"drums", "vocals", "guitar", "bass guitar"} <= labels
     trained_queries = {text.lower() for label in labels for text in phrasings(label_text(label))}
     assert not trained_queries & unnamed
+
+
+def test_docs_name_every_setting_and_the_readme_config_loads(tmp_path):
+    """docs/training.md is the settings' reference: a setting added to the config without a word there fails here;
+    and the README's minimal config for one's own clips is a config that loads."""
+    import dataclasses
+    from pathlib import Path
+
+    from lass.train.config import DataConfig, OptimConfig
+    from lass.train.mixtures import MixingConfig
+
+    root = Path(__file__).resolve().parent.parent
+    guide = (root / "docs" / "training.md").read_text()
+    for section in (DataConfig, OptimConfig, MixingConfig):
+        unnamed = [f.name for f in dataclasses.fields(section) if f"`{f.name}" not in guide and f"{f.name}:" not in guide]
+        assert not unnamed, f"docs/training.md does not name {section.__name__} settings {unnamed}"
+    readme = (root / "README.md").read_text()
+    minimal = readme.split("A minimal config for your own clips", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my.yaml").write_text(minimal)
+    config = load_config(tmp_path / "my.yaml")
+    assert config.data.train[0]["type"] == "folders" and config.trainer["max_steps"] > 0

@@ -164,6 +164,16 @@ def cmd_train(args) -> int:
         read_checkpoint(args.resume)
     if args.output:
         config.output_dir = args.output
+    if args.print_config:
+        from .train.config import config_yaml
+
+        if args.init:  # the architecture comes from the initial model, as in training
+            from .models import registry
+            from .train.run import fine_tune_config
+
+            config.model = fine_tune_config(config.model, registry.load(args.init).config, args.init)
+        print(config_yaml(config), end="")
+        return 0
     path = train(config, resume=args.resume, init=args.init, progress=not args.quiet)
     _say(f"model written to {path}")
     return 0
@@ -240,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting: a trainer one by name (max_steps=100), any other by its path "
                         "(optim.lr=5e-4); repeatable")
+    p.add_argument("--print-config", action="store_true",
+                   help="print every setting (defaults and --set included) as YAML and exit without training")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

@@ -73,6 +73,37 @@ def read_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     return [Item(str(p if os.path.isabs(p) else base / p), label_text(c)) for p, c in rows]
 
 
+# what each kind of data source takes besides type, path, from_epoch, caption and join_seconds
+SOURCE_SETTINGS = {"esc50": ("folds",), "folders": (), "manifest": ("root",)}
+
+
+def check_source(spec: dict) -> None:
+    """A data source's settings, refused by name when unknown or malformed: a misspelt `folds` would otherwise
+    be ignored silently, and an ESC-50 source would then train on every fold, the validation fold too."""
+    import difflib
+
+    kind = spec.get("type", "folders")
+    if not spec.get("path"):
+        raise ValueError(f"a data source needs a path: {spec!r}")
+    if kind not in SOURCE_SETTINGS:
+        raise ValueError(f"unknown data source type {kind!r} (esc50, folders, manifest)")
+    known = ("type", "path", "from_epoch", "caption", "join_seconds", *SOURCE_SETTINGS[kind])
+    for key in spec:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise ValueError(f"data source {spec.get('path')}: unknown setting {key!r}"
+                             f"{f' (did you mean {close[0]!r}?)' if close else ''}; {kind} sources take "
+                             f"{', '.join(known)}")
+    folds = spec.get("folds")
+    if isinstance(folds, int) and not isinstance(folds, bool):
+        spec["folds"] = folds = [folds]  # `folds: 4` means fold 4
+    if folds is not None and not (isinstance(folds, list) and folds and all(
+            isinstance(f, int) and not isinstance(f, bool) for f in folds)):
+        raise ValueError(f"data source {spec.get('path')}: folds must be a list of fold numbers such as [1, 2, 3], "
+                         f"got {folds!r}")
+    source_options(spec)
+
+
 def source_options(spec: dict) -> tuple[str | None, float]:
     """A data source's `caption` (as a label, or None) and `join_seconds`, refused when malformed."""
     caption = spec.get("caption")
@@ -91,19 +122,16 @@ def read_dataset(spec: dict) -> list[Item]:
     of the source with one caption (a folder of short words as "speech"); `join_seconds: S` joins the source's
     clips, in listing order within a label, until each is at least S long (ClipBank), so that crops of words
     shorter than a training crop hear a stream of them rather than one word in silence."""
+    check_source(spec)
     kind = spec.get("type", "folders")
-    if not spec.get("path"):
-        raise ValueError(f"a data source needs a path: {spec!r}")
     if not os.path.exists(spec["path"]):
         raise FileNotFoundError(f"{kind} data not found: {spec['path']}")
     if kind == "esc50":
         items = read_esc50(spec["path"], spec.get("folds"))
     elif kind == "folders":
         items = read_class_folders(spec["path"])
-    elif kind == "manifest":
-        items = read_manifest(spec["path"], spec.get("root"))
     else:
-        raise ValueError(f"unknown dataset type '{kind}' (esc50, folders, manifest)")
+        items = read_manifest(spec["path"], spec.get("root"))
     label, join = source_options(spec)
     first = spec.get("from_epoch", 0)
     if not (first or label or join):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 import types
 import typing
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..datasets import source_options
+from ..datasets import check_source
 from ..models.config import ModelConfig
 from ..models.separator import build_network
 from .losses import get_loss
@@ -227,7 +228,7 @@ def _resolve_paths(specs: list[dict], base: Path) -> None:
             if key in spec and spec[key] and not Path(spec[key]).is_absolute():
                 cand = base / spec[key]
                 if cand.exists() or not Path(spec[key]).exists():
-                    spec[key] = str(cand)
+                    spec[key] = os.path.normpath(cand)
 
 
 def _check_phases(phases: list[dict]) -> None:
@@ -298,6 +299,33 @@ def apply_override(raw: dict, text: str) -> None:
     node[path[-1]] = parsed
 
 
+def _plain(value):
+    """Tuples -> lists, recursively, so the YAML reads back with yaml.safe_load."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def config_yaml(config: TrainConfig, header: str = "") -> str:
+    """Every setting of a config, defaults included, as YAML that `lass train --config` reads back: what
+    `--print-config` shows and what a run keeps beside its log (a record of what it was trained with)."""
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + yaml.dump(_plain(dataclasses.asdict(config)), Dumper=_ConfigDumper, sort_keys=False, width=110)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Sections as blocks, lists of numbers or words on one line (`snr_db: [-5.0, 5.0]`), as configs are written."""
+
+    def represent_list(self, data):
+        flat = all(not isinstance(item, (dict, list)) for item in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_ConfigDumper.add_representer(list, _ConfigDumper.represent_list)
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """A YAML config (with `--set` overrides applied) -> TrainConfig, every section and value checked."""
     path = Path(path)
@@ -337,8 +365,13 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         if not isinstance(first, int) or isinstance(first, bool) or first < 0:
             raise ValueError(f"data.train: from_epoch (the first epoch that draws a source's clips) must be an "
                              f"integer >= 0, got {first!r}")
-        if isinstance(spec, dict):
-            source_options(spec)
+    validation = [config.data.validation] if config.data.validation else []
+    for section, specs in (("data.train", config.data.train), ("data.validation", validation)):
+        for spec in specs:
+            try:
+                check_source(spec)
+            except ValueError as err:
+                raise ValueError(f"{section}: {err}") from None
     rt60 = config.data.mixing.rt60_range
     if len(rt60) != 2 or not 0 < rt60[0] <= rt60[1]:
         raise ValueError(f"data.mixing.rt60_range must be [shortest, longest] seconds, both > 0, got {list(rt60)}")

@@ -1,4 +1,6 @@
-"""Progress as plain lines, for training whose output goes to a log file (`nohup lass train ... > log`).
+"""What a run says as it goes: progress as plain lines, and the config it runs with, beside its log.
+
+Progress as plain lines is for training whose output goes to a log file (`nohup lass train ... > log`).
 
 Lightning's progress bar redraws one line in place: written to a file it shows nothing until the run ends, so a
 run in the background (hours on a CPU) gave no sign of life. These lines say where it is and when it will end.
@@ -7,8 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
+import torch
 from lightning.pytorch.callbacks import Callback
+
+from .config import TrainConfig, config_yaml
 
 
 def _duration(seconds: float) -> str:
@@ -61,3 +67,27 @@ class ProgressLines(Callback):
         self._print(f"step {trainer.global_step} validation: SDRi {float(metrics['val_sdri']):.2f} dB, "
                     f"SI-SDRi {float(metrics['val_si_sdri']):.2f} dB")
         self._since = (time.monotonic(), trainer.global_step)  # validation time is not step time
+
+
+class KeepConfig(Callback):
+    """Writes the run's every setting (defaults and `--set` overrides included) to `config.yaml` beside its CSV
+    log, at each start or resume, so a run says what it was trained with and `lass train --config` can rerun it."""
+
+    def __init__(self, config: TrainConfig, resume: str | None = None, init: str | None = None):
+        self.config, self.resume, self.init = config, resume, init
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or trainer.logger is None or trainer.logger.log_dir is None:
+            return
+        from .. import __version__
+
+        header = [f"lass train, lass {__version__}, torch {torch.__version__}, "
+                  f"started {time.strftime('%Y-%m-%d %H:%M:%S')}"]
+        if self.resume:
+            header.append(f"resumed from {self.resume}")
+        if self.init:
+            header.append(f"initialised from the model {self.init!r} (--init); this file alone starts from "
+                          f"random weights")
+        path = Path(trainer.logger.log_dir) / "config.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(config_yaml(self.config, "\n".join(header)))

@@ -100,6 +100,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
 
     from ..models import registry
     from .module import LassModule, MixtureData
+    from .progress import KeepConfig
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
     L.seed_everything(config.seed, verbose=False)
@@ -128,7 +129,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     if initial is not None:
         module.model.load_state_dict(initial.state_dict())
 
-    callbacks = [LearningRateMonitor("step")]
+    callbacks = [LearningRateMonitor("step"), KeepConfig(config, resume, init)]
     if config.optim.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
