@@ -71,6 +71,18 @@ def test_a_query_that_matches_little_of_the_input_gets_a_note(capsys, song, tmp_
         assert code == 0 and "note:" not in err, err
 
 
+def test_two_queries_that_find_one_sound_get_a_note_about_the_residual(capsys, song, tmp_path, model_dir):
+    half = str(model_dir / "half.safetensors")  # every mask 0.5: every query finds the same sound, 6 dB down
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-q", "rain", "-o", str(tmp_path / "a"),
+                           "-m", half, "--quiet")
+    assert code == 0, err
+    assert "note: 'a drum' and 'rain' found the same sound (correlation 1.00)" in err
+    for other in (["--no-residual"], ["-m", str(model_dir / "zeros.safetensors")]):  # no residual; silent tracks
+        code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-q", "rain", "-o",
+                               str(tmp_path / other[-1][-8:]), "-m", half, *other, "--quiet")
+        assert code == 0 and "found the same sound" not in err, err
+
+
 def test_refuses_to_overwrite_without_force(capsys, song, tmp_path, tiny_model):
     args = ["separate", str(song), "-q", "rain", "-o", str(tmp_path), "-m", tiny_model, "--quiet"]
     assert run_cli(capsys, *args)[0] == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
 
 RESIDUAL = "residual"
+SAME_QUERY = 0.999  # cosine similarity above which two texts are one query to the encoder
 
 
 def pick_device(device: str = "auto") -> str:
@@ -82,6 +84,9 @@ class FileResult:
     clipped_samples: int = 0
     # each query's track, by the query as given: its energy relative to the input's, in dB (-inf: silent)
     levels_db: dict[str, float] = field(default_factory=dict)
+    # each pair of queries' tracks: their correlation (1: the same sound). The residual is the input minus
+    # every track, so two queries that find the same sound take it out of the residual twice.
+    correlations: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 class Separator:
@@ -139,11 +144,21 @@ class Separator:
         if repeated:
             raise QueryError(f"the query '{repeated[0]}' is given more than once")
         pos = self.encoder.encode(queries)
+        same = lambda a, b: float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > SAME_QUERY  # noqa: E731
+        for i, j in itertools.combinations(range(len(queries)), 2):
+            if same(pos[i], pos[j]):  # 'dog' and 'Dog': the encoder reads no case, so two identical tracks
+                raise QueryError(f"the queries '{queries[i]}' and '{queries[j]}' are one query to the text "
+                                 f"encoder: give it once")
         negatives = [] if negative is None else [negative] if isinstance(negative, str) else list(negative)
         negatives = [validate_query(q, negative=True) for q in negatives]
         neg = None
         if negatives:
-            neg = torch.nn.functional.normalize(self.encoder.encode(negatives).mean(0, keepdim=True), dim=-1)
+            encoded = self.encoder.encode(negatives)
+            for (k, text), i in itertools.product(enumerate(negatives), range(len(queries))):
+                if same(encoded[k], pos[i]):
+                    raise QueryError(f"'{text}' is both a query and a negative query: the sound would be asked "
+                                     f"for and suppressed at once")
+            neg = torch.nn.functional.normalize(encoded.mean(0, keepdim=True), dim=-1)
         return build_condition(pos, neg)
 
     def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,
@@ -220,7 +235,7 @@ class Separator:
 
         writers = {name: audio.AtomicWriter(p, out_rate, meta.channels, "wav", "float32") for name, p in targets.items()}
         peak, out_samples = 0.0, 0
-        energies = [0.0] * len(queries)
+        products = np.zeros((len(queries), len(queries)))  # tracks' inner products: energies and overlaps
         result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration)
         bar = self._progress_bar(meta.frames, Path(path).name)
         try:
@@ -240,8 +255,8 @@ class Separator:
             for mixture, est in separate_stream(self.model, conds, blocks, out_rate, meta.channels,
                                                 self.engine, advance, level_gain):
                 out_samples += mixture.size
-                for q in range(len(queries)):
-                    energies[q] += float(np.square(est[q], dtype=np.float64).sum())
+                flat = est.reshape(len(queries), -1).astype(np.float64)
+                products += flat @ flat.T
                 for name, make in makers.items():
                     block = make(mixture, est)
                     peak = max(peak, float(np.abs(block).max(initial=0)))
@@ -257,8 +272,11 @@ class Separator:
                 clipped += _finalize(writer, targets[name], options, gain)
                 result.outputs[name] = str(targets[name])
             result.clipped_samples = clipped
-            for query, energy in zip(queries, energies):
-                result.levels_db[query] = level_db(energy / max(out_samples, 1), rms ** 2)  # mean powers
+            for q, query in enumerate(queries):
+                result.levels_db[query] = level_db(products[q, q] / max(out_samples, 1), rms ** 2)  # mean powers
+            for q, r in itertools.combinations(range(len(queries)), 2):
+                norm = np.sqrt(products[q, q] * products[r, r])
+                result.correlations[queries[q], queries[r]] = float(products[q, r] / norm) if norm > 0 else 0.0
         except BaseException:
             for writer in writers.values():
                 writer.abort()
