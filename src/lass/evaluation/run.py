@@ -242,8 +242,9 @@ def _protocols(args, model_rate: int):
         if not items:
             raise ValueError(f"--data {root}: no labelled clips found (folds {args.folds})")
         bank = ClipBank(items, model_rate)
+        which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
         for n in args.interferers:
-            yield (f"{root.name} folds {args.folds or 'all'}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",
+            yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",
                    f"{n}int", label_mixtures(bank, n, args.snr, args.seed, args.template or DEFAULT_TEMPLATE,
                                              args.limit, args.negative), bank.label_names)
     elif args.mixture_list:
