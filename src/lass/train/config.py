@@ -308,13 +308,6 @@ def _plain(value):
     return value
 
 
-def config_yaml(config: TrainConfig, header: str = "") -> str:
-    """Every setting of a config, defaults included, as YAML that `lass train --config` reads back: what
-    `--print-config` shows and what a run keeps beside its log (a record of what it was trained with)."""
-    comment = "".join(f"# {line}\n" for line in header.splitlines())
-    return comment + yaml.dump(_plain(dataclasses.asdict(config)), Dumper=_ConfigDumper, sort_keys=False, width=110)
-
-
 class _ConfigDumper(yaml.SafeDumper):
     """Sections as blocks, lists of numbers or words on one line (`snr_db: [-5.0, 5.0]`), as configs are written."""
 
@@ -324,6 +317,13 @@ class _ConfigDumper(yaml.SafeDumper):
 
 
 _ConfigDumper.add_representer(list, _ConfigDumper.represent_list)
+
+
+def config_yaml(config: TrainConfig, header: str = "") -> str:
+    """Every setting of a config, defaults included, as YAML that `lass train --config` reads back: what
+    `--print-config` shows and what a run keeps beside its log (a record of what it was trained with)."""
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + yaml.dump(_plain(dataclasses.asdict(config)), Dumper=_ConfigDumper, sort_keys=False, width=110)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
