@@ -192,5 +192,6 @@ def test_two_queries_for_one_sound_are_told_apart_from_two_sounds(tmp_path):
     example = Path(__file__).resolve().parent.parent / "examples" / "dog_and_rain.flac"
     result = Separator().separate_to_files(example, ["a dog barking", "dog", "rain"],
                                            options=OutputOptions(directory=str(tmp_path)))
-    same, different = result.correlations["a dog barking", "dog"], result.correlations["dog", "rain"]
+    same, different = result.correlations["a dog barking"]["dog"], result.correlations["dog"]["rain"]
     assert same > 0.9 and abs(different) < 0.3, result.correlations
+    assert result.correlations["rain"]["dog"] == different and "dog" not in result.correlations["dog"]

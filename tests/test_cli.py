@@ -81,6 +81,12 @@ def test_two_queries_that_find_one_sound_get_a_note_about_the_residual(capsys, s
         code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-q", "rain", "-o",
                                str(tmp_path / other[-1][-8:]), "-m", half, *other, "--quiet")
         assert code == 0 and "found the same sound" not in err, err
+    from lass import Separator
+    from lass.api import OutputOptions
+
+    silent = Separator(str(model_dir / "zeros.safetensors")).separate_to_files(
+        song, ["a drum", "rain"], options=OutputOptions(directory=str(tmp_path / "api")))
+    assert silent.correlations == {"a drum": {"rain": 0.0}, "rain": {"a drum": 0.0}}  # silent tracks: 0, not NaN
 
 
 def test_refuses_to_overwrite_without_force(capsys, song, tmp_path, tiny_model):

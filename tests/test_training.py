@@ -267,6 +267,7 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
          "unknown setting 'root'; folders sources take type, path"),
         ({"data": {"train": [{"type": "folder", "path": "x"}]}}, "unknown data source type 'folder'"),
         ({"data": {"train": [{"type": "esc50"}]}}, "data.train: a data source needs a path"),
+        ({"data": {"train": [{"path": "x", "folds": [1]}]}}, "folds is a setting of esc50 sources: add type: esc50"),
     ]
     for change, message in mistakes:
         def edit(raw, change=change):
@@ -291,6 +292,14 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
     assert config_read.data.validation["path"] == str(tmp_path)
     one_fold = loaded(edit=lambda raw: raw["data"].update(validation={"type": "esc50", "path": "x", "folds": 4}))
     assert one_fold.data.validation["folds"] == [4]  # `folds: 4` means fold 4
+    # a fold the data does not have was a source that quietly gave nothing
+    from lass.datasets import read_dataset
+
+    (tmp_path / "esc").mkdir()
+    (tmp_path / "esc" / "meta.csv").write_text("filename,fold,category\na.wav,1,dog\nb.wav,2,rain\n")
+    assert len(read_dataset({"type": "esc50", "path": str(tmp_path / "esc"), "folds": [2]})) == 1
+    with pytest.raises(ValueError, match="no clips in folds 5, 6; its meta.csv has folds 1, 2"):
+        read_dataset({"type": "esc50", "path": str(tmp_path / "esc"), "folds": [1, 5, 6]})
     with pytest.raises(ValueError, match=re.escape("--set data.train.path: data.train is not a section")):
         loaded("data.train.path=x")
 
@@ -436,6 +445,7 @@ def test_print_config_shows_every_setting_and_reads_back(tmp_path):
     shown = yaml.safe_load(done.stdout)
     assert shown["optim"]["lr"] == 5e-4 and shown["trainer"]["max_steps"] == 9
     assert shown["data"]["mixing"]["snr_db"] == [-5.0, 5.0]  # defaults the file leaves out are shown too
+    assert shown["trainer"]["gradient_clip_val"] == 5.0 and shown["trainer"]["accelerator"] == "cpu"  # lass's own
     assert not (tmp_path / "run").exists()  # nothing trained, no run folder
     (tmp_path / "shown.yaml").write_text(done.stdout)
     again = lass_cmd("train", "--config", str(tmp_path / "shown.yaml"), "--print-config")
@@ -457,7 +467,7 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "keeps the architecture of 'default'" in done.stderr  # the config's tiny network is not used
     kept = (tmp_path / "run" / "logs" / "version_0" / "config.yaml").read_text()
-    assert "initialised from the model 'default' (--init)" in kept
+    assert "to train it again: lass train --config THIS_FILE --init default --output NEW_FOLDER" in kept
     assert yaml.safe_load(kept)["model"]["network_args"]["channels"] == 320  # the architecture it trained
     assert validation_rows(tmp_path / "run", "version_0")  # validated on mixtures of different lengths
     tuned = load_model_file(tmp_path / "run" / "model.safetensors")
@@ -909,13 +919,17 @@ def test_docs_name_every_setting_and_the_readme_config_loads(tmp_path):
     import dataclasses
     from pathlib import Path
 
-    from lass.train.config import DataConfig, OptimConfig
+    from lass.models.config import ModelConfig
+    from lass.train.config import DataConfig, OptimConfig, TrainConfig
     from lass.train.mixtures import MixingConfig
 
     root = Path(__file__).resolve().parent.parent
     guide = (root / "docs" / "training.md").read_text()
-    for section in (DataConfig, OptimConfig, MixingConfig):
-        unnamed = [f.name for f in dataclasses.fields(section) if f"`{f.name}" not in guide and f"{f.name}:" not in guide]
+    blocks = re.findall(r"```.*?```", guide, flags=re.S)
+    spans = re.findall(r"`[^`\n]+`", re.sub(r"```.*?```", "", guide, flags=re.S))
+    named = set(re.findall(r"\w+", " ".join(blocks + spans)))  # words in code: settings as a config writes them
+    for section in (TrainConfig, ModelConfig, DataConfig, OptimConfig, MixingConfig):
+        unnamed = [f.name for f in dataclasses.fields(section) if f.name not in named]
         assert not unnamed, f"docs/training.md does not name {section.__name__} settings {unnamed}"
     readme = (root / "README.md").read_text()
     minimal = readme.split("A minimal config for your own clips", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]

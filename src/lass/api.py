@@ -84,9 +84,9 @@ class FileResult:
     clipped_samples: int = 0
     # each query's track, by the query as given: its energy relative to the input's, in dB (-inf: silent)
     levels_db: dict[str, float] = field(default_factory=dict)
-    # each pair of queries' tracks: their correlation (1: the same sound). The residual is the input minus
-    # every track, so two queries that find the same sound take it out of the residual twice.
-    correlations: dict[tuple[str, str], float] = field(default_factory=dict)
+    # correlations[a][b]: how alike the tracks of queries a and b are (1: the same sound; 0 where one is silent).
+    # The residual is the input minus every track, so two queries that find one sound take it out twice.
+    correlations: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class Separator:
@@ -274,9 +274,10 @@ class Separator:
             result.clipped_samples = clipped
             for q, query in enumerate(queries):
                 result.levels_db[query] = level_db(products[q, q] / max(out_samples, 1), rms ** 2)  # mean powers
-            for q, r in itertools.combinations(range(len(queries)), 2):
-                norm = np.sqrt(products[q, q] * products[r, r])
-                result.correlations[queries[q], queries[r]] = float(products[q, r] / norm) if norm > 0 else 0.0
+            norms = np.sqrt(np.outer(np.diag(products), np.diag(products)))
+            alike = np.divide(products, norms, out=np.zeros_like(products), where=norms > 0)
+            result.correlations = {a: {b: float(alike[q, r]) for r, b in enumerate(queries) if r != q}
+                                   for q, a in enumerate(queries)}
         except BaseException:
             for writer in writers.values():
                 writer.abort()

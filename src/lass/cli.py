@@ -79,7 +79,9 @@ def cmd_separate(args) -> int:
                 _say(f"  note: '{query}' {how}: little of the input matched it, so the sound may be absent, "
                      "or described in words the model does not know (try other words)")
         if "residual" in result.outputs:
-            for (first, second), correlation in result.correlations.items():
+            pairs = [(first, second, result.correlations[first][second])
+                     for k, first in enumerate(result.levels_db) for second in list(result.levels_db)[k + 1:]]
+            for first, second, correlation in pairs:
                 loud = min(result.levels_db[first], result.levels_db[second]) >= QUIET_TRACK_DB
                 if loud and correlation > SAME_SOUND:
                     _say(f"  note: '{first}' and '{second}' found the same sound (correlation {correlation:.2f}); "
@@ -182,6 +184,9 @@ def cmd_train(args) -> int:
             from .train.run import fine_tune_config
 
             config.model = fine_tune_config(config.model, registry.load(args.init).config, args.init)
+        from .query import shared_text_encoder
+
+        config.model.query_dim = shared_text_encoder(config.model.text_encoder).dim  # as training sets it
         print(config_yaml(config), end="")
         return 0
     path = train(config, resume=args.resume, init=args.init, progress=not args.quiet)

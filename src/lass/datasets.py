@@ -40,12 +40,17 @@ def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[
     if not meta.exists():
         raise FileNotFoundError(f"{root}: no ESC-50 meta.csv found")
     audio_dir = root / "audio"
-    items = []
+    items, present = [], set()
     with open(meta, newline="") as f:
         for row in csv.DictReader(f):
+            present.add(int(row["fold"]))
             if folds and int(row["fold"]) not in folds:
                 continue
             items.append(Item(str(audio_dir / row["filename"]), label_text(row["category"])))
+    missing = sorted(set(folds or ()) - present)
+    if missing:  # a source that quietly gave nothing would train or validate on less than it says
+        raise ValueError(f"{root}: no clips in fold{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(str, missing))}; its meta.csv has folds {', '.join(map(str, sorted(present)))}")
     return items
 
 
@@ -89,6 +94,10 @@ def check_source(spec: dict) -> None:
         raise ValueError(f"unknown data source type {kind!r} (esc50, folders, manifest)")
     known = ("type", "path", "from_epoch", "caption", "join_seconds", *SOURCE_SETTINGS[kind])
     for key in spec:
+        owner = next((other for other, keys in SOURCE_SETTINGS.items() if key in keys and other != kind), None)
+        if owner and "type" not in spec:
+            raise ValueError(f"data source {spec.get('path')}: {key} is a setting of {owner} sources: add "
+                             f"type: {owner} (without a type a source is a folder per class)")
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             raise ValueError(f"data source {spec.get('path')}: unknown setting {key!r}"

@@ -86,6 +86,8 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
         noise = read_mono(_under(root, row[noise_col]), sample_rate)
         mixture, target, interference = mix(target, [noise], snr_db)
         negative = row.get(neg_col) if (neg_col and use_negative) else None
+        if negative is not None and " ".join(negative.split()).casefold() == " ".join(row[cap].split()).casefold():
+            negative = None  # the interferer has the target's caption: suppressing it would suppress the target
         cases.append(Case(f"{i:05d}", mixture, target, interference, row[cap], row[cap], negative,
                           sample_rate=sample_rate))
     return cases

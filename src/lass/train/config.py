@@ -227,8 +227,8 @@ def _resolve_paths(specs: list[dict], base: Path) -> None:
         for key in ("path", "root"):
             if key in spec and spec[key] and not Path(spec[key]).is_absolute():
                 cand = base / spec[key]
-                if cand.exists() or not Path(spec[key]).exists():
-                    spec[key] = os.path.normpath(cand)
+                spec[key] = os.path.normpath(cand) if cand.exists() or not Path(spec[key]).exists() \
+                    else os.path.abspath(spec[key])
 
 
 def _check_phases(phases: list[dict]) -> None:
@@ -244,6 +244,17 @@ def _check_phases(phases: list[dict]) -> None:
             value = phase.get(key, 1)
             if not isinstance(value, kind) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"data.phases: {key} must be a positive number, got {value!r}")
+
+
+# what lass train gives lightning.Trainer unless the config's `trainer` section says otherwise
+TRAINER_DEFAULTS = {"accelerator": "cpu", "devices": 1, "max_steps": 1000, "gradient_clip_val": 5.0,
+                    "num_sanity_val_steps": 0, "enable_model_summary": False, "reload_dataloaders_every_n_epochs": 1}
+
+
+def trainer_settings(config: TrainConfig) -> dict:
+    """The trainer settings a run uses: lass's defaults, then the config's own. log_every_n_steps is at most an
+    epoch, or Lightning warns about each short epoch of a small data set."""
+    return {**TRAINER_DEFAULTS, "log_every_n_steps": min(25, config.data.steps_per_epoch), **config.trainer}
 
 
 # trainer settings that must be whole numbers (Lightning itself fails on others with a traceback)
@@ -323,7 +334,9 @@ def config_yaml(config: TrainConfig, header: str = "") -> str:
     """Every setting of a config, defaults included, as YAML that `lass train --config` reads back: what
     `--print-config` shows and what a run keeps beside its log (a record of what it was trained with)."""
     comment = "".join(f"# {line}\n" for line in header.splitlines())
-    return comment + yaml.dump(_plain(dataclasses.asdict(config)), Dumper=_ConfigDumper, sort_keys=False, width=110)
+    settings = dataclasses.asdict(config)
+    settings["trainer"] = trainer_settings(config)
+    return comment + yaml.dump(_plain(settings), Dumper=_ConfigDumper, sort_keys=False, width=110)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -75,6 +75,7 @@ class KeepConfig(Callback):
 
     def __init__(self, config: TrainConfig, resume: str | None = None, init: str | None = None):
         self.config, self.resume, self.init = config, resume, init
+        self.precision = None  # what precision: auto became on this machine
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or trainer.logger is None or trainer.logger.log_dir is None:
@@ -85,9 +86,11 @@ class KeepConfig(Callback):
                   f"started {time.strftime('%Y-%m-%d %H:%M:%S')}"]
         if self.resume:
             header.append(f"resumed from {self.resume}")
-        if self.init:
-            header.append(f"initialised from the model {self.init!r} (--init); this file alone starts from "
-                          f"random weights")
+        if self.config.trainer.get("precision") == "auto" and self.precision:
+            header.append(f"precision auto -> {self.precision} on this machine")
+        init = f" --init {self.init}" if self.init else ""
+        header.append(f"to train it again: lass train --config THIS_FILE{init} --output NEW_FOLDER (output_dir "
+                      f"is this run's folder)")
         path = Path(trainer.logger.log_dir) / "config.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(config_yaml(self.config, "\n".join(header)))

@@ -16,7 +16,7 @@ from ..datasets import ClipBank, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
 from ..query import build_condition, shared_text_encoder
-from .config import TrainConfig, check_trainer_settings
+from .config import TrainConfig, check_trainer_settings, trainer_settings
 from .machine import choose_precision
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
@@ -129,7 +129,8 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     if initial is not None:
         module.model.load_state_dict(initial.state_dict())
 
-    callbacks = [LearningRateMonitor("step"), KeepConfig(config, resume, init)]
+    keep_config = KeepConfig(config, resume, init)
+    callbacks = [LearningRateMonitor("step"), keep_config]
     if config.optim.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
@@ -150,13 +151,8 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         from .progress import ProgressLines
 
         callbacks.append(ProgressLines())
-    # log_every_n_steps: at most an epoch, or Lightning warns about each short epoch of a small data set
-    trainer_args = {"accelerator": "cpu", "devices": 1, "max_steps": 1000,
-                    "log_every_n_steps": min(25, config.data.steps_per_epoch), "gradient_clip_val": 5.0,
-                    "enable_progress_bar": bar, "num_sanity_val_steps": 0, "enable_model_summary": False,
-                    "reload_dataloaders_every_n_epochs": 1}
-    trainer_args.update(config.trainer)
-    trainer_args = choose_precision(trainer_args)
+    trainer_args = choose_precision({"enable_progress_bar": bar, **trainer_settings(config)})
+    keep_config.precision = trainer_args.get("precision")
     with without_lightning_noise(resumed=bool(resume)):
         try:
             trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
