@@ -14,7 +14,7 @@ import yaml
 
 from conftest import synthetic_class_folders, tone_noise
 from lass.models.registry import load_model_file
-from lass.train.config import config_yaml, load_config
+from lass.train.config import FINE_TUNE_LR, SCRATCH_LR, config_yaml, load_config
 from lass.train.machine import choose_precision, cpu_flags, cpu_has_native_bf16
 
 pytest.importorskip("lightning")
@@ -61,7 +61,10 @@ def test_train_export_and_resume(tmp_path):
     # beside the log: every setting the run used, which reads back as the same config
     kept = tmp_path / "run" / "logs" / "version_0" / "config.yaml"
     assert kept.read_text().startswith("# lass train, lass ") and "resumed" not in kept.read_text()
-    assert config_yaml(load_config(kept)) == config_yaml(load_config(config))
+    given = load_config(config)
+    assert given.optim.lr is None  # the config sets none: the run keeps the rate it chose
+    given.optim.lr = SCRATCH_LR
+    assert config_yaml(load_config(kept)) == config_yaml(given)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
     exported = tmp_path / "exported.safetensors"
@@ -73,12 +76,16 @@ def test_train_export_and_resume(tmp_path):
     assert refused.returncode == 1 and "mask_power must be > 0" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "bad.safetensors").exists()
     # resume continues from the checkpoint's step to a later max_steps
-    done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_steps=6", "--quiet")
+    # (Lightning restores the optimizer's schedule, so a new optim.lr would be silently unused: said, and kept true)
+    done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_steps=6",
+                    "--set", "optim.lr=0.5", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"continues the run's learning-rate schedule (optim.lr {SCRATCH_LR:g}); the config's optim.lr 0.5" in done.stderr
     resumed = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 6
     kept = (tmp_path / "run" / "logs" / "version_1" / "config.yaml").read_text()
     assert f"# resumed from {ckpt}" in kept and yaml.safe_load(kept)["trainer"]["max_steps"] == 6
+    assert yaml.safe_load(kept)["optim"]["lr"] == SCRATCH_LR
     # a run that stops inside an epoch (2 steps each here) still validates its last weights
     done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_steps=7", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -242,7 +249,7 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
     mistakes = [
         ({"optimiser": {"lr": 1e-3}}, "config: unknown section 'optimiser' (did you mean 'optim'?)"),
         ({"optim": {"wieght_decay": 0.1}}, "optim: unknown setting 'wieght_decay' (did you mean 'weight_decay'?)"),
-        ({"optim": {"lr": "fast"}}, "optim.lr must be a number, got 'fast'"),
+        ({"optim": {"lr": "fast"}}, "optim.lr must be a number or null, got 'fast'"),
         ({"optim": {"lr": 0}}, "optim.lr must be > 0, got 0"),
         ({"optim": {"compile": "yes"}}, "optim.compile must be true or false, got 'yes'"),
         ({"data": [1, 2]}, "data: expected a mapping of settings"),
@@ -450,6 +457,13 @@ def test_print_config_shows_every_setting_and_reads_back(tmp_path):
     (tmp_path / "shown.yaml").write_text(done.stdout)
     again = lass_cmd("train", "--config", str(tmp_path / "shown.yaml"), "--print-config")
     assert again.returncode == 0 and again.stdout == done.stdout
+    # a config that sets no learning rate: the rate from scratch, or a gentler one for fine-tuning
+    scratch = lass_cmd("train", "--config", str(config), "--print-config")
+    tuning = lass_cmd("train", "--config", str(config), "--init", "default", "--print-config")
+    assert scratch.returncode == 0 and tuning.returncode == 0, tuning.stderr[-2000:]
+    assert yaml.safe_load(scratch.stdout)["optim"]["lr"] == SCRATCH_LR
+    assert yaml.safe_load(tuning.stdout)["optim"]["lr"] == FINE_TUNE_LR < SCRATCH_LR
+    assert f"fine-tuning default at optim.lr {FINE_TUNE_LR:g}" in tuning.stderr
 
 
 def test_fine_tune_default_model_on_own_folder(tmp_path):
@@ -469,7 +483,16 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     kept = (tmp_path / "run" / "logs" / "version_0" / "config.yaml").read_text()
     assert "to train it again: lass train --config THIS_FILE --init default --output NEW_FOLDER" in kept
     assert yaml.safe_load(kept)["model"]["network_args"]["channels"] == 320  # the architecture it trained
-    assert validation_rows(tmp_path / "run", "version_0")  # validated on mixtures of different lengths
+    assert yaml.safe_load(kept)["optim"]["lr"] == FINE_TUNE_LR  # the config sets none
+    # validated on mixtures of different lengths, the initial model first: the score fine-tuning has to beat
+    rows = validation_rows(tmp_path / "run", "version_0")
+    assert int(rows[0]["step"]) == 0 and len(rows) >= 2
+    initial, tuned = float(rows[0]["val_sdri"]), max(float(row["val_sdri"]) for row in rows[1:])
+    assert f"the initial model (default) on the validation data: SDRi {initial:.2f} dB" in done.stderr
+    if tuned > initial:
+        assert f"fine-tuning raised validation SDRi from {initial:.2f} to {tuned:.2f} dB" in done.stderr
+    else:
+        assert f"did not beat the initial model on the validation data (best {tuned:.2f} dB" in done.stderr
     tuned = load_model_file(tmp_path / "run" / "model.safetensors")
     base = registry.load("default")
     assert tuned.config.network_args == base.config.network_args
@@ -481,6 +504,22 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     x = torch.from_numpy(tone_noise(1.0, 16000))
     est, _ = tuned.separate_many(x, torch.zeros(1, 768))
     assert est.shape == (1, 1, 16000) and torch.isfinite(est).all()
+    # resumed without --init: the run's own architecture and rate, not the config's tiny network and 2e-3
+    checkpoints = tmp_path / "run" / "checkpoints"
+    resumed = lass_cmd("train", "--config", str(config), "--resume", str(checkpoints / "last.ckpt"),
+                       "--set", "max_steps=5", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "--resume keeps the architecture of the run it resumes" in resumed.stderr
+    kept = yaml.safe_load((tmp_path / "run" / "logs" / "version_1" / "config.yaml").read_text())
+    assert kept["model"]["network_args"]["channels"] == 320 and kept["optim"]["lr"] == FINE_TUNE_LR
+    assert int(validation_rows(tmp_path / "run", "version_1")[-1]["step"]) == 5
+    # the same command again would mix two runs in one folder and replace the model: refused, nothing touched
+    written = (tmp_path / "run" / "model.safetensors").stat().st_mtime_ns
+    again = lass_cmd("train", "--config", str(config), "--init", "default", "--quiet")
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"{tmp_path / 'run'} already holds a training run" in again.stderr and "--output NEW_FOLDER" in again.stderr
+    assert (tmp_path / "run" / "model.safetensors").stat().st_mtime_ns == written
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 def test_training_mixtures_follow_the_recipe():

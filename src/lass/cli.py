@@ -177,15 +177,11 @@ def cmd_train(args) -> int:
     if args.output:
         config.output_dir = args.output
     if args.print_config:
-        from .train.config import config_yaml
-
-        if args.init:  # the architecture comes from the initial model, as in training
-            from .models import registry
-            from .train.run import fine_tune_config
-
-            config.model = fine_tune_config(config.model, registry.load(args.init).config, args.init)
         from .query import shared_text_encoder
+        from .train.config import config_yaml
+        from .train.run import settle_config
 
+        settle_config(config, args.init, args.resume)  # the architecture and learning rate training would use
         config.model.query_dim = shared_text_encoder(config.model.text_encoder).dim  # as training sets it
         print(config_yaml(config), end="")
         return 0

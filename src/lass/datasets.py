@@ -161,7 +161,9 @@ class ClipBank:
         self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
         pending: dict[tuple, list[np.ndarray]] = {}  # clips waiting to be joined, by (label, first_epoch)
         gap = np.zeros(int(self.JOIN_GAP_SECONDS * sample_rate), dtype=np.float32)
-        skipped: list[str] = []
+        skipped: list[str] = []  # left out, each kind said in one line at the end
+        silent: list[str] = []
+        short: list[str] = []
         for item in items:
             try:
                 audio = read_mono(item.path, sample_rate)
@@ -172,6 +174,7 @@ class ClipBank:
                 skipped.append(str(item.path))
                 continue
             if not np.any(audio):
+                silent.append(str(item.path))
                 continue
             if item.join_seconds:
                 key = (item.label, item.first_epoch)
@@ -180,24 +183,32 @@ class ClipBank:
                 if sum(part.shape[-1] for part in parts) - len(gap) < item.join_seconds * sample_rate:
                     continue
                 audio = np.concatenate(pending.pop(key)[:-1])
-            self._add(item, audio, min_seconds)
+            if not self._add(item, audio, min_seconds):
+                short.append(str(item.path))
         for (label, first), parts in pending.items():  # the last, shorter join of each label
-            self._add(Item("", label, first), np.concatenate(parts[:-1]), min_seconds)
+            if not self._add(Item("", label, first), np.concatenate(parts[:-1]), min_seconds):
+                short.append(f"the last join of '{label}'")
         self.label_names = sorted(self.by_label)
-        if skipped:
-            one = len(skipped) == 1
-            print(f"lass: skipped {len(skipped)} clip{'' if one else 's'} that {'is' if one else 'are'} unreadable or "
-                  f"{'holds' if one else 'hold'} NaN or infinite samples (first: {skipped[0]})", file=sys.stderr,
-                  flush=True)
+        for left_out, why, hint in (
+                (skipped, "{are} unreadable or {hold} NaN or infinite samples", ""),
+                (silent, "{are} digital silence", ""),
+                (short, f"{{are}} shorter than {min_seconds:g} s, too short to mix",
+                 "; a data source's `join_seconds` joins short clips such as single words (docs/training.md)")):
+            if left_out:
+                one = len(left_out) == 1
+                why = why.format(are="is" if one else "are", hold="holds" if one else "hold")
+                print(f"lass: left out {len(left_out)} clip{'' if one else 's'} that {why} (first: {left_out[0]})"
+                      f"{hint}", file=sys.stderr, flush=True)
 
-    def _add(self, item: Item, audio: np.ndarray, min_seconds: float) -> None:
+    def _add(self, item: Item, audio: np.ndarray, min_seconds: float) -> bool:
         if audio.shape[-1] < min_seconds * self.sample_rate:
-            return
+            return False
         if item.first_epoch:
             self.first_epoch[len(self.clips)] = item.first_epoch
         self.by_label[item.label].append(len(self.clips))
         self.clips.append(audio)
         self.labels.append(item.label)
+        return True
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -51,10 +51,16 @@ class DataConfig:
         return float(seconds), int(batch)
 
 
+SCRATCH_LR = 2e-3
+FINE_TUNE_LR = 3e-4
+
+
 @dataclass
 class OptimConfig:
     optimizer: str = "adamw"  # adamw | muon (Muon on hidden weight matrices, AdamW on the rest)
-    lr: float = 2e-3
+    # None: SCRATCH_LR, or FINE_TUNE_LR when training starts from a model (--init), whose weights a
+    # from-scratch rate would throw away in the first hundred steps (docs/training.md, "Fine-tuning")
+    lr: float | None = None
     muon_lr_scale: float = 1.0  # optimizer muon: its learning rate is lr times this (AdamW's parts keep lr)
     weight_decay: float = 1e-2
     warmup_steps: int = 300
@@ -123,6 +129,8 @@ def _fits(value, hint) -> bool:
 def _as_numbers(value, hint):
     """YAML 1.1 reads 1e-3 (no dot) as a string: where a field wants numbers, such strings become numbers."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and float in args:  # float | None
+        hint = float
     if hint is float and isinstance(value, str):
         try:
             return float(value)
@@ -195,7 +203,7 @@ def _check_values(config: TrainConfig) -> None:
                     "data.mixing.queries_per_mixture": mixing.queries_per_mixture,
                     "model.sample_rate": model.sample_rate, "model.n_fft": model.n_fft,
                     "model.hop_length": model.hop_length}
-    positive = {"data.mixing.segment_seconds": mixing.segment_seconds, "optim.lr": optim.lr,
+    positive = {"data.mixing.segment_seconds": mixing.segment_seconds, "optim.lr": 1 if optim.lr is None else optim.lr,
                 "optim.max_snr_db": optim.max_snr_db, "model.mask_power": model.mask_power}
     non_negative = {"data.num_workers": data.num_workers, "optim.weight_decay": optim.weight_decay,
                     "optim.warmup_steps": optim.warmup_steps, "optim.query_noise": optim.query_noise,

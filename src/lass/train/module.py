@@ -114,6 +114,7 @@ class LassModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lass_model_config"] = self.model.config.to_json()  # so `lass export` needs no config
+        checkpoint["lass_lr"] = self.config.optim.lr  # the rate a resumed run keeps when its config sets none
 
     def configure_optimizers(self):
         opt = self.config.optim

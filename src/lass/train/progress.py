@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 
 from .config import TrainConfig, config_yaml
 
@@ -64,6 +65,8 @@ class ProgressLines(Callback):
         metrics = trainer.callback_metrics
         if trainer.sanity_checking or not trainer.is_global_zero or "val_sdri" not in metrics:
             return
+        if trainer.global_step == 0 and trainer.state.fn != TrainerFn.FITTING:
+            return  # the initial model's score before fine-tuning, which lass train prints itself
         self._print(f"step {trainer.global_step} validation: SDRi {float(metrics['val_sdri']):.2f} dB, "
                     f"SI-SDRi {float(metrics['val_si_sdri']):.2f} dB")
         self._since = (time.monotonic(), trainer.global_step)  # validation time is not step time

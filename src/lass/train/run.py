@@ -16,7 +16,7 @@ from ..datasets import ClipBank, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
 from ..query import build_condition, shared_text_encoder
-from .config import TrainConfig, check_trainer_settings, trainer_settings
+from .config import FINE_TUNE_LR, SCRATCH_LR, TrainConfig, check_trainer_settings, trainer_settings
 from .machine import choose_precision
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
@@ -91,6 +91,50 @@ def without_lightning_noise(resumed: bool):
         yield
 
 
+def settle_config(config: TrainConfig, init: str | None, resume: str | None):
+    """What a run trains, whatever its config's model section says: the architecture of the checkpoint it resumes,
+    else of the model it fine-tunes (returned, with its weights), and a learning rate where the config sets none:
+    the rate the resumed run started with, else one for fine-tuning or from scratch."""
+    from ..models import registry
+
+    checkpoint = read_checkpoint(resume) if resume else None
+    initial = registry.load(init) if init else None
+    if checkpoint is not None:
+        saved = ModelConfig.from_json(checkpoint["lass_model_config"])
+        if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE if key != "text_encoder"):
+            print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
+                  f"model architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr, flush=True)
+        config.model = saved
+    elif initial is not None:  # the sample rate and text encoder are the initial model's
+        config.model = fine_tune_config(config.model, initial.config, init)
+    started = checkpoint.get("lass_lr") if checkpoint is not None else None
+    if started is not None and config.optim.lr not in (None, started):
+        # Lightning restores the optimizer and its schedule, which would keep the run's rate without a word
+        print(f"lass: note: --resume continues the run's learning-rate schedule (optim.lr {started:g}); the "
+              f"config's optim.lr {config.optim.lr:g} is not used. To train on at another rate, start a new run "
+              f"from this one's model: --init {Path(resume).parent.parent / 'model.safetensors'}",
+              file=sys.stderr, flush=True)
+    if started is None and config.optim.lr is None and initial is not None:
+        _say(f"fine-tuning {init} at optim.lr {FINE_TUNE_LR:g} (set optim.lr to choose another rate)")
+    config.optim.lr = started or config.optim.lr or (FINE_TUNE_LR if initial is not None else SCRATCH_LR)
+    return initial
+
+
+def _say(text: str) -> None:
+    print(f"lass train: {text}", file=sys.stderr, flush=True)
+
+
+def refuse_earlier_run(out: Path) -> None:
+    """Two runs in one folder would mix their checkpoints and logs (Lightning writes last-v1.ckpt beside the
+    earlier run's last.ckpt), and the new model.safetensors would silently replace the earlier one."""
+    found = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
+    if found:
+        last = out / "checkpoints" / "last.ckpt"
+        raise ValueError(f"{out} already holds a training run ({found[0]}): resume it with --resume "
+                         f"{last if last.exists() else found[0]}, or start a new run in another folder with "
+                         f"--output NEW_FOLDER (or delete {out})")
+
+
 def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
           progress: bool = True) -> Path:
     import lightning as L
@@ -103,10 +147,10 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     from .progress import KeepConfig
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
+    if not resume:
+        refuse_earlier_run(Path(config.output_dir))
     L.seed_everything(config.seed, verbose=False)
-    initial = registry.load(init) if init else None
-    if initial is not None:  # before the data: the sample rate and text encoder are the initial model's
-        config.model = fine_tune_config(config.model, initial.config, init)
+    initial = settle_config(config, init, resume)  # before the data: its sample rate is the model's
     out = Path(config.output_dir)
     encoder = shared_text_encoder(config.model.text_encoder)
     config.model.query_dim = encoder.dim
@@ -160,6 +204,13 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         except (TypeError, ValueError, MisconfigurationException) as err:  # a value Lightning refuses
             raise ValueError(f"trainer: {err}") from None
         out.mkdir(parents=True, exist_ok=True)  # after data and trainer: a mistake there leaves no empty folder
+        initial_score = None
+        if initial is not None and not resume and data.validation is not None:
+            # the score to beat: whether fine-tuning helped is the first thing its user asks
+            scores = trainer.validate(module, data.val_dataloader(), verbose=False)[0]
+            initial_score = scores["val_sdri"]
+            _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
+                 f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     max_steps = trainer_args.get("max_steps", -1)
     if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
@@ -180,6 +231,16 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         previous = best_checkpoint.best_model_score
         if previous is None or score > float(previous):
             trainer.save_checkpoint(best, weights_only=False)
+            best_checkpoint.best_model_score = torch.tensor(score)
+    if initial_score is not None and best_checkpoint.best_model_score is not None and trainer.is_global_zero:
+        tuned = float(best_checkpoint.best_model_score)
+        if tuned > initial_score:
+            _say(f"fine-tuning raised validation SDRi from {initial_score:.2f} to {tuned:.2f} dB")
+        else:
+            print(f"lass: warning: fine-tuning did not beat the initial model on the validation data (best "
+                  f"{tuned:.2f} dB SDRi against {initial_score:.2f} dB before training); the exported model is the "
+                  f"best fine-tuned one. Try a lower optim.lr, fewer steps or more training clips, or keep "
+                  f"using {init}", file=sys.stderr, flush=True)
     source = best if best.exists() else out / "checkpoints" / "last.ckpt"
     if trainer.is_global_zero:
         model = load_checkpoint(source) if source.exists() else module.model
