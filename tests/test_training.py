@@ -927,6 +927,38 @@ def test_a_folder_of_short_words_becomes_one_class_of_joined_clips(tmp_path):
             load_config(config)
 
 
+def test_a_manifest_listing_a_file_per_caption_gives_one_clip_with_its_captions(tmp_path):
+    """Clotho-style manifests list each file once per caption. Read as one class per caption, a file was mixed
+    with itself as its own interferer, and asked for its other captions as "absent" classes."""
+    import json
+
+    import soundfile as sf
+
+    from lass.datasets import ClipBank, read_dataset
+    from lass.evaluation.protocols import label_mixtures
+    from lass.train.phrasing import phrasings
+
+    for name, seed in (("pug.wav", 0), ("bells.wav", 1), ("pages.wav", 2)):
+        sf.write(tmp_path / name, tone_noise(1.0, 16000, seed=seed).reshape(-1), 16000)
+    rows = [("pug.wav", "A small dog snoring"), ("pug.wav", "a small  dog snoring"), ("pug.wav", "A pug groaning"),
+            ("bells.wav", "Bells are rung"), ("bells.wav", "someone hits metal"), ("pages.wav", "pages turning")]
+    (tmp_path / "train.json").write_text(json.dumps({"data": [{"wav": w, "caption": c} for w, c in rows]}))
+    (tmp_path / "train.csv").write_text("path,caption\n" + "".join(f"{w},{c}\n" for w, c in rows))
+    for manifest in ("train.json", "train.csv"):
+        items = read_dataset({"type": "manifest", "path": str(tmp_path / manifest)})
+        assert [(os.path.basename(item.path), item.label, item.also) for item in items] == [
+            ("pug.wav", "A small dog snoring", ("A pug groaning",)),  # the second only differs in case and spaces
+            ("bells.wav", "Bells are rung", ("someone hits metal",)), ("pages.wav", "pages turning", ())]
+    bank = ClipBank(items, 16000)
+    assert len(bank) == 3 and bank.captions["Bells are rung"] == ["someone hits metal"]
+    assert "the sound of A pug groaning" in phrasings("A small dog snoring", bank.captions["A small dog snoring"])
+    for case in label_mixtures(bank, 2, seed=3):  # every clip with both others: never with itself
+        assert case.label not in case.interferer_labels and len(set(case.interferer_labels)) == 2
+    # a source-wide caption names every clip alike: the files' own captions no longer apply
+    named = read_dataset({"type": "manifest", "path": str(tmp_path / "train.json"), "caption": "noise"})
+    assert {item.label for item in named} == {"noise"} and all(item.also == () for item in named)
+
+
 def test_shipped_training_lists_keep_the_held_out_recordings_unheard():
     """The held-out recordings (and the stem song kept for evaluation) measure generalisation only while no
     training manifest holds their files, and their classes that no training label names (a frame drum, an

@@ -25,6 +25,7 @@ class Item:
     label: str
     first_epoch: int = 0  # training only: the first epoch whose mixtures may draw this clip
     join_seconds: float = 0.0  # join with the next clips of the label until at least this long (ClipBank)
+    also: tuple[str, ...] = ()  # the clip's other captions (a manifest that lists a file once per caption)
 
 
 def label_text(label: str) -> str:
@@ -75,7 +76,15 @@ def read_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     else:
         with open(path, newline="") as f:
             rows = [(r["path"], r["caption"]) for r in csv.DictReader(f)]
-    return [Item(str(p if os.path.isabs(p) else base / p), label_text(c)) for p, c in rows]
+    # Clotho-style manifests list a file once per caption: one clip with its captions, not one class per caption,
+    # which would mix a file with itself as its own interferer and ask for "absent" captions it holds
+    captions: dict[str, list[str]] = {}
+    for p, c in rows:
+        text = label_text(c)
+        same = captions.setdefault(str(p if os.path.isabs(p) else base / p), [])
+        if text and text.casefold() not in {seen.casefold() for seen in same}:  # the text encoder reads no case
+            same.append(text)
+    return [Item(file, texts[0], also=tuple(texts[1:])) for file, texts in captions.items() if texts]
 
 
 # what each kind of data source takes besides type, path, from_epoch, caption and join_seconds
@@ -145,7 +154,7 @@ def read_dataset(spec: dict) -> list[Item]:
     first = spec.get("from_epoch", 0)
     if not (first or label or join):
         return items
-    return [Item(item.path, label or item.label, first, join) for item in items]
+    return [Item(item.path, label or item.label, first, join, () if label else item.also) for item in items]
 
 
 class ClipBank:
@@ -159,6 +168,7 @@ class ClipBank:
         self.labels: list[str] = []
         self.by_label: dict[str, list[int]] = defaultdict(list)
         self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
+        self.captions: dict[str, list[str]] = {}  # label -> other captions its clips were given (manifests)
         pending: dict[tuple, list[np.ndarray]] = {}  # clips waiting to be joined, by (label, first_epoch)
         gap = np.zeros(int(self.JOIN_GAP_SECONDS * sample_rate), dtype=np.float32)
         skipped: list[str] = []  # left out, each kind said in one line at the end
@@ -206,6 +216,8 @@ class ClipBank:
         if item.first_epoch:
             self.first_epoch[len(self.clips)] = item.first_epoch
         self.by_label[item.label].append(len(self.clips))
+        extra = self.captions.setdefault(item.label, [])
+        extra += [text for text in item.also if text not in extra and text != item.label]
         self.clips.append(audio)
         self.labels.append(item.label)
         return True

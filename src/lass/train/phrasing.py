@@ -82,9 +82,10 @@ PARAPHRASES.update({
 })
 
 
-def phrasings(label: str) -> list[str]:
-    """All query strings used for one label during training (label first, then variants)."""
-    bases = [label] + PARAPHRASES.get(label, [])
+def phrasings(label: str, captions: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """All query strings used for one label during training (label first, then variants); `captions` are the
+    other captions its clips were given, which count as paraphrases."""
+    bases = [label] + PARAPHRASES.get(label, []) + [text for text in captions if text != label]
     out = []
     for base in bases:
         for template in TEMPLATES:

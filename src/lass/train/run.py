@@ -44,10 +44,11 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelCon
         metrics={})
 
 
-def build_query_table(labels: list[str], encoder) -> tuple[torch.Tensor, dict[str, list[int]]]:
+def build_query_table(labels: list[str], encoder,
+                      captions: dict[str, list[str]] | None = None) -> tuple[torch.Tensor, dict[str, list[int]]]:
     texts, index = [], {}
     for label in labels:
-        phr = phrasings(label)
+        phr = phrasings(label, (captions or {}).get(label, ()))
         index[label] = list(range(len(texts), len(texts) + len(phr)))
         texts.extend(phr)
     return encoder.encode(texts), index
@@ -164,7 +165,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     bank = ClipBank(items, config.model.sample_rate)
     if len(bank.label_names) < 2:
         raise ValueError("training needs at least two classes (labels) to build mixtures")
-    table, query_index = build_query_table(bank.label_names, encoder)
+    table, query_index = build_query_table(bank.label_names, encoder, bank.captions)
     dataset = TrainingMixtures(bank, config.data.mixing, query_index, config.data.examples_per_epoch,
                                config.seed)
     data = MixtureData(dataset, config.data, build_validation(config, encoder))
