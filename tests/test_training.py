@@ -441,6 +441,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     assert len(list((tmp_path / "run" / "logs").glob("*/config.yaml"))) == 1  # written by one process
+    assert done.stderr.count("model written to") == 1  # said by the process that wrote it
 
 
 def test_print_config_shows_every_setting_and_reads_back(tmp_path):

@@ -186,7 +186,8 @@ def cmd_train(args) -> int:
         print(config_yaml(config), end="")
         return 0
     path = train(config, resume=args.resume, init=args.init, progress=not args.quiet)
-    _say(f"model written to {path}")
+    if path is not None:  # one process of a multi-process run says it
+        _say(f"model written to {path}")
     return 0
 
 

@@ -137,7 +137,9 @@ def refuse_earlier_run(out: Path) -> None:
 
 
 def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
-          progress: bool = True) -> Path:
+          progress: bool = True) -> Path | None:
+    """Trains and exports `output_dir/model.safetensors`; returns its path (None in the other processes of a
+    multi-process run, which write nothing)."""
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -210,8 +212,9 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
             # the score to beat: whether fine-tuning helped is the first thing its user asks
             scores = trainer.validate(module, data.val_dataloader(), verbose=False)[0]
             initial_score = scores["val_sdri"]
-            _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
-                 f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
+            if trainer.is_global_zero:
+                _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
+                     f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     max_steps = trainer_args.get("max_steps", -1)
     if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
@@ -243,10 +246,10 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
                   f"best fine-tuned one. Try a lower optim.lr, fewer steps or more training clips, or keep "
                   f"using {init}", file=sys.stderr, flush=True)
     source = best if best.exists() else out / "checkpoints" / "last.ckpt"
-    if trainer.is_global_zero:
-        model = load_checkpoint(source) if source.exists() else module.model
-        registry.save_model(model, out / "model.safetensors")
-    return out / "model.safetensors"
+    if not trainer.is_global_zero:
+        return None
+    model = load_checkpoint(source) if source.exists() else module.model
+    return registry.save_model(model, out / "model.safetensors")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
