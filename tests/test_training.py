@@ -319,6 +319,27 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
             check_trainer_settings(settings)
 
 
+def test_ctrl_c_keeps_the_best_model_so_far_and_says_how_to_go_on(tmp_path):
+    import signal
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, max_steps=100000)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "lass", "train", "--config", str(config)], env=env,
+                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in run.stderr:  # progress lines: stderr is a pipe here
+        if line.startswith("lass train: step 4 validation"):  # the second epoch's checkpoints are written
+            break
+    run.send_signal(signal.SIGINT)
+    rest = run.stderr.read()
+    assert run.wait(timeout=120) == 130 and "Traceback" not in rest, rest[-2000:]
+    said = next(line for line in rest.splitlines() if line.startswith("lass train: stopped at step "))
+    model = tmp_path / "run" / "model.safetensors"
+    assert f"{model} holds the best validated model so far (step " in said
+    assert f"To go on: --resume {tmp_path / 'run' / 'checkpoints' / 'last.ckpt'} (step " in said
+    assert load_model_file(model).config.name == "tiny"
+
+
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     # resuming from the first epoch's last.ckpt once wrote best-v1.ckpt beside best.ckpt and exported the stale one
     from safetensors.torch import load_file

@@ -208,14 +208,19 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
             raise ValueError(f"trainer: {err}") from None
         out.mkdir(parents=True, exist_ok=True)  # after data and trainer: a mistake there leaves no empty folder
         initial_score = None
-        if initial is not None and not resume and data.validation is not None:
-            # the score to beat: whether fine-tuning helped is the first thing its user asks
-            scores = trainer.validate(module, data.val_dataloader(), verbose=False)[0]
-            initial_score = scores["val_sdri"]
+        try:
+            if initial is not None and not resume and data.validation is not None:
+                # the score to beat: whether fine-tuning helped is the first thing its user asks
+                scores = trainer.validate(module, data.val_dataloader(), verbose=False)[0]
+                initial_score = scores["val_sdri"]
+                if trainer.is_global_zero:
+                    _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
+                         f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
+            trainer.fit(module, datamodule=data, ckpt_path=resume)
+        except SystemExit:  # how Lightning ends a run after Ctrl-C and its graceful shutdown (SIGINT ignored now)
             if trainer.is_global_zero:
-                _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
-                     f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
-        trainer.fit(module, datamodule=data, ckpt_path=resume)
+                keep_what_was_trained(out, trainer.global_step)
+            raise KeyboardInterrupt from None
     max_steps = trainer_args.get("max_steps", -1)
     if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
         # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one
@@ -250,6 +255,22 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         return None
     model = load_checkpoint(source) if source.exists() else module.model
     return registry.save_model(model, out / "model.safetensors")
+
+
+def keep_what_was_trained(out: Path, step: int) -> None:
+    """After Ctrl-C: the best model so far becomes model.safetensors, and the run says how to go on."""
+    from ..models import registry
+
+    best, last = out / "checkpoints" / "best.ckpt", out / "checkpoints" / "last.ckpt"
+    source = best if best.exists() else last
+    if not source.exists():
+        _say(f"stopped at step {step}, before the first checkpoint: nothing was kept")
+        return
+    kept = read_checkpoint(source)["global_step"]
+    path = registry.save_model(load_checkpoint(source), out / "model.safetensors")
+    what = "the best validated model" if source == best else "the model"
+    _say(f"stopped at step {step}; {path} holds {what} so far (step {kept}). To go on: --resume {last}"
+         + ("" if not last.exists() else f" (step {read_checkpoint(last)['global_step']})"))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
