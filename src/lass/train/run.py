@@ -102,7 +102,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
     initial = registry.load(init) if init else None
     if checkpoint is not None:
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
-        if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE if key != "text_encoder"):
+        if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
             print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
                   f"model architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr, flush=True)
         config.model = saved
@@ -266,11 +266,11 @@ def keep_what_was_trained(out: Path, step: int) -> None:
     if not source.exists():
         _say(f"stopped at step {step}, before the first checkpoint: nothing was kept")
         return
-    kept = read_checkpoint(source)["global_step"]
     path = registry.save_model(load_checkpoint(source), out / "model.safetensors")
     what = "the best validated model" if source == best else "the model"
-    _say(f"stopped at step {step}; {path} holds {what} so far (step {kept}). To go on: --resume {last}"
-         + ("" if not last.exists() else f" (step {read_checkpoint(last)['global_step']})"))
+    go_on = last if last.exists() else source
+    _say(f"stopped at step {step}; {path} holds {what} so far (step {read_checkpoint(source)['global_step']}). "
+         f"To go on: --resume {go_on} (step {read_checkpoint(go_on)['global_step']})")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
