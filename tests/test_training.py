@@ -260,6 +260,8 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
                                              "{type: folders, path: DIR}; got ['somewhere']"),
         ({"data": {"validation": "somewhere"}}, "data.validation: one data source"),
         ({"data": {"batch_size": 0}}, "data.batch_size must be at least 1, got 0"),
+        # one step an epoch, each followed by a whole validation: a run ten times slower than meant
+        ({"data": {"batch_size": 16}}, "data.examples_per_epoch (8) must be at least data.batch_size (16)"),
         ({"data": {"mixing": {"snr_db": 5}}}, "data.mixing.snr_db must be 2 numbers [lowest, highest], got 5"),
         ({"data": {"mixing": {"snr_db": [5, -5]}}}, "data.mixing.snr_db must be [lowest, highest], got [5, -5]"),
         ({"data": {"mixing": {"absent_prob": 1.5}}}, "data.mixing.absent_prob must be in [0, 1], got 1.5"),
@@ -311,10 +313,13 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
         loaded("data.train.path=x")
 
     check_trainer_settings({"max_steps": 10, "max_time": "00:05:00:00", "precision": "auto", "devices": 1})
+    check_trainer_settings({"max_steps": -1, "max_time": "00:05:00:00"})
     for settings, message in (({"max_epochs": 2.5}, "trainer.max_epochs must be a whole number, got 2.5"),
                               ({"max_time": "5h"}, "trainer.max_time must be DD:HH:MM:SS"),
                               ({"callbacks": []}, "trainer.callbacks is set by lass train itself"),
-                              ({"acelerator": "cpu"}, "(did you mean 'accelerator'?)")):
+                              ({"acelerator": "cpu"}, "(did you mean 'accelerator'?)"),
+                              # 0 once trained nothing and exported the untrained network as the model
+                              ({"max_steps": 0}, "trainer.max_steps must be at least 1, or -1 for no limit")):
         with pytest.raises(ValueError, match=re.escape(message)):
             check_trainer_settings(settings)
 

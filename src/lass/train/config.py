@@ -217,6 +217,9 @@ def _check_values(config: TrainConfig) -> None:
         for where, value in checks.items():
             if not test(value):
                 raise ValueError(f"{where} must be {wanted}, got {value}")
+    if data.examples_per_epoch < data.batch_size:  # one step an epoch, each followed by a whole validation
+        raise ValueError(f"data.examples_per_epoch ({data.examples_per_epoch}) must be at least data.batch_size "
+                         f"({data.batch_size}): an epoch is examples_per_epoch / batch_size steps, then validation")
     for key in ("snr_db", "level_db", "speed_range", "drr_db"):
         low, high = getattr(mixing, key)
         if low > high or (key == "speed_range" and low <= 0):
@@ -293,6 +296,10 @@ def check_trainer_settings(trainer: dict) -> None:
         if key in WHOLE_NUMBER_TRAINER_SETTINGS and value is not None and (
                 not isinstance(value, int) or isinstance(value, bool)):
             raise ValueError(f"trainer.{key} must be a whole number, got {value!r}")
+    max_steps = trainer.get("max_steps")
+    if isinstance(max_steps, int) and max_steps != -1 and max_steps < 1:  # 0 exported an untrained model
+        raise ValueError(f"trainer.max_steps must be at least 1, or -1 for no limit (max_time or max_epochs then "
+                         f"end the run); got {max_steps}")
     max_time = trainer.get("max_time")
     if isinstance(max_time, str) and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()):
         raise ValueError(f"trainer.max_time must be DD:HH:MM:SS (days, hours, minutes, seconds), such as "
