@@ -139,6 +139,23 @@ def test_progress_lines_give_the_step_rate_and_time_left(monkeypatch):
         "lass train: step 5100 validation: SDRi 7.50 dB, SI-SDRi 6.25 dB"]
 
 
+def test_the_progress_bar_counts_the_epochs_of_a_run_bounded_by_steps():
+    # Lightning's own bar said "Epoch 0/-2" for such a run (max_epochs -1)
+    from types import SimpleNamespace
+
+    from lass.train import progress
+
+    recipe = SimpleNamespace(max_steps=9000, num_training_batches=1000, max_epochs=-1)
+    assert progress.epochs_in_run(recipe) == 9
+    assert progress.epochs_in_run(SimpleNamespace(max_steps=120, num_training_batches=50)) == 3  # the last is short
+    assert progress.epochs_in_run(SimpleNamespace(max_steps=-1, num_training_batches=50)) is None
+    assert progress.epochs_in_run(SimpleNamespace(max_steps=10, num_training_batches=float("inf"))) is None
+    bar = progress.progress_bar()
+    if bar is not None:  # rich is installed
+        bar._trainer = recipe
+        assert bar._get_train_description(3).strip() == "Epoch 3/8"
+
+
 XEON_WITHOUT_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\nmodel name\t: Xeon\n"
 XEON_WITH_AMX = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
 ARM_WITH_BF16 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"

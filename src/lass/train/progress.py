@@ -7,6 +7,7 @@ run in the background (hours on a CPU) gave no sign of life. These lines say whe
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -70,6 +71,34 @@ class ProgressLines(Callback):
         self._print(f"step {trainer.global_step} validation: SDRi {float(metrics['val_sdri']):.2f} dB, "
                     f"SI-SDRi {float(metrics['val_si_sdri']):.2f} dB")
         self._since = (time.monotonic(), trainer.global_step)  # validation time is not step time
+
+
+def epochs_in_run(trainer) -> int | None:
+    """How many epochs a run bounded by max_steps takes (every epoch has the same number of steps)."""
+    per_epoch = trainer.num_training_batches
+    if not trainer.max_steps or trainer.max_steps < 0 or not per_epoch or per_epoch == float("inf"):
+        return None
+    return math.ceil(trainer.max_steps / per_epoch)
+
+
+def progress_bar() -> Callback | None:
+    """Lightning's rich bar, saying how many epochs the run has: it said "Epoch 0/-2" for a run bounded by
+    max_steps, as lass's runs are. None without rich, where Lightning's tqdm bar says "Epoch N"."""
+    try:
+        from lightning.pytorch.callbacks import RichProgressBar
+        from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
+    except ImportError:
+        return None
+    if not _RICH_AVAILABLE:
+        return None
+
+    class StepBoundedBar(RichProgressBar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            total = epochs_in_run(self.trainer)
+            text = f"Epoch {current_epoch}/{total - 1}" if total else f"Epoch {current_epoch}"
+            return f"{text:{len(self.validation_description)}}"
+
+    return StepBoundedBar()
 
 
 class KeepConfig(Callback):

@@ -147,7 +147,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
 
     from ..models import registry
     from .module import LassModule, MixtureData
-    from .progress import KeepConfig
+    from .progress import KeepConfig, ProgressLines, progress_bar
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
     if not resume:
@@ -194,9 +194,9 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                      every_n_epochs=1, save_top_k=1))
     bar = progress and sys.stderr.isatty()
+    if bar and progress_bar() is not None:
+        callbacks.append(progress_bar())
     if progress and not bar:  # output to a log file: the redrawn bar would show nothing until the end
-        from .progress import ProgressLines
-
         callbacks.append(ProgressLines())
     trainer_args = choose_precision({"enable_progress_bar": bar, **trainer_settings(config)})
     keep_config.precision = trainer_args.get("precision")
