@@ -347,14 +347,20 @@ def test_ctrl_c_keeps_the_best_model_so_far_and_says_how_to_go_on(tmp_path):
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, max_steps=100000)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    # Ctrl-C's default action even where the tests run in the background, whose SIGINT is ignored and inherited
     run = subprocess.Popen([sys.executable, "-m", "lass", "train", "--config", str(config)], env=env,
-                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in run.stderr:  # progress lines: stderr is a pipe here
         if line.startswith("lass train: step 4 validation"):  # the second epoch's checkpoints are written
             break
     run.send_signal(signal.SIGINT)
-    rest = run.stderr.read()
-    assert run.wait(timeout=120) == 130 and "Traceback" not in rest, rest[-2000:]
+    try:
+        rest = run.communicate(timeout=120)[1]
+    except subprocess.TimeoutExpired:
+        run.kill()
+        pytest.fail("lass train went on after Ctrl-C")
+    assert run.returncode == 130 and "Traceback" not in rest, rest[-2000:]
     said = next(line for line in rest.splitlines() if line.startswith("lass train: stopped at step "))
     model = tmp_path / "run" / "model.safetensors"
     assert f"{model} holds the best validated model so far (step " in said
