@@ -204,6 +204,14 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch):
     broken.write_text("not a model")
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(broken), "-o", str(tmp_path))
     assert_one_line_error(code, err, "broken.safetensors", "not a readable")
+    # a training checkpoint (torch.save's zip) where a model file is wanted: what to do instead
+    import torch
+
+    checkpoint = tmp_path / "best.ckpt"
+    torch.save({"state_dict": {}, "lass_model_config": "{}"}, checkpoint)
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(checkpoint), "-o", str(tmp_path))
+    assert_one_line_error(code, err, f"{checkpoint}: a training checkpoint, not a model file: export it first "
+                                     f"with lass export {checkpoint} -o MODEL.safetensors")
     monkeypatch.setenv("LASS_MODELS_DIR", str(broken.parent))
     code, out, err = run_cli(capsys, "models")  # the other models are still listed
     assert code == 0 and "default" in out and "skipping" in err and "broken.safetensors" in err

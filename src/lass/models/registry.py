@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error type for a damaged or foreign file
+        if zipfile.is_zipfile(path):  # torch.save's format: a `lass train` checkpoint, most likely
+            raise ModelNotFound(f"{path}: a training checkpoint, not a model file: export it first with "
+                                f"lass export {path} -o MODEL.safetensors") from None
         raise ModelNotFound(f"{path}: not a readable safetensors model file ({_first_line(err)})") from None
     if "lass_config" not in meta:
         raise ModelNotFound(f"{path}: not a lass model file (no lass_config metadata)")
