@@ -341,6 +341,24 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
             check_trainer_settings(settings)
 
 
+def test_a_run_without_validation_data_says_so_and_exports_its_last_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, max_steps=3)  # stops inside the second epoch
+    raw = yaml.safe_load(config.read_text())
+    del raw["data"]["validation"]
+    config.write_text(yaml.safe_dump(raw))
+    done = lass_cmd("train", "--config", str(config), "--quiet", show_warnings=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no data.validation in the config: no validation scores, and the exported model is the last one" in done.stderr
+    assert "Total length of `list`" not in done.stderr  # Lightning's warning about an empty validation loop
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 3
+    exported = load_file(tmp_path / "run" / "model.safetensors")
+    assert all(torch.equal(value, last["state_dict"]["model." + key].to(value.dtype)) for key, value in exported.items())
+
+
 def test_ctrl_c_keeps_the_best_model_so_far_and_says_how_to_go_on(tmp_path):
     import signal
 

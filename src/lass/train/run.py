@@ -200,6 +200,9 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         callbacks.append(ProgressLines())
     trainer_args = choose_precision({"enable_progress_bar": bar, **trainer_settings(config)})
     keep_config.precision = trainer_args.get("precision")
+    if data.validation is None:  # no empty validation loop (Lightning warned of its zero length)
+        trainer_args.setdefault("limit_val_batches", 0)
+        _say("no data.validation in the config: no validation scores, and the exported model is the last one")
     with without_lightning_noise(resumed=bool(resume)):
         try:
             trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
