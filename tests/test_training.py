@@ -72,6 +72,16 @@ def test_train_export_and_resume(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     again = load_model_file(exported)
     assert again.config.name == "mine" and again.config.mask_power == 0.7
+    # an earlier export is not replaced unless asked, and a model file keeps the suffix models are found by
+    written = exported.stat().st_mtime_ns
+    again = lass_cmd("export", str(ckpt), "-o", str(exported))
+    assert again.returncode == 1 and f"{exported} exists; choose another -o, or --force" in again.stderr
+    assert exported.stat().st_mtime_ns == written and load_model_file(exported).config.name == "mine"
+    assert lass_cmd("export", str(ckpt), "-o", str(exported), "--force").returncode == 0
+    assert load_model_file(exported).config.name == "tiny"
+    wav = lass_cmd("export", str(ckpt), "-o", str(tmp_path / "model.wav"))
+    assert wav.returncode == 1 and "a model file's name ends in .safetensors" in wav.stderr
+    assert not (tmp_path / "model.wav").exists()
     refused = lass_cmd("export", str(ckpt), "-o", str(tmp_path / "bad.safetensors"), "--mask-power", "0")
     assert refused.returncode == 1 and "mask_power must be > 0" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "bad.safetensors").exists()

@@ -197,6 +197,10 @@ def cmd_export(args) -> int:
 
     if not os.path.isfile(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
+    if not args.output.endswith(".safetensors"):  # `lass models` and the registry find models by this suffix
+        raise UserError(f"-o {args.output}: a model file's name ends in .safetensors")
+    if os.path.exists(args.output) and not args.force:  # an earlier export may be hours of training
+        raise UserError(f"{args.output} exists; choose another -o, or --force to replace it")
     model = load_checkpoint(args.checkpoint)
     if args.name:
         model.config.name = args.name
@@ -274,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None, help="provenance text stored in the model file")
     p.add_argument("--mask-power", type=float, default=None,
                    help="store this inference mask power (measure it first: lass evaluate --mask-power)")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing model file")
     p.set_defaults(func=cmd_export)
 
     from .evaluation.run import add_arguments as add_eval_arguments
