@@ -168,12 +168,8 @@ def cmd_train(args) -> int:
     if not os.path.isfile(args.config):
         raise UserError(f"config not found: {args.config}")
     config = load_config(args.config, args.set or [])
-    if args.resume:  # before the data loads, not minutes later inside Lightning
-        from .train.run import read_checkpoint
-
-        if not os.path.isfile(args.resume):
-            raise UserError(f"checkpoint to resume not found: {args.resume}")
-        read_checkpoint(args.resume)
+    if args.resume and not os.path.isfile(args.resume):  # its contents are checked before the data loads
+        raise UserError(f"checkpoint to resume not found: {args.resume}")
     if args.output:
         config.output_dir = args.output
     if args.print_config:

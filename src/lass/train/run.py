@@ -99,7 +99,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
     from ..models import registry
 
     checkpoint = read_checkpoint(resume) if resume else None
-    initial = registry.load(init) if init else None
+    initial = registry.load(init) if init and checkpoint is None else None  # a resumed run has its weights
     if checkpoint is not None:
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
         if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
@@ -194,8 +194,9 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                      every_n_epochs=1, save_top_k=1))
     bar = progress and sys.stderr.isatty()
-    if bar and progress_bar() is not None:
-        callbacks.append(progress_bar())
+    step_bar = progress_bar() if bar else None
+    if step_bar is not None:
+        callbacks.append(step_bar)
     if progress and not bar:  # output to a log file: the redrawn bar would show nothing until the end
         callbacks.append(ProgressLines())
     trainer_args = choose_precision({"enable_progress_bar": bar, **trainer_settings(config)})
@@ -235,22 +236,23 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     best = out / "checkpoints" / "best.ckpt"
     if best_checkpoint is not None and best_checkpoint.best_model_path:
         best = Path(best_checkpoint.best_model_path)  # the file the callback keeps, whatever it is named
+    best_score = None  # the best validation SDRi of the run
+    if best_checkpoint is not None and best_checkpoint.best_model_score is not None:
+        best_score = float(best_checkpoint.best_model_score)
     if best_checkpoint is not None and module.validated_step != trainer.global_step:
         # stopped between validations (max_steps or max_time inside an epoch): the steps since the
         # last check are validated too, so the exported model is not silently an older one
         with without_lightning_noise(resumed=bool(resume)):
             score = trainer.validate(module, data.val_dataloader(), verbose=False)[0]["val_sdri"]
-        previous = best_checkpoint.best_model_score
-        if previous is None or score > float(previous):
+        if best_score is None or score > best_score:
             trainer.save_checkpoint(best, weights_only=False)
-            best_checkpoint.best_model_score = torch.tensor(score)
-    if initial_score is not None and best_checkpoint.best_model_score is not None and trainer.is_global_zero:
-        tuned = float(best_checkpoint.best_model_score)
-        if tuned > initial_score:
-            _say(f"fine-tuning raised validation SDRi from {initial_score:.2f} to {tuned:.2f} dB")
+            best_score = score
+    if initial_score is not None and best_score is not None and trainer.is_global_zero:
+        if best_score > initial_score:
+            _say(f"fine-tuning raised validation SDRi from {initial_score:.2f} to {best_score:.2f} dB")
         else:
             print(f"lass: warning: fine-tuning did not beat the initial model on the validation data (best "
-                  f"{tuned:.2f} dB SDRi against {initial_score:.2f} dB before training); the exported model is the "
+                  f"{best_score:.2f} dB SDRi against {initial_score:.2f} dB before training); the exported model is the "
                   f"best fine-tuned one. Try a lower optim.lr, fewer steps or more training clips, or keep "
                   f"using {init}", file=sys.stderr, flush=True)
     source = best if best.exists() else out / "checkpoints" / "last.ckpt"
@@ -269,11 +271,13 @@ def keep_what_was_trained(out: Path, step: int) -> None:
     if not source.exists():
         _say(f"stopped at step {step}, before the first checkpoint: nothing was kept")
         return
-    path = registry.save_model(load_checkpoint(source), out / "model.safetensors")
+    kept = read_checkpoint(source)
+    path = registry.save_model(load_checkpoint(source, kept), out / "model.safetensors")
     what = "the best validated model" if source == best else "the model"
     go_on = last if last.exists() else source
-    _say(f"stopped at step {step}; {path} holds {what} so far (step {read_checkpoint(source)['global_step']}). "
-         f"To go on: --resume {go_on} (step {read_checkpoint(go_on)['global_step']})")
+    go_on_step = kept["global_step"] if go_on == source else read_checkpoint(go_on)["global_step"]
+    _say(f"stopped at step {step}; {path} holds {what} so far (step {kept['global_step']}). "
+         f"To go on: --resume {go_on} (step {go_on_step})")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -287,12 +291,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def load_checkpoint(path: str | os.PathLike):
-    """Lightning checkpoint -> MaskSeparator (for `lass export`)."""
-    from ..models.config import ModelConfig
+def load_checkpoint(path: str | os.PathLike, ckpt: dict | None = None):
+    """Lightning checkpoint -> MaskSeparator (for `lass export`); `ckpt`: its contents, where already read."""
     from ..models.separator import MaskSeparator
 
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
     cfg = ckpt["lass_model_config"]
     model = MaskSeparator(ModelConfig.from_json(cfg))
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
