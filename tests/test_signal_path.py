@@ -81,6 +81,18 @@ def test_chunked_equals_whole_file(model_dir, name, segment):
     assert rel < 1e-4
 
 
+@pytest.mark.parametrize("segment, overlap", [(1.0, 0.6), (1.0, 0.9), (4.0, 0.75), (0.05, 0.5)])
+def test_any_overlap_keeps_the_level(model_dir, segment, overlap):
+    """Beyond half a segment three or more segments meet (0.05 s at 0.5 rounds to an overlap of two hops out of
+    three): the crossfade weights are divided out, so the output is the whole-file one at any overlap."""
+    model = load_model_file(model_dir / "tiny.safetensors")
+    x = tone_noise(6.3, 16000, 1, seed=5)
+    conds = torch.randn(1, 768)
+    whole = separated_whole(model, x, conds)
+    chunked = separate_array(model, conds, x, 16000, EngineConfig(segment=segment, overlap=overlap))
+    assert np.max(np.abs(chunked - whole)) < 1e-4 * np.max(np.abs(whole))
+
+
 def test_level_normalisation_makes_separation_follow_the_input_level(model_dir):
     """The network hears every input at the model's input_level_db and its masks apply to the input as given,
     so an input 40 dB quieter gives the same tracks 40 dB quieter; the network alone hears level."""

@@ -542,6 +542,18 @@ def test_print_config_shows_every_setting_and_reads_back(tmp_path):
     assert yaml.safe_load(scratch.stdout)["optim"]["lr"] == SCRATCH_LR
     assert yaml.safe_load(tuning.stdout)["optim"]["lr"] == FINE_TUNE_LR < SCRATCH_LR
     assert f"fine-tuning default at optim.lr {FINE_TUNE_LR:g}" in tuning.stderr
+    # the initial model's inference settings, unless the config sets its own
+    assert yaml.safe_load(tuning.stdout)["model"]["mask_power"] == 0.7
+    own = lass_cmd("train", "--config", str(config), "--init", "default", "--set", "model.mask_power=0.5",
+                   "--set", "model.input_level_db=null", "--print-config")
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert yaml.safe_load(own.stdout)["model"]["mask_power"] == 0.5
+    assert yaml.safe_load(own.stdout)["model"]["input_level_db"] is None
+    # the trainer section is checked as training would check it, not shown as if it would run
+    misspelt = lass_cmd("train", "--config", str(config), "--set", "trainer.max_step=1", "--print-config")
+    assert misspelt.returncode == 1 and "Traceback" not in misspelt.stderr
+    assert "trainer: unknown setting 'max_step' (did you mean 'max_steps'?)" in misspelt.stderr
+    assert not misspelt.stdout
 
 
 def test_fine_tune_default_model_on_own_folder(tmp_path):

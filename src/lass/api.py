@@ -14,7 +14,7 @@ import torch
 
 from . import audio
 from .audio import AudioError
-from .inference import EngineConfig, input_gain, separate_array, separate_stream, signal_rms
+from .inference import EngineConfig, Resampler, input_gain, separate_array, separate_stream, signal_rms
 from .metrics import level_db
 from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
@@ -239,28 +239,35 @@ class Separator:
         result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration)
         bar = self._progress_bar(meta.frames, Path(path).name)
         try:
-            blocks = _file_blocks(path, meta, block_seconds)
-            if out_rate != meta.sample_rate:
-                blocks = _resampled(blocks, meta.sample_rate, out_rate, meta.channels)
-            ratio = out_rate / meta.sample_rate
-
-            def advance(n: int) -> None:
-                frames = int(round(n / ratio))
+            def advance(frames: int) -> None:
                 if bar is not None:
                     bar.update(frames)
                 if self.callback is not None:
                     self.callback(frames, meta.frames)
 
+            # separated at the file's own rate, each output resampled afterwards: resampling the input to a
+            # rate below the model's first would hide from the network the band it needs to hear
+            resamplers = {name: Resampler(meta.sample_rate, out_rate, meta.channels) for name in makers}
+
+            def write(blocks: dict[str, np.ndarray], last: bool) -> None:
+                nonlocal peak
+                for name, block in blocks.items():
+                    block = resamplers[name](block, last=last)
+                    peak = max(peak, float(np.abs(block).max(initial=0)))
+                    writers[name].write(block)
+
             level_gain = input_gain(rms, self.model.config.input_level_db)
-            for mixture, est in separate_stream(self.model, conds, blocks, out_rate, meta.channels,
-                                                self.engine, advance, level_gain):
+            pending = None  # one block behind, so that the resamplers know which block is the last
+            for mixture, est in separate_stream(self.model, conds, _file_blocks(path, meta, block_seconds),
+                                                meta.sample_rate, meta.channels, self.engine, advance, level_gain):
                 out_samples += mixture.size
                 flat = est.reshape(len(queries), -1).astype(np.float64)
                 products += flat @ flat.T
-                for name, make in makers.items():
-                    block = make(mixture, est)
-                    peak = max(peak, float(np.abs(block).max(initial=0)))
-                    writers[name].write(block)
+                if pending is not None:
+                    write(pending, last=False)
+                pending = {name: make(mixture, est) for name, make in makers.items()}
+            if pending is not None:
+                write(pending, last=True)
             for writer in writers.values():
                 writer.file.close()
             gain = 1.0
@@ -359,19 +366,6 @@ def _file_blocks(path, meta, block_seconds: float):
         raise
     except Exception as err:
         raise AudioError(f"{path}: could not decode audio ({audio._short(err)})") from None
-
-
-def _resampled(blocks, rate_in: int, rate_out: int, channels: int):
-    from .inference import Resampler
-
-    resampler = Resampler(rate_in, rate_out, channels)
-    pending = None
-    for block in blocks:
-        if pending is not None:
-            yield resampler(pending, last=False)
-        pending = block
-    if pending is not None:
-        yield resampler(pending, last=True)
 
 
 def _finalize(writer: audio.AtomicWriter, target: Path, options: OutputOptions, gain: float) -> int:

@@ -174,9 +174,10 @@ def cmd_train(args) -> int:
         config.output_dir = args.output
     if args.print_config:
         from .query import shared_text_encoder
-        from .train.config import config_yaml
+        from .train.config import check_trainer_settings, config_yaml
         from .train.run import settle_config
 
+        check_trainer_settings(config.trainer)  # as training would, so the shown config is one it accepts
         settle_config(config, args.init, args.resume)  # the architecture and learning rate training would use
         config.model.query_dim = shared_text_encoder(config.model.text_encoder).dim  # as training sets it
         print(config_yaml(config), end="")
@@ -232,11 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--negative", action="append", help="what to suppress (repeatable)")
     p.add_argument("-o", "--out", default="separated", help="output folder (default: separated)")
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path")
-    p.add_argument("--format", default="wav", choices=["wav", "flac"])
+    p.add_argument("--format", default="wav", choices=["wav", "flac"], help="output format (default: wav)")
     depth = p.add_mutually_exclusive_group()
     depth.add_argument("--int24", action="store_true", help="24-bit integer output")
     depth.add_argument("--float32", action="store_true", help="32-bit float output (wav only)")
-    p.add_argument("--clip-mode", default="rescale", choices=["rescale", "clamp"])
+    p.add_argument("--clip-mode", default="rescale", choices=["rescale", "clamp"],
+                   help="outputs that would clip: scaled together by one gain (default), or clipped")
     p.add_argument("--no-residual", action="store_true", help="do not write residual (everything else)")
     p.add_argument("--per-query-residual", action="store_true", help="also write mixture minus each target")
     p.add_argument("--segment", type=float, default=10.0, help="seconds per model call (default 10)")
@@ -248,14 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_separate)
 
     p = sub.add_parser("models", help="list installed models")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("info", help="versions, threads and devices")
+    p = sub.add_parser("info", help="versions, threads and devices, and the precision training would use here")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train or fine-tune a model from a YAML config")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", required=True, help="training config (YAML), e.g. configs/default.yaml")
     p.add_argument("--resume", default=None, help="Lightning checkpoint to resume from")
     p.add_argument("--init", default=None, help="start from an installed model (e.g. 'default') or file")
     p.add_argument("--output", default=None, help="run folder (default: the config's output_dir)")
@@ -264,13 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(optim.lr=5e-4); repeatable")
     p.add_argument("--print-config", action="store_true",
                    help="print every setting (defaults and --set included) as YAML and exit without training")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="training checkpoint -> self-describing .safetensors model")
-    p.add_argument("checkpoint")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--name", default=None)
+    p.add_argument("checkpoint", help="a training checkpoint (.ckpt) written by lass train")
+    p.add_argument("-o", "--output", required=True, help="model file to write (must end in .safetensors)")
+    p.add_argument("--name", default=None, help="model name stored in the file (default: the run's)")
     p.add_argument("--source", default=None, help="provenance text stored in the model file")
     p.add_argument("--mask-power", type=float, default=None,
                    help="store this inference mask power (measure it first: lass evaluate --mask-power)")

@@ -131,6 +131,9 @@ class ChunkedSeparator:
         self.input = Fifo(channels)
         self.est = Fifo(self.queries * channels)
         self.gain = Fifo(self.queries * channels)
+        # the crossfade weights laid down so far: neighbours' fades sum to one while the overlap is at most half
+        # a segment; beyond that three or more segments meet, and dividing by the sum keeps the level
+        self.weight = Fifo(1)
         self.next_chunk = 0  # index k of the next segment, centred region [k*step, k*step + segment)
         self.emitted = 0
         self.total: int | None = None
@@ -177,7 +180,7 @@ class ChunkedSeparator:
         fade_in = self.overlap if begin > 0 else 0
         fade_out = 0 if self._is_last(begin) else self.overlap
         weight = crossfade(self.segment, fade_in, fade_out)[: stop - begin]
-        for fifo, values in ((self.est, est), (self.gain, gain)):
+        for fifo, values in ((self.est, est), (self.gain, gain), (self.weight, np.ones((1, hi - lo), np.float32))):
             if fifo.end < stop:
                 fifo.push(np.zeros((fifo.data.shape[0], stop - fifo.end), dtype=np.float32))
             offset = begin - fifo.start
@@ -185,10 +188,12 @@ class ChunkedSeparator:
 
     def _emit(self, final: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         start = self.emitted
-        out = (self.input.read(start, final), self.est.read(start, final), self.gain.read(start, final))
+        weight = self.weight.read(start, final)
+        weight = np.where(weight > 0, weight, 1.0)  # no segment covers a sample only when nothing is left to cover
+        out = (self.input.read(start, final), self.est.read(start, final) / weight, self.gain.read(start, final) / weight)
         self.emitted = final
-        self.est.drop_before(final)
-        self.gain.drop_before(final)
+        for fifo in (self.est, self.gain, self.weight):
+            fifo.drop_before(final)
         self.input.drop_before(final - self.context)
         return out
 

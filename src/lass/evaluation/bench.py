@@ -103,15 +103,16 @@ def _long_input_worker(model: str, minutes: float, segment: float) -> None:
                       "peak_rss_mb": peak_rss_mb()}))
 
 
-TRAINING_MODES = ("float32", "bf16", "bf16+compile")
+# what precision: auto chooses between is float32+compile (32-true) and bf16+compile (bf16-mixed)
+TRAINING_MODES = ("float32", "float32+compile", "bf16", "bf16+compile")
 
 
 def time_training_steps(config, batch: int, seconds: float, repeats: int,
                         modes: tuple[str, ...] = TRAINING_MODES,
                         after_step: Callable[[], None] | None = None, queries: int = 1) -> dict[str, list[float]]:
     """Seconds per training step (forward, loss, backward, AdamW) of a fresh model with this
-    config, in float32, with bf16 autocast, and with bf16 plus torch.compile (the recipe's
-    `precision: bf16-mixed` and `optim.compile: true`). `queries` conditions per mixture, as the
+    config, in float32 and with bf16 autocast, each eager and compiled (the recipe's `optim.compile: true`
+    with `precision: 32-true` or `bf16-mixed`, what `auto` chooses between). `queries` conditions per mixture, as the
     recipe's `mixing.queries_per_mixture` (the query blocks then run on batch x queries rows).
     `after_step` is called after every step, warm-up included (e.g. a profiler's `step`)."""
     from ..models.separator import MaskSeparator
@@ -142,7 +143,7 @@ def time_training_steps(config, batch: int, seconds: float, repeats: int,
         times = []
         for i in range(repeats + 2):  # two warm-up steps (compilation happens there)
             started = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "float32"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode.startswith("bf16")):
                 estimate = model(mixture, cond)
             loss = snr_loss(estimate.float(), target, repeated, present)
             optimizer.zero_grad()
@@ -170,19 +171,19 @@ def peak_rss_mb() -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--model", default=None)
+    p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path (default: default)")
     p.add_argument("--seconds", type=float, default=30.0, help="input length for the real-time factor")
     p.add_argument("--rate", type=int, default=44100, help="input sample rate for the real-time factor")
-    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--channels", type=int, default=1, help="input channels for the real-time factor (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.add_argument("--segment", type=float, default=10.0)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--segment", type=float, default=10.0, help="seconds per model call (default 10)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per figure (default 3)")
     p.add_argument("--long-minutes", type=float, nargs="*", default=[20.0],
                    help="peak-memory runs on generated stereo 44.1 kHz input (e.g. 20 60)")
     p.add_argument("--queries", type=int, nargs="*", default=[1, 4, 16], help="query counts for queries/s")
     p.add_argument("--no-baseline", action="store_true", help="skip the AudioSep ResUNet30 baseline")
     p.add_argument("--train-step", type=int, default=None, metavar="BATCH",
-                   help="also time training steps (4 s examples) in float32, bf16 and bf16+compile")
+                   help="also time training steps (4 s examples) in float32 and bf16, each eager and compiled")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--long-worker", type=float, default=None, help=argparse.SUPPRESS)
 

@@ -196,23 +196,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", default=None, help=f"query template (default '{DEFAULT_TEMPLATE}'; stems: '{{label}}')")
     p.add_argument("--negative", action="store_true", help="also pass an interferer's label as the negative query")
     p.add_argument("--limit", type=int, default=None, help="evaluate a deterministic subset of this many")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-m", "--model", default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of the label mixtures (default 0, the protocol's)")
+    p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path (default: default)")
     p.add_argument("--mask-power", type=float, default=None,
                    help="override the model's inference mask power (below 1 softens masks)")
     p.add_argument("--input-level", type=_level_or_none, default=argparse.SUPPRESS, metavar="DB|none",
                    help="override the RMS level (dB) the network hears the input at; 'none': as given")
     p.add_argument("--segment", type=float, default=10.0,
                    help="seconds per model call (default 10, as in lass separate)")
-    p.add_argument("--aggregate", choices=["mean", "class-median"], default="mean")
+    p.add_argument("--aggregate", choices=["mean", "class-median"], default="mean",
+                   help="mean over mixtures (default), or the mean over classes of per-class medians")
     p.add_argument("--bss", action="store_true", help="also bss_eval SDR (512-tap filter), slower")
-    p.add_argument("--no-oracle", action="store_true")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-oracle", action="store_true", help="skip the oracle IRM/PSM bounds")
+    p.add_argument("--no-plots", action="store_true", help="write no plots")
     p.add_argument("--query-checks", action="store_true",
                    help="label mixtures: also query the interferer's class and an absent class")
     p.add_argument("--save-audio", type=int, default=0, metavar="N", help="write N separated examples")
     p.add_argument("-o", "--out", default="evaluation", help="output folder (default: evaluation)")
-    p.add_argument("-d", "--device", default="auto")
+    p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
 
 
 def _level_or_none(text: str) -> float | None:

@@ -26,7 +26,8 @@ ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args",
 
 
 def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelConfig:
-    """The initial model's architecture with the fine-tuning config's own name, licence and description.
+    """The initial model's architecture with the fine-tuning config's own name, licence and description, and
+    its inference settings (mask_power, input_level_db) where the config sets them.
 
     Whatever the config leaves at its default is derived from the initial model, so that a fine-tuned model
     never presents itself as the one it started from, nor carries that model's measured numbers."""
@@ -41,6 +42,8 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelCon
         licence=own.licence if given("licence") else base.licence,
         description=own.description if given("description") else base.description,
         source=own.source if given("source") else f"lass train --init {init}, from {base.name} ({base.source})",
+        mask_power=own.mask_power if given("mask_power") else base.mask_power,
+        input_level_db=own.input_level_db if given("input_level_db") else base.input_level_db,
         metrics={})
 
 
