@@ -138,6 +138,73 @@ def test_evaluate_stems(tmp_path, model_dir, capsys):
     assert sorted(r["query"] for r in scores) == ["bass", "vocals"]
 
 
+def test_evaluate_stems_keeps_each_song_to_its_own_files(tmp_path, model_dir, capsys):
+    """A song folder inside another is a song of its own, not more stems of the outer one; a song with a mix and
+    no stems, or no such folder, is one line."""
+    outer, inner = tmp_path / "songs" / "outer", tmp_path / "songs" / "outer" / "inner"
+    inner.mkdir(parents=True)
+    for folder, names in ((outer, ("cello", "flute")), (inner, ("drums",))):
+        parts = [tone_noise(1.0, 16000, 1, seed=k) for k in range(len(names))]
+        sf.write(folder / "mix.wav", sum(parts).T, 16000)
+        for name, part in zip(names, parts):
+            sf.write(folder / f"{name}.wav", part.T, 16000)
+    args = ["-m", str(model_dir / "ones.safetensors"), "--no-plots", "--no-oracle"]
+    assert main(["evaluate", "--stems", str(tmp_path / "songs"), "-o", str(tmp_path / "ev"), *args]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_stems.csv")))
+    assert sorted(r["name"] for r in rows) == ["inner/drums", "outer/cello", "outer/flute"]
+    only_mix = tmp_path / "only" / "song"
+    only_mix.mkdir(parents=True)
+    sf.write(only_mix / "mix.wav", tone_noise(1.0, 16000, 1).T, 16000)
+    for folder, message in ((tmp_path / "only", f"{only_mix}: a mix (mix.wav) but no stems"),
+                            (tmp_path / "gone", f"--stems: no such folder: {tmp_path / 'gone'}")):
+        assert main(["evaluate", "--stems", str(folder), "-o", str(tmp_path / "ev2"), *args]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "ev2").exists()
+
+
+def test_evaluate_list_reads_spreadsheet_csvs_and_names_a_bad_row(tmp_path, model_dir, capsys):
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    args = ["--data-root", str(data), "-m", str(model_dir / "half.safetensors"), "--no-plots", "--no-oracle"]
+    # "CSV UTF-8" from a spreadsheet: a byte-order mark, capitalised names, a space after each comma
+    (tmp_path / "excel.csv").write_text("Caption, Src_wav, Noise_wav\na beep, beeping/beeping_0.wav, "
+                                        "humming/humming_1.wav\n", encoding="utf-8-sig")
+    assert main(["evaluate", "--list", str(tmp_path / "excel.csv"), "-o", str(tmp_path / "ev"), *args]) == 0
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["list"]["summary"]["cases"] == 1
+    for rows, message in (("a beep,beeping/beeping_0.wav\n", "row 1 after the header: no noise_wav"),
+                          ("a beep,beeping/beeping_0.wav,humming/humming_1.wav\n ,beeping/beeping_1.wav,"
+                           "humming/humming_0.wav\n", "row 2 after the header: no caption")):
+        (tmp_path / "bad.csv").write_text("caption,src_wav,noise_wav\n" + rows)
+        assert main(["evaluate", "--list", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "ev_bad"), *args]) == 1
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'bad.csv'}, {message}" in err and "Traceback" not in err
+    assert not (tmp_path / "ev_bad").exists()
+    (tmp_path / "other.csv").write_text("file,text\nx.wav,a beep\n")
+    assert main(["evaluate", "--list", str(tmp_path / "other.csv"), "-o", str(tmp_path / "ev_bad"), *args]) == 1
+    err = capsys.readouterr().err
+    assert "unknown layout; expected columns caption, src_wav, noise_wav (AudioSep)" in err
+    assert "(CLAPSep); found file, text" in err
+
+
+def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_dir, capsys):
+    """An earlier run's scores must not sit beside a new run's summary as if they were its own."""
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    (tmp_path / "list.csv").write_text("caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,humming/humming_1.wav\n")
+    model = ["-m", str(model_dir / "half.safetensors"), "--no-oracle", "-o", str(tmp_path / "ev")]
+    assert main(["evaluate", "--data", str(data), *model]) == 0
+    assert (tmp_path / "ev" / "scores_1int.csv").exists() and (tmp_path / "ev" / "plots_1int").is_dir()
+    (tmp_path / "ev" / "notes.txt").write_text("mine")
+    listed = ["evaluate", "--list", str(tmp_path / "list.csv"), "--data-root", str(data), *model]
+    assert main(listed) == 1
+    assert f"{tmp_path / 'ev'} holds an earlier evaluation (summary.json); -f/--force replaces it" in capsys.readouterr().err
+    assert main([*listed, "--force"]) == 0
+    left = sorted(p.name for p in (tmp_path / "ev").iterdir())
+    assert left == ["notes.txt", "plots_list", "scores_list.csv", "summary.json", "summary.md"]  # the user's file kept
+    (tmp_path / "file").write_text("x")
+    assert main(["evaluate", "--data", str(data), *model[:-1], str(tmp_path / "file")]) == 1
+    assert f"-o {tmp_path / 'file'}: a file, not a folder" in capsys.readouterr().err
+
+
 def test_evaluate_needs_one_source(capsys, tmp_path):
     assert main(["evaluate", "-o", str(tmp_path)]) == 1
     assert "exactly one of --data" in capsys.readouterr().err

@@ -69,19 +69,27 @@ LIST_LAYOUTS = {
 def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_rate: int,
                  snr_db: float = 0.0, limit: int | None = None, use_negative: bool = False) -> list[Case]:
     """A published mixture list (layout detected from the header), mixed at `snr_db` by energy."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which would join the first column's name
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, skipinitialspace=True)
+        if reader.fieldnames:  # 'Caption', ' src_wav': the columns by name, whatever their case and spacing
+            reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames]
+        rows = list(reader)
     if not rows:
         raise ValueError(f"{path}: empty mixture list")
     header = set(rows[0])
     layout = next((name for name, cols in LIST_LAYOUTS.items() if set(c for c in cols if c) <= header), None)
     if layout is None:
-        raise ValueError(f"{path}: unknown layout; expected columns {LIST_LAYOUTS['audiosep'][:3]} "
-                         f"or {LIST_LAYOUTS['clapsep']}")
+        raise ValueError(f"{path}: unknown layout; expected columns {', '.join(LIST_LAYOUTS['audiosep'][:3])} "
+                         f"(AudioSep) or {', '.join(LIST_LAYOUTS['clapsep'])} (CLAPSep); found "
+                         f"{', '.join(name for name in reader.fieldnames if name) or 'none'}")
     cap, src, noise_col, neg_col = LIST_LAYOUTS[layout]
     root = Path(data_root)
     cases = []
     for i, row in enumerate(rows[:limit] if limit else rows):
+        missing = [col for col in (cap, src, noise_col) if not (row.get(col) or "").strip()]
+        if missing:  # a short row, or an empty caption (which no query can be)
+            raise ValueError(f"{path}, row {i + 1} after the header: no {' and no '.join(missing)}")
         target = read_mono(_under(root, row[src]), sample_rate)
         noise = read_mono(_under(root, row[noise_col]), sample_rate)
         mixture, target, interference = mix(target, [noise], snr_db)
@@ -105,6 +113,8 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
     Each stem is queried by its name; the interference is the mix minus the stem.
     """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--stems: no such folder: {folder}")
     songs = [p.parent for p in sorted(folder.rglob("*")) if p.is_file() and re.search(r"mix\.\w+$", p.name)]
     if not songs:
         raise ValueError(f"{folder}: no '*mix.<ext>' file found under it")
@@ -112,8 +122,11 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
     for song in songs:
         mix_file = next(p for p in sorted(song.iterdir()) if p.is_file() and re.search(r"mix\.\w+$", p.name))
         mixture, rate = read(mix_file)
+        count = len(cases)
         for stem_file in sorted(song.rglob("*")):
             if not stem_file.is_file() or stem_file == mix_file or stem_file.suffix.lower() not in (".wav", ".flac", ".ogg"):
+                continue
+            if next(p for p in stem_file.parents if p in songs) != song:  # a song folder inside this one: its own
                 continue
             name = label_text(stem_file.stem.split("__")[-1].replace("+", " and "))
             if stems and name not in stems:
@@ -128,4 +141,9 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
             mx = np.ascontiguousarray(mixture[:, :n])
             cases.append(Case(f"{song.name}/{name}", mx, tgt, mx - tgt, name, template.format(label=name),
                               sample_rate=rate))
+        if len(cases) == count and not stems:
+            raise ValueError(f"{song}: a mix ({mix_file.name}) but no stems (.wav, .flac or .ogg) beside it or in "
+                             f"its folders to score it against")
+    if not cases:
+        raise ValueError(f"{folder}: none of the stems is named {' or '.join(map(repr, stems or []))}")
     return cases

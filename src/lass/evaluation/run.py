@@ -213,7 +213,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="label mixtures: also query the interferer's class and an absent class")
     p.add_argument("--save-audio", type=int, default=0, metavar="N", help="write N separated examples")
     p.add_argument("-o", "--out", default="evaluation", help="output folder (default: evaluation)")
+    p.add_argument("-f", "--force", action="store_true", help="replace an earlier evaluation in the output folder")
     p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
+
+
+def earlier_evaluation(out: Path, force: bool) -> list[str]:
+    """The protocol keys of an earlier `lass evaluate` in `out`: refused unless forced, so that none of its
+    files is taken for this run's (an earlier ESC-50 run's scores beside this run's summary)."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"-o {out}: a file, not a folder")
+    summary = out / "summary.json"
+    if not summary.exists():
+        return []
+    if not force:
+        raise FileExistsError(f"{out} holds an earlier evaluation (summary.json); -f/--force replaces it, or choose "
+                              f"another -o")
+    try:
+        return list(json.loads(summary.read_text()))
+    except (ValueError, OSError):
+        return []
+
+
+def clear_earlier_evaluation(out: Path, keys: list[str]) -> list[str]:
+    """Removes what an earlier evaluation wrote under `out` (its summary, and each protocol's scores, plots
+    and audio), nothing else; returns [] so that it is done once."""
+    import shutil
+
+    for name in ("summary.json", "summary.md", *(f"scores_{key}.csv" for key in keys)):
+        (out / name).unlink(missing_ok=True)
+    for folder in (*(out / f"plots_{key}" for key in keys), *(out / "audio" / key for key in keys)):
+        shutil.rmtree(folder, ignore_errors=True)
+    return []
 
 
 def _level_or_none(text: str) -> float | None:
@@ -241,7 +271,10 @@ def _protocols(args, model_rate: int):
                              f"without --folds its class folders are used")
         items = read_esc50(root, args.folds) if esc50 else read_class_folders(root)
         if not items:
-            raise ValueError(f"--data {root}: no labelled clips found (folds {args.folds})")
+            if esc50:
+                raise ValueError(f"--data {root}: no clips listed in meta.csv for folds {args.folds or 'any'}")
+            raise ValueError(f"--data {root}: no labelled clips found; without meta.csv (ESC-50) the clips must be "
+                             f"in a folder per class, {root}/<label>/*.wav")
         bank = ClipBank(items, model_rate)
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
         for n in args.interferers:
@@ -275,19 +308,25 @@ def run_from_args(args) -> int:
                              f"braces; got {args.template!r}")
     if args.mixture_list and not Path(args.mixture_list).is_file():
         raise FileNotFoundError(f"--list: no such file: {args.mixture_list}")
+    out = Path(args.out)
+    earlier = earlier_evaluation(out, args.force)
     separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
         separator.model.set_mask_power(args.mask_power)
     if hasattr(args, "input_level"):  # given: overrides the model's own
         separator.model.config.input_level_db = args.input_level
-    out = Path(args.out)
+    separator.conditions("warm-up")  # the text encoder loads here, not inside the first case's timing
     config = separator.model.config
     level = "as given" if config.input_level_db is None else f"at {config.input_level_db:g} dB RMS"
     report = [f"# Evaluation of `{config.name}` (mask power {config.mask_power:g}, the network hears the input "
               f"{level})\n"]
     results = {}
     for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
-        out.mkdir(parents=True, exist_ok=True)  # once the data has loaded: a mistake leaves no empty folder
+        try:  # once the data has loaded: a mistake leaves no empty folder
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(f"cannot create output folder {out}: {err.strerror}") from None
+        earlier = clear_earlier_evaluation(out, earlier)
         scores, examples = [], []
         shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
         for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
