@@ -163,6 +163,39 @@ def test_output_sample_rate_override(tiny, tmp_path):
     assert info.samplerate == 16000 and info.frames == 32000
 
 
+def test_output_options_are_checked_before_any_file_work(tiny, tmp_path):
+    x = tone_noise(1.0, 16000, 1)
+    path = tmp_path / "a.wav"
+    sf.write(path, x.T, 16000)
+    out = tmp_path / "out"
+    for options, message in ((OutputOptions(directory=str(out), sample_rate=0), "sample rate must be a positive"),
+                             (OutputOptions(directory=str(out), sample_rate=-8000), "sample rate must be a positive"),
+                             (OutputOptions(directory=str(out), sample_rate=22050.5), "sample rate must be a positive"),
+                             (OutputOptions(directory=str(out), clip_mode="bogus"), "unknown clip mode 'bogus'"),
+                             (OutputOptions(directory=str(out), format="mp3"), "unknown output format 'mp3'")):
+        with pytest.raises(AudioError, match=message):
+            tiny.separate_to_files(path, "rain", options=options)
+    with pytest.raises(TypeError, match="options must be lass.api.OutputOptions, got dict"):
+        tiny.separate_to_files(path, "rain", options={"directory": str(out)})
+    assert not out.exists()  # no folder, no temporary file left behind
+
+
+def test_engine_settings_must_be_numbers(model_dir):
+    sep = Separator(str(model_dir / "tiny.safetensors"), device="cpu")
+    for bad in ("10", True, [1.0]):
+        with pytest.raises(ValueError, match="--segment must be a number"):
+            sep.update_parameter(segment=bad)
+    assert sep.engine.segment == 10.0  # a refused value leaves the setting as it was
+    sep.update_parameter(segment=np.float32(2.0), overlap=np.float64(0.3))  # numpy numbers are numbers
+    assert sep.engine.segment == 2.0 and sep.engine.overlap == pytest.approx(0.3)
+
+
+def test_bfloat16_tensor_input(tiny):
+    x = torch.from_numpy(tone_noise(1.0, 16000, 1))
+    tracks = tiny.separate_tensor(x.bfloat16(), 16000, "rain")
+    assert tracks["rain"].shape == (1, 16000) and np.isfinite(tracks["rain"]).all()
+
+
 @pytest.mark.parametrize("rate", [8000, 11025, 48000])
 def test_output_rate_changes_only_the_rate(tiny, tmp_path, rate):
     """The file is separated at its own rate and the tracks resampled: a rate below the model's must not take

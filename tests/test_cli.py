@@ -215,6 +215,17 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch):
     monkeypatch.setenv("LASS_MODELS_DIR", str(broken.parent))
     code, out, err = run_cli(capsys, "models")  # the other models are still listed
     assert code == 0 and "default" in out and "skipping" in err and "broken.safetensors" in err
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", "broken", "-o", str(tmp_path))
+    assert_one_line_error(code, err, "broken.safetensors", "not a readable")  # by name: why, not "unknown model"
+    # a damaged default.safetensors in the user folder does not take the bundled model's place
+    (broken.parent / "default.safetensors").write_text("not a model either")
+    code, out, err = run_cli(capsys, "models")
+    assert code == 0 and out.splitlines()[1].startswith("default") and "default.safetensors" in err
+    from lass.models import registry
+
+    assert registry.resolve("default").parent == registry.PACKAGE_DIR
+    code, out, _ = run_cli(capsys, "info")
+    assert "broken" not in out.split("models:")[1].split("(user folder")[0]
 
 
 def test_several_inputs_continue_past_a_bad_one(capsys, song, tmp_path, tiny_model):

@@ -200,8 +200,8 @@ class Separator:
         Outputs go first to float32 temporaries; once the peak is known they are converted
         (with one common gain if they would clip and clip_mode is 'rescale') and renamed into place.
         """
-        options = options or OutputOptions()
-        audio.check_output_format(options.format, options.subtype)
+        options = OutputOptions() if options is None else options
+        check_output_options(options)
         if isinstance(queries, str):
             queries = [queries]
         conds = self.conditions(queries, negative)  # query errors before any file work
@@ -307,6 +307,18 @@ class Separator:
         return tqdm(total=total, desc=name, unit="smp", unit_scale=True, leave=False, dynamic_ncols=True)
 
 
+def check_output_options(options: OutputOptions) -> None:
+    """Every setting of the outputs, before any file work: a wrong one would otherwise surface as a soundfile error
+    after the separation, or not at all."""
+    if not isinstance(options, OutputOptions):
+        raise TypeError(f"options must be lass.api.OutputOptions, got {type(options).__name__}")
+    audio.check_output_format(options.format, options.subtype)
+    if options.clip_mode not in ("rescale", "clamp"):
+        raise AudioError(f"unknown clip mode {options.clip_mode!r} (choose from rescale, clamp)")
+    if options.sample_rate is not None:
+        check_sample_rate(options.sample_rate)
+
+
 def check_sample_rate(sample_rate: object) -> int:
     """A sample rate must be a positive whole number of Hz."""
     try:
@@ -324,7 +336,10 @@ def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
     that cannot be (channels, samples) are refused, (samples, channels) included, rather than separated as
     thousands of two-sample channels."""
     if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().numpy()
+        wav = wav.detach().cpu()
+        if wav.is_floating_point() and wav.dtype not in (torch.float16, torch.float32, torch.float64):
+            wav = wav.float()  # bfloat16 and the float8 types have no numpy counterpart
+        wav = wav.numpy()
     wav = np.asarray(wav)
     if wav.dtype == np.uint8:  # 8-bit PCM (WAV's) is unsigned, centred on 128
         wav = (wav.astype(np.float32) - 128) / 128

@@ -117,6 +117,8 @@ def cmd_models(args) -> int:
     from .models import registry
 
     rows = []
+    for reason in registry.damaged_models().values():  # one damaged file must not hide the others
+        _say(f"lass: skipping {reason}")
     for name, path in registry.installed_models().items():
         try:
             rows.append(registry.describe(name, path))

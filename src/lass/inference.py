@@ -18,6 +18,7 @@ FiLM-TCN with `query_pool` or `attention_after`, which read the whole segment).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -35,6 +36,10 @@ class EngineConfig:
     device: str = "cpu"
 
     def validate(self) -> None:
+        for name in ("segment", "overlap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"--{name} must be a number, got {value!r}")
         if not 0 < self.segment <= 3600:  # a segment is held whole in memory, with the network's activations
             raise ValueError(f"--segment must be more than 0 and at most 3600 seconds, got {self.segment}")
         if not 0 <= self.overlap < 1:

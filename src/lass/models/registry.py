@@ -76,13 +76,31 @@ def _first_line(err: Exception) -> str:
 
 
 def installed_models() -> dict[str, Path]:
-    """name -> file; user models shadow packaged ones of the same name."""
+    """name -> file; user models shadow packaged ones of the same name, but only readable ones do: a damaged
+    `default.safetensors` in the user folder must not take the bundled model's place (`damaged_models`)."""
+    damaged = damaged_models()
     found: dict[str, Path] = {}
     for folder in (PACKAGE_DIR, user_model_dir()):
         if folder.is_dir():
             for file in sorted(folder.glob("*.safetensors")):
-                found[file.stem] = file
+                if folder == PACKAGE_DIR or file.stem not in damaged:
+                    found[file.stem] = file
     return found
+
+
+def damaged_models() -> dict[str, str]:
+    """name -> why, for the files in the user folder that are not readable lass models (each read once)."""
+    folder = user_model_dir()
+    damaged = {}
+    if folder.is_dir():
+        for file in sorted(folder.glob("*.safetensors")):
+            try:
+                if not file.is_file():
+                    raise ModelNotFound(f"{file}: not a file")
+                read_config(file)
+            except ModelNotFound as err:
+                damaged[file.stem] = str(err)
+    return damaged
 
 
 def resolve(name_or_path: str | os.PathLike | None) -> Path:
@@ -93,6 +111,8 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
             raise ModelNotFound(f"model file not found: {path}")
         return path
     models = installed_models()
+    if name_or_path not in models and name_or_path in (damaged := damaged_models()):
+        raise ModelNotFound(damaged[name_or_path])
     if name_or_path not in models:
         known = ", ".join(sorted(models)) or "none installed"
         raise ModelNotFound(f"unknown model '{name_or_path}' (installed: {known}; see `lass models`)")
