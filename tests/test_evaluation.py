@@ -186,9 +186,17 @@ def test_evaluate_list_reads_spreadsheet_csvs_and_names_a_bad_row(tmp_path, mode
     assert "(CLAPSep); found file, text" in err
 
 
-def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_dir, capsys):
-    """An earlier run's scores must not sit beside a new run's summary as if they were its own."""
+def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_dir, capsys, monkeypatch):
+    """An earlier run's scores must not sit beside a new run's summary as if they were its own. Without -o each
+    data set, list or song folder has its own folder, so evaluating two of them needs no --force."""
     data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.csv").write_text("caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,humming/humming_1.wav\n")
+    quick = ["-m", str(model_dir / "half.safetensors"), "--no-oracle", "--no-plots"]
+    assert main(["evaluate", "--data", str(data), *quick]) == 0
+    assert main(["evaluate", "--list", "one.csv", "--data-root", str(data), *quick]) == 0
+    assert sorted(p.name for p in (tmp_path / "evaluation").iterdir()) == ["data", "one"]
+    assert (tmp_path / "evaluation" / "one" / "summary.json").exists()
     (tmp_path / "list.csv").write_text("caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,humming/humming_1.wav\n")
     model = ["-m", str(model_dir / "half.safetensors"), "--no-oracle", "-o", str(tmp_path / "ev")]
     assert main(["evaluate", "--data", str(data), *model]) == 0

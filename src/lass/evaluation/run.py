@@ -212,9 +212,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--query-checks", action="store_true",
                    help="label mixtures: also query the interferer's class and an absent class")
     p.add_argument("--save-audio", type=int, default=0, metavar="N", help="write N separated examples")
-    p.add_argument("-o", "--out", default="evaluation", help="output folder (default: evaluation)")
+    p.add_argument("-o", "--out", default=None,
+                   help="output folder (default: evaluation/NAME, NAME being the --data or --stems folder's or the --list file's)")
     p.add_argument("-f", "--force", action="store_true", help="replace an earlier evaluation in the output folder")
     p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
+
+
+def default_output(args) -> Path:
+    """evaluation/<what is evaluated>: each data set, list or song folder its own, as `lass separate` gives
+    each input its own folder."""
+    source = Path(args.data or args.mixture_list or args.stems or "")
+    name = (source.stem if args.mixture_list else source.name) or "evaluation"
+    return Path("evaluation") / name
 
 
 def earlier_evaluation(out: Path, force: bool) -> list[str]:
@@ -308,7 +317,7 @@ def run_from_args(args) -> int:
                              f"braces; got {args.template!r}")
     if args.mixture_list and not Path(args.mixture_list).is_file():
         raise FileNotFoundError(f"--list: no such file: {args.mixture_list}")
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_output(args)
     earlier = earlier_evaluation(out, args.force)
     separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
