@@ -257,3 +257,93 @@ def test_console_script_runs_as_a_process(song, tmp_path, tiny_model):
                            "-m", tiny_model], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "no such file" in done.stderr
+
+
+def test_outputs_appear_all_or_none(capsys, song, tmp_path, tiny_model, monkeypatch):
+    """Interrupted or failed while the outputs are written: none of them under its final name, no temporaries; a
+    full disk is one line; with --force the earlier outputs stay as they were."""
+    from lass import api
+
+    args = ["separate", str(song), "-q", "rain", "-q", "a dog", "-o", str(tmp_path / "out"), "-m", tiny_model, "--quiet"]
+    converted = []
+
+    def convert_then_stop(writer, final, options, gain):
+        if converted:
+            raise KeyboardInterrupt
+        converted.append(final)
+        return real_convert(writer, final, options, gain)
+
+    real_convert = api._convert
+    monkeypatch.setattr(api, "_convert", convert_then_stop)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 130 and "interrupted" in err
+    assert not (tmp_path / "out").exists()  # the first output was converted, but none was put in place
+    monkeypatch.setattr(api, "_convert", real_convert)
+    assert run_cli(capsys, *args)[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out" / "song").iterdir()}
+
+    def disk_full(self, block):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(api.audio.AtomicWriter, "write", disk_full)
+    code, _, err = run_cli(capsys, *args, "--force")
+    assert_one_line_error(code, err, f"could not write the outputs to {tmp_path / 'out' / 'song'}")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "song").iterdir()} == before  # no .part, unchanged
+
+
+def test_output_paths_that_cannot_be_used_are_refused_first(capsys, song, tmp_path, tiny_model):
+    quick = ["-q", "rain", "-m", tiny_model, "--quiet"]
+    (tmp_path / "out" / "song" / "residual.wav").mkdir(parents=True)  # a folder where an output goes
+    code, _, err = run_cli(capsys, "separate", str(song), *quick, "-o", str(tmp_path / "out"), "--force")
+    assert_one_line_error(code, err, "residual.wav is a folder, where an output goes")
+    assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["residual.wav"]
+    code, _, err = run_cli(capsys, "separate", str(song), *quick, "-o", "")
+    assert_one_line_error(code, err, "-o: the output folder is empty")
+    # FLAC holds 8 channels: refused before separating, and the next input is still separated
+    nine = tmp_path / "nine.wav"
+    sf.write(nine, tone_noise(0.5, 16000, 9).T, 16000)
+    code, _, err = run_cli(capsys, "separate", str(nine), str(song), *quick, "-o", str(tmp_path / "f"), "--format", "flac")
+    assert_one_line_error(code, err, "9 channels, and FLAC holds at most 8: use --format wav", "1 of 2 inputs failed")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["song"]
+    one = tmp_path / "one.wav"  # a sample at 44.1 kHz is no sample at 8 kHz
+    sf.write(one, np.array([0.5]), 44100)
+    code, _, err = run_cli(capsys, "separate", str(one), *quick, "-o", str(tmp_path / "g"), "--sample-rate", "8000")
+    assert_one_line_error(code, err, "1 sample at 44100 Hz is no sample at 8000 Hz")
+    # names of dots only: their outputs still go into a folder of their own inside -o
+    for name, folder in (("..wav", "_"), ("...wav", "__")):
+        sf.write(tmp_path / name, tone_noise(0.5, 16000, 1).T, 16000, format="WAV")
+        code, _, err = run_cli(capsys, "separate", str(tmp_path / name), *quick, "-o", str(tmp_path / "d" / "e"))
+        assert code == 0, err
+        assert (tmp_path / "d" / "e" / folder / "rain.wav").exists()
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["e"]
+
+
+def test_notes_name_a_narrow_band_and_keep_long_queries_short(capsys, tmp_path, model_dir):
+    low = tmp_path / "phone.wav"
+    sf.write(low, tone_noise(1.0, 8000, 1).T, 8000)
+    query = "rain " * 100
+    code, _, err = run_cli(capsys, "separate", str(low), "-q", query, "-o", str(tmp_path / "o"),
+                           "-m", str(model_dir / "zeros.safetensors"), "--quiet")
+    assert code == 0, err
+    note = next(line for line in err.splitlines() if "note:" in line)
+    assert "the input's rate (8000 Hz) is below the model's (16000 Hz)" in note and len(note) < 400
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    """`timeout` and `kill` send SIGTERM: the run stops with 130 and leaves no temporaries or outputs."""
+    import signal
+    import time
+
+    long = tmp_path / "long.wav"
+    sf.write(long, tone_noise(240.0, 16000, 1).T, 16000)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "lass", "separate", str(long), "-q", "rain", "-o", str(out),
+                             "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.glob("long/.*.part")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # until its temporaries exist: separating has begun
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.rglob("*"))

@@ -78,8 +78,9 @@ class OutputOptions:
 class FileResult:
     input: str
     outputs: dict[str, str] = field(default_factory=dict)
-    sample_rate: int = 0
+    sample_rate: int = 0  # the outputs'
     duration: float = 0.0
+    input_sample_rate: int = 0
     gain: float = 1.0  # common gain applied to avoid clipping (1 = untouched)
     clipped_samples: int = 0
     # each query's track, by the query as given: its energy relative to the input's, in dB (-inf: silent)
@@ -219,8 +220,17 @@ class Separator:
         if options.per_query_residual:
             for q, name in enumerate(output_names(queries)):
                 makers[f"{name}-{RESIDUAL}"] = lambda mix, est, q=q: mix - est[q]
-        folder = Path(options.directory) / Path(path).stem
+        if options.format == "flac" and meta.channels > audio.FLAC_MAX_CHANNELS:
+            raise AudioError(f"{path}: {meta.channels} channels, and FLAC holds at most {audio.FLAC_MAX_CHANNELS}: "
+                             f"use --format wav")
+        if round(meta.frames * out_rate / meta.sample_rate) == 0:
+            raise AudioError(f"{path}: {meta.frames} sample{'s' * (meta.frames > 1)} at {meta.sample_rate} Hz is "
+                             f"no sample at {out_rate} Hz")
+        folder = Path(options.directory) / output_folder_name(path)
         targets = {name: folder / f"{name}.{options.format}" for name in makers}
+        folders = [str(p) for p in targets.values() if p.is_dir()]
+        if folders:
+            raise FileExistsError(f"{folders[0]} is a folder, where an output goes: move it, or choose another -o")
         if not options.force:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
@@ -233,12 +243,16 @@ class Separator:
         if not os.access(folder, os.W_OK):
             raise PermissionError(f"output folder is not writable: {folder}")
 
-        writers = {name: audio.AtomicWriter(p, out_rate, meta.channels, "wav", "float32") for name, p in targets.items()}
+        writers: dict[str, audio.AtomicWriter] = {}  # float32 temporaries, then the outputs' own temporaries
+        finals: dict[str, audio.AtomicWriter] = {}
         peak, out_samples = 0.0, 0
         products = np.zeros((len(queries), len(queries)))  # tracks' inner products: energies and overlaps
-        result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration)
+        result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration, input_sample_rate=meta.sample_rate)
         bar = self._progress_bar(meta.frames, Path(path).name)
         try:
+            for name, target in targets.items():
+                writers[name] = audio.AtomicWriter(target, out_rate, meta.channels, "wav", "float32")
+
             def advance(frames: int) -> None:
                 if bar is not None:
                     bar.update(frames)
@@ -276,7 +290,11 @@ class Separator:
             result.gain = gain
             clipped = 0
             for name, writer in writers.items():
-                clipped += _finalize(writer, targets[name], options, gain)
+                finals[name] = audio.AtomicWriter(targets[name], out_rate, meta.channels, options.format,
+                                                  options.subtype)
+                clipped += _convert(writer, finals[name], options, gain)
+            for name, final in finals.items():  # all converted: the renames take no time, so all or none appear
+                final.commit()
                 result.outputs[name] = str(targets[name])
             result.clipped_samples = clipped
             for q, query in enumerate(queries):
@@ -285,14 +303,16 @@ class Separator:
             alike = np.divide(products, norms, out=np.zeros_like(products), where=norms > 0)
             result.correlations = {a: {b: float(alike[q, r]) for r, b in enumerate(queries) if r != q}
                                    for q, a in enumerate(queries)}
-        except BaseException:
-            for writer in writers.values():
+        except BaseException as err:
+            for writer in (*writers.values(), *finals.values()):
                 writer.abort()
             for new_folder in created:  # leave no empty folder behind for an input that failed
                 try:
                     new_folder.rmdir()
                 except OSError:
                     break
+            if isinstance(err, (OSError, _soundfile_error())) and not isinstance(err, audio.OutputError):
+                raise audio.OutputError(f"could not write the outputs to {folder} ({_write_failure(err, folder)})") from None
             raise
         finally:
             if bar is not None:
@@ -383,25 +403,43 @@ def _file_blocks(path, meta, block_seconds: float):
         raise AudioError(f"{path}: could not decode audio ({audio._short(err)})") from None
 
 
-def _finalize(writer: audio.AtomicWriter, target: Path, options: OutputOptions, gain: float) -> int:
-    """Convert a float32 temporary into the requested format, atomically. Returns clipped samples."""
+def _convert(writer: audio.AtomicWriter, final: audio.AtomicWriter, options: OutputOptions, gain: float) -> int:
+    """Copy a float32 temporary into the output's own temporary, in the requested format. Returns clipped samples."""
     import soundfile as sf
 
     clipped = 0
-    final = audio.AtomicWriter(target, writer.file.samplerate, writer.file.channels, options.format, options.subtype)
-    try:
-        with sf.SoundFile(str(writer.tmp)) as src:
-            for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
-                block = block.T * gain
-                if options.subtype != "float32":
-                    over = np.abs(block) > 1.0
-                    clipped += int(over.sum())
-                    block = np.clip(block, -1.0, 1.0)
-                final.write(block)
-    except BaseException:
-        final.abort()
-        raise
-    finally:
-        writer.tmp.unlink(missing_ok=True)
-    final.commit()
+    with sf.SoundFile(str(writer.tmp)) as src:
+        for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+            block = block.T * gain
+            if options.subtype != "float32":
+                over = np.abs(block) > 1.0
+                clipped += int(over.sum())
+                block = np.clip(block, -1.0, 1.0)
+            final.write(block)
+    writer.tmp.unlink(missing_ok=True)
     return clipped
+
+
+def output_folder_name(path: str | os.PathLike) -> str:
+    """OUT/<this>/ for an input: its name without the extension, never '.' or '..' (which would write into -o
+    itself or above it)."""
+    stem = Path(path).stem
+    return stem.replace(".", "_") if stem in ("", ".", "..") else stem
+
+
+def _soundfile_error() -> type:
+    import soundfile as sf
+
+    return sf.SoundFileError
+
+
+def _write_failure(err: BaseException, folder: Path) -> str:
+    """Why writing failed, in words: soundfile says only 'System error.' for a full disk."""
+    import shutil
+
+    try:
+        if shutil.disk_usage(folder if folder.exists() else folder.parent).free < 1 << 20:
+            return "no space left on the device"
+    except OSError:
+        pass
+    return audio._short(err)

@@ -31,8 +31,10 @@ def _user_errors():
     from .models.registry import ModelNotFound
     from .query import QueryError
 
+    from .audio import OutputError
+
     return (UserError, AudioError, QueryError, ModelNotFound, FileExistsError, PermissionError,
-            FileNotFoundError, ValueError, IsADirectoryError)
+            FileNotFoundError, ValueError, IsADirectoryError, OutputError)
 
 
 def _say(message: str) -> None:
@@ -46,6 +48,8 @@ def cmd_separate(args) -> int:
     options = OutputOptions(directory=args.out, format=args.format, subtype=subtype, clip_mode=args.clip_mode,
                             residual=not args.no_residual, per_query_residual=args.per_query_residual,
                             force=args.force, sample_rate=args.sample_rate)
+    if not args.out.strip():
+        raise UserError("-o: the output folder is empty; give a folder, or leave -o out for 'separated'")
     if args.sample_rate is not None and not 1000 <= args.sample_rate <= 384000:
         raise UserError(f"--sample-rate must be between 1000 and 384000 Hz, got {args.sample_rate}")
     from .audio import check_output_format
@@ -55,6 +59,8 @@ def cmd_separate(args) -> int:
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet)
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
+    model_rate = separator.model.sample_rate
+    _interrupt_on_sigterm()  # `timeout` and `kill` send SIGTERM: clean up as for Ctrl-C
     failures = []
     for path in args.inputs:
         started = time.perf_counter()
@@ -76,15 +82,18 @@ def cmd_separate(args) -> int:
         for query, level in result.levels_db.items():
             if level < QUIET_TRACK_DB:
                 how = "is silent" if level == -math.inf else f"came out {-level:.0f} dB below the input"
-                _say(f"  note: '{query}' {how}: little of the input matched it, so the sound may be absent, "
-                     "or described in words the model does not know (try other words)")
+                narrow = (f"; the input's rate ({result.input_sample_rate} Hz) is below the model's ({model_rate} Hz), "
+                          f"so it lacks the upper band, where many sounds are recognised"
+                          if result.input_sample_rate < model_rate else "")
+                _say(f"  note: '{_shown(query)}' {how}: little of the input matched it, so the sound may be absent, "
+                     f"or described in words the model does not know (try other words){narrow}")
         if "residual" in result.outputs:
             pairs = [(first, second, result.correlations[first][second])
                      for k, first in enumerate(result.levels_db) for second in list(result.levels_db)[k + 1:]]
             for first, second, correlation in pairs:
                 loud = min(result.levels_db[first], result.levels_db[second]) >= QUIET_TRACK_DB
                 if loud and correlation > SAME_SOUND:
-                    _say(f"  note: '{first}' and '{second}' found the same sound (correlation {correlation:.2f}); "
+                    _say(f"  note: '{_shown(first)}' and '{_shown(second)}' found the same sound (correlation {correlation:.2f}); "
                          "the residual is the input minus every track, so that sound is subtracted from it twice: "
                          "ask for one of them, or separate them in two runs")
         if result.gain != 1.0:
@@ -98,13 +107,32 @@ def cmd_separate(args) -> int:
     return 0
 
 
+def _shown(query: str, limit: int = 60) -> str:
+    """A query as a note quotes it: a long one shortened, so that a note stays a line."""
+    return query if len(query) <= limit else query[: limit - 1] + "…"
+
+
+def _interrupt_on_sigterm() -> None:
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (lass called from a thread): leave the handler alone
+        pass
+
+
 def _check_distinct_outputs(inputs: list[str], out: str) -> None:
     """Each input writes to OUT/<its name without extension>/: two inputs there would overwrite each other."""
     from pathlib import Path
 
+    from .api import output_folder_name
+
     seen: dict[str, str] = {}
     for path in inputs:
-        stem = Path(path).stem
+        stem = output_folder_name(path)
         if stem in seen:
             if os.path.abspath(seen[stem]) == os.path.abspath(path):
                 raise UserError(f"{path} is given more than once")
