@@ -312,7 +312,8 @@ class Separator:
                 except OSError:
                     break
             if isinstance(err, (OSError, _soundfile_error())) and not isinstance(err, audio.OutputError):
-                raise audio.OutputError(f"could not write the outputs to {folder} ({_write_failure(err, folder)})") from None
+                why = _write_failure(err, folder)
+                raise audio.OutputError(f"could not write the outputs to {folder} ({why})") from None
             raise
         finally:
             if bar is not None:

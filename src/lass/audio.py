@@ -89,7 +89,8 @@ def check_output_format(fmt: str, subtype: str) -> None:
     if subtype not in SUBTYPES:
         raise AudioError(f"unknown sample type '{subtype}' (choose from {', '.join(SUBTYPES)})")
     if fmt == "flac" and subtype == "float32":
-        raise AudioError("FLAC cannot store float32 samples: use --format wav, or FLAC's 16-bit (the default) or --int24")
+        raise AudioError("FLAC cannot store float32 samples: use --format wav, or FLAC's 16-bit (the default) "
+                         "or --int24")
 
 
 FLAC_MAX_CHANNELS = 8

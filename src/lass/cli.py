@@ -27,11 +27,9 @@ class UserError(Exception):
 
 
 def _user_errors():
-    from .audio import AudioError
+    from .audio import AudioError, OutputError
     from .models.registry import ModelNotFound
     from .query import QueryError
-
-    from .audio import OutputError
 
     return (UserError, AudioError, QueryError, ModelNotFound, FileExistsError, PermissionError,
             FileNotFoundError, ValueError, IsADirectoryError, OutputError)
@@ -93,7 +91,8 @@ def cmd_separate(args) -> int:
             for first, second, correlation in pairs:
                 loud = min(result.levels_db[first], result.levels_db[second]) >= QUIET_TRACK_DB
                 if loud and correlation > SAME_SOUND:
-                    _say(f"  note: '{_shown(first)}' and '{_shown(second)}' found the same sound (correlation {correlation:.2f}); "
+                    _say(f"  note: '{_shown(first)}' and '{_shown(second)}' found the same sound "
+                         f"(correlation {correlation:.2f}); "
                          "the residual is the input minus every track, so that sound is subtracted from it twice: "
                          "ask for one of them, or separate them in two runs")
         if result.gain != 1.0:

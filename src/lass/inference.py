@@ -195,7 +195,8 @@ class ChunkedSeparator:
         start = self.emitted
         weight = self.weight.read(start, final)
         weight = np.where(weight > 0, weight, 1.0)  # no segment covers a sample only when nothing is left to cover
-        out = (self.input.read(start, final), self.est.read(start, final) / weight, self.gain.read(start, final) / weight)
+        out = (self.input.read(start, final), self.est.read(start, final) / weight,
+               self.gain.read(start, final) / weight)
         self.emitted = final
         for fifo in (self.est, self.gain, self.weight):
             fifo.drop_before(final)

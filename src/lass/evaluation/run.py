@@ -213,7 +213,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="label mixtures: also query the interferer's class and an absent class")
     p.add_argument("--save-audio", type=int, default=0, metavar="N", help="write N separated examples")
     p.add_argument("-o", "--out", default=None,
-                   help="output folder (default: evaluation/NAME, NAME being the --data or --stems folder's or the --list file's)")
+                   help="output folder (default: evaluation/NAME, NAME being the --data or --stems folder's "
+                        "or the --list file's)")
     p.add_argument("-f", "--force", action="store_true", help="replace an earlier evaluation in the output folder")
     p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
 
