@@ -36,6 +36,21 @@ def test_bundled_model_raises_sdr_on_held_out_mixtures(cases, separator):
     assert np.mean(si_gains) > 4.5, f"mean SI-SDRi {np.mean(si_gains):.2f} dB"
 
 
+def test_band_limited_input_is_separated_too(cases, separator):
+    """The same mixtures as telephone-band audio at 8 kHz (targets likewise). Measured: SDRi 8.9 dB, SI-SDRi 8.1 dB;
+    as the network heard them before their empty upper band was filled, 3.1 / -0.1 dB."""
+    from lass.audio import resample
+
+    gains, si_gains = [], []
+    for case in cases:
+        mixture, target = resample(case.mixture, 16000, 8000), resample(case.target, 16000, 8000)
+        est = separator.separate_tensor(mixture, 8000, case.query, residual=False)[case.query][0]
+        gains.append(sdr(est, target) - sdr(mixture, target))
+        si_gains.append(si_sdr(est, target) - si_sdr(mixture, target))
+    assert np.mean(gains) > 6.0, f"mean SDRi {np.mean(gains):.2f} dB"
+    assert np.mean(si_gains) > 5.0, f"mean SI-SDRi {np.mean(si_gains):.2f} dB"
+
+
 def test_model_follows_the_query_not_the_loudest_sound(cases, separator):
     """Asking for the interferer's class returns the interferer (measured: 7.3 dB)."""
     gains = []

@@ -93,6 +93,24 @@ def test_any_overlap_keeps_the_level(model_dir, segment, overlap):
     assert np.max(np.abs(chunked - whole)) < 1e-4 * np.max(np.abs(whole))
 
 
+def test_an_empty_upper_band_is_heard_filled(model_dir):
+    """Below the input's Nyquist frequency the network hears the spectrum as it is; above it, each frame's empty bins
+    at the level of the band's top, 5 dB down; a full-band input is heard as it is."""
+    from lass.models.separator import UPPER_BAND_DB
+
+    model = load_model_file(model_dir / "tiny.safetensors")
+    x = torch.from_numpy(tone_noise(1.0, 16000, 1)[0])
+    spec = model.stft(x)
+    spec[..., 250:, :] = 0  # as an 8 kHz input resampled to 16 kHz leaves it
+    heard = model.heard(spec, 2.0, band_hz=4000)
+    cut = int(512 * 4000 / 8000 * 0.97)
+    assert torch.equal(heard[:cut], 2.0 * spec.abs()[:cut])
+    top = 2.0 * spec.abs()[cut - cut // 12 : cut].mean(0) * 10 ** (UPPER_BAND_DB / 20)
+    assert torch.allclose(heard[250:], top.expand(heard.shape[0] - 250, -1))
+    assert torch.equal(model.heard(spec, 2.0), 2.0 * spec.abs())
+    assert torch.equal(model.heard(spec, 2.0, band_hz=8000), 2.0 * spec.abs())
+
+
 def test_level_normalisation_makes_separation_follow_the_input_level(model_dir):
     """The network hears every input at the model's input_level_db and its masks apply to the input as given,
     so an input 40 dB quieter gives the same tracks 40 dB quieter; the network alone hears level."""

@@ -81,7 +81,7 @@ def cmd_separate(args) -> int:
             if level < QUIET_TRACK_DB:
                 how = "is silent" if level == -math.inf else f"came out {-level:.0f} dB below the input"
                 narrow = (f"; the input's rate ({result.input_sample_rate} Hz) is below the model's ({model_rate} Hz), "
-                          f"so it lacks the upper band, where many sounds are recognised"
+                          f"so it has no upper band, by which some sounds are told apart"
                           if result.input_sample_rate < model_rate else "")
                 _say(f"  note: '{_shown(query)}' {how}: little of the input matched it, so the sound may be absent, "
                      f"or described in words the model does not know (try other words){narrow}")

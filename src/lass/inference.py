@@ -111,10 +111,11 @@ class ChunkedSeparator:
     """Overlap-add over segments at the model's rate, consuming and producing blocks in order."""
 
     def __init__(self, model: MaskSeparator, conds: torch.Tensor, channels: int, config: EngineConfig,
-                 input_gain: float = 1.0):
+                 input_gain: float = 1.0, band_hz: float | None = None):
         config.validate()
         self.model = model
         self.input_gain = input_gain
+        self.band_hz = band_hz  # the input's own Nyquist frequency, where it is below the model's
         self.conds = conds
         self.queries = conds.shape[0]
         self.channels = channels
@@ -177,7 +178,7 @@ class ChunkedSeparator:
         else:
             with torch.inference_mode():
                 x = torch.from_numpy(chunk).to(self.device)
-                est, gain = self.model.separate_many(x, self.conds, self.input_gain)
+                est, gain = self.model.separate_many(x, self.conds, self.input_gain, self.band_hz)
             est = est.reshape(self.queries * self.channels, -1).float().cpu().numpy()
             gain = gain.reshape(self.queries * self.channels, -1).float().cpu().numpy()
         stop = min(begin + self.segment, end_limit)
@@ -271,7 +272,8 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
     model_rate = model.sample_rate
     resampling = rate != model_rate
     down = Resampler(rate, model_rate, channels)
-    engine = ChunkedSeparator(model, conds.to(config.device), channels, config, gain)
+    band = rate / 2 if rate < model_rate else None  # a lower rate leaves the model's upper band empty
+    engine = ChunkedSeparator(model, conds.to(config.device), channels, config, gain, band)
     up_mix = Resampler(model_rate, rate, channels)
     up_est = Resampler(model_rate, rate, queries * channels)
     up_gain = LinearInterpolator(model_rate, rate, queries * channels)
