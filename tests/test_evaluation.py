@@ -213,6 +213,37 @@ def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_di
     assert f"-o {tmp_path / 'file'}: a file, not a folder" in capsys.readouterr().err
 
 
+def test_clips_from_lower_rate_files_are_scored_as_such_files_are_separated(tmp_path, model_dir, monkeypatch):
+    """Label mixtures are made at the model's rate; where every clip came from an 8 kHz file the mixture carries that
+    band, and scoring hears it as `lass separate` hears an 8 kHz file (its empty upper band filled)."""
+    from lass import Separator
+    from lass.audio import AudioError
+    from lass.datasets import ClipBank, read_class_folders
+    from lass.evaluation.protocols import label_mixtures
+    from lass.evaluation.run import score_case
+    from lass.models.separator import MaskSeparator
+
+    for label, rate in (("low a", 8000), ("low b", 8000), ("wide", 16000)):
+        (tmp_path / label).mkdir()
+        for k in range(2):
+            sf.write(tmp_path / label / f"{k}.wav", tone_noise(1.5, rate, 1, seed=k)[0], rate)
+    bank = ClipBank(read_class_folders(tmp_path), 16000)
+    assert sorted(bank.band(i) for i in range(len(bank))) == [4000] * 4 + [8000] * 2
+    cases = label_mixtures(bank, 1, seed=0)
+    assert {c.band_hz for c in cases} == {4000.0, None}  # two low-rate clips, or a wide-band one among them
+    heard_bands = []
+    real_heard = MaskSeparator.heard
+    monkeypatch.setattr(MaskSeparator, "heard", lambda self, spec, gain=1.0, band_hz=None: (
+        heard_bands.append(band_hz) or real_heard(self, spec, gain, band_hz)))
+    separator = Separator(str(model_dir / "tiny.safetensors"))
+    for case in cases:
+        heard_bands.clear()
+        score_case(separator, case, oracle=False)
+        assert set(heard_bands) == {case.band_hz}
+    with pytest.raises(AudioError, match="band_hz must be a frequency above 0 Hz"):
+        separator.separate_tensor(cases[0].mixture, 16000, "rain", band_hz=0)
+
+
 def test_evaluate_needs_one_source(capsys, tmp_path):
     assert main(["evaluate", "-o", str(tmp_path)]) == 1
     assert "exactly one of --data" in capsys.readouterr().err

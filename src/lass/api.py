@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -163,19 +164,26 @@ class Separator:
         return build_condition(pos, neg)
 
     def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,
-                        negative: Sequence[str] | str | None = None, residual: bool = True) -> Tracks:
+                        negative: Sequence[str] | str | None = None, residual: bool = True,
+                        band_hz: float | None = None) -> Tracks:
         """(samples,) or (channels, samples) at `sample_rate` -> Tracks at the same rate and channels, one
-        track per query under the query as given, and the residual (the input minus all targets)."""
+        track per query under the query as given, and the residual (the input minus all targets).
+
+        `band_hz`: the highest frequency the audio holds, where it was resampled up from a lower rate (4000 for
+        telephone audio stored at 16 kHz): the network then hears it as it hears a file of that Nyquist frequency.
+        A file's own rate is taken into account without it."""
         if isinstance(queries, str):
             queries = [queries]
         sample_rate = check_sample_rate(sample_rate)
+        if band_hz is not None and not (isinstance(band_hz, numbers.Real) and 0 < band_hz):
+            raise AudioError(f"band_hz must be a frequency above 0 Hz, got {band_hz!r}")
         wav = as_channels_first(wav)
         check_finite(wav)
         conds = self.conditions(queries, negative)
         if residual and any(validate_query(q) == RESIDUAL for q in queries):
             raise QueryError(f"the query '{RESIDUAL}' would share its name with the residual track: "
                              "rephrase it or pass residual=False")
-        targets = separate_array(self.model, conds, wav, sample_rate, self.engine)
+        targets = separate_array(self.model, conds, wav, sample_rate, self.engine, band_hz=band_hz)
         tracks = Tracks(sample_rate=sample_rate)
         for query, target in zip(queries, targets):
             tracks[query] = target

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, read_mono
+from .audio import AudioError, info, read_mono
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 
@@ -169,7 +169,11 @@ class ClipBank:
         self.by_label: dict[str, list[int]] = defaultdict(list)
         self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
         self.captions: dict[str, list[str]] = {}  # label -> other captions its clips were given (manifests)
+        # clip index -> the highest frequency it holds (its file's Nyquist), where that is below the bank's: the
+        # network hears such a band filled, as the engine fills it for a file of that rate (MaskSeparator.heard)
+        self.bands: dict[int, float] = {}
         pending: dict[tuple, list[np.ndarray]] = {}  # clips waiting to be joined, by (label, first_epoch)
+        pending_bands: dict[tuple, float] = {}
         gap = np.zeros(int(self.JOIN_GAP_SECONDS * sample_rate), dtype=np.float32)
         skipped: list[str] = []  # left out, each kind said in one line at the end
         silent: list[str] = []
@@ -177,6 +181,7 @@ class ClipBank:
         for item in items:
             try:
                 audio = read_mono(item.path, sample_rate)
+                band = min(info(item.path).sample_rate, sample_rate) / 2
             except AudioError:
                 skipped.append(str(item.path))
                 continue
@@ -190,13 +195,16 @@ class ClipBank:
                 key = (item.label, item.first_epoch)
                 parts = pending.setdefault(key, [])
                 parts += [audio, gap]
+                pending_bands[key] = max(pending_bands.get(key, 0.0), band)  # the widest part's band
                 if sum(part.shape[-1] for part in parts) - len(gap) < item.join_seconds * sample_rate:
                     continue
                 audio = np.concatenate(pending.pop(key)[:-1])
-            if not self._add(item, audio, min_seconds):
+                band = pending_bands.pop(key)
+            if not self._add(item, audio, min_seconds, band):
                 short.append(str(item.path))
         for (label, first), parts in pending.items():  # the last, shorter join of each label
-            if not self._add(Item("", label, first), np.concatenate(parts[:-1]), min_seconds):
+            if not self._add(Item("", label, first), np.concatenate(parts[:-1]), min_seconds,
+                             pending_bands[(label, first)]):
                 short.append(f"the last join of '{label}'")
         self.label_names = sorted(self.by_label)
         for left_out, why, hint in (
@@ -210,9 +218,11 @@ class ClipBank:
                 print(f"lass: left out {len(left_out)} clip{'' if one else 's'} that {why} (first: {left_out[0]})"
                       f"{hint}", file=sys.stderr, flush=True)
 
-    def _add(self, item: Item, audio: np.ndarray, min_seconds: float) -> bool:
+    def _add(self, item: Item, audio: np.ndarray, min_seconds: float, band: float) -> bool:
         if audio.shape[-1] < min_seconds * self.sample_rate:
             return False
+        if band < self.sample_rate / 2:
+            self.bands[len(self.clips)] = band
         if item.first_epoch:
             self.first_epoch[len(self.clips)] = item.first_epoch
         self.by_label[item.label].append(len(self.clips))
@@ -221,6 +231,10 @@ class ClipBank:
         self.clips.append(audio)
         self.labels.append(item.label)
         return True
+
+    def band(self, index: int) -> float:
+        """The highest frequency clip `index` holds (Hz): its file's Nyquist frequency, or the bank's."""
+        return self.bands.get(index, self.sample_rate / 2)
 
     def __len__(self) -> int:
         return len(self.clips)

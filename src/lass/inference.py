@@ -260,19 +260,21 @@ def input_gain(rms: float, level_db: float | None) -> float:
 def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[np.ndarray], rate: int,
                     channels: int, config: EngineConfig | None = None,
                     progress: Callable[[int], None] | None = None,
-                    gain: float = 1.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                    gain: float = 1.0, band_hz: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Separate a stream of (channels, n) blocks at `rate`.
 
     Yields (mixture (C, n), targets (Q, C, n)) blocks at `rate`, in order; their total length is
     exactly the input's. `progress` is called with the number of input samples consumed. The network
-    hears the input times `gain` (see `input_gain`); the outputs keep the input's level.
+    hears the input times `gain` (see `input_gain`); the outputs keep the input's level. Below the model's
+    rate, or below `band_hz` where given, the input's empty upper band is heard filled (`MaskSeparator.heard`).
     """
     config = config or EngineConfig()
     queries = conds.shape[0]
     model_rate = model.sample_rate
     resampling = rate != model_rate
     down = Resampler(rate, model_rate, channels)
-    band = rate / 2 if rate < model_rate else None  # a lower rate leaves the model's upper band empty
+    band = min(rate / 2, band_hz if band_hz is not None else math.inf)  # a lower rate leaves the upper band empty
+    band = band if band < model_rate / 2 else None
     engine = ChunkedSeparator(model, conds.to(config.device), channels, config, gain, band)
     up_mix = Resampler(model_rate, rate, channels)
     up_est = Resampler(model_rate, rate, queries * channels)
@@ -336,14 +338,16 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
 
 
 def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray, rate: int,
-                   config: EngineConfig | None = None, block_seconds: float = 30.0) -> np.ndarray:
+                   config: EngineConfig | None = None, block_seconds: float = 30.0,
+                   band_hz: float | None = None) -> np.ndarray:
     """(C, n) array in, (Q, C, n) targets out: the whole-array convenience over `separate_stream`, with the
     model's level normalisation."""
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     step = max(1, int(block_seconds * rate))
     blocks = (audio[:, i : i + step] for i in range(0, audio.shape[1], step))
     gain = input_gain(signal_rms([audio]), model.config.input_level_db)
-    pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain)]
+    pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain,
+                                                band_hz=band_hz)]
     if not pieces:
         return np.zeros((conds.shape[0], audio.shape[0], 0), np.float32)
     return np.concatenate(pieces, axis=-1)

@@ -31,6 +31,7 @@ class Case:
     negative: str | None = None
     interferer_labels: list[str] = field(default_factory=list)
     sample_rate: int = 16000
+    band_hz: float | None = None  # the highest frequency the sources hold, where below sample_rate / 2
 
 
 def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, seed: int = 0,
@@ -51,10 +52,12 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
                              f"least {interferers + 1} classes; this set has {len(bank.label_names)} "
                              f"({', '.join(bank.label_names)})")
         labels = [others[i] for i in rng.choice(len(others), size=interferers, replace=False)]
-        clips = [bank.clips[bank.by_label[lab][rng.integers(len(bank.by_label[lab]))]] for lab in labels]
-        mixture, target, noise = mix(bank.clips[index], clips, snr_db)
+        chosen = [bank.by_label[lab][rng.integers(len(bank.by_label[lab]))] for lab in labels]
+        mixture, target, noise = mix(bank.clips[index], [bank.clips[k] for k in chosen], snr_db)
+        band = max(bank.band(k) for k in (index, *chosen))
         cases.append(Case(f"{index:05d}", mixture, target, noise, label, template.format(label=label),
-                          template.format(label=labels[0]) if negative else None, labels, bank.sample_rate))
+                          template.format(label=labels[0]) if negative else None, labels, bank.sample_rate,
+                          band if band < bank.sample_rate / 2 else None))
     return cases
 
 

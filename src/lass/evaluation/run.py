@@ -38,7 +38,8 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
     mixture = np.atleast_2d(case.mixture)
     target = np.atleast_2d(case.target)
     started = time.perf_counter()
-    tracks = separator.separate_tensor(mixture, case.sample_rate, [case.query], case.negative, residual=False)
+    tracks = separator.separate_tensor(mixture, case.sample_rate, [case.query], case.negative, residual=False,
+                                       band_hz=case.band_hz)
     seconds = time.perf_counter() - started
     estimate = next(iter(tracks.values()))
     est, ref, mix = estimate.reshape(-1), target.reshape(-1), mixture.reshape(-1)
@@ -70,7 +71,8 @@ def query_checks(separator, cases: list[Case], label_names: list[str]) -> dict[s
     for i, case in enumerate(cases):
         mixture = np.atleast_2d(case.mixture)
         query = DEFAULT_TEMPLATE.format(label=case.interferer_labels[0])
-        est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False)[query]
+        est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
+                                        band_hz=case.band_hz)[query]
         ref = np.atleast_2d(case.interference).reshape(-1)
         interferer_gains.append(float(sdr(est.reshape(-1), ref) - sdr(mixture.reshape(-1), ref)))
         present = {case.label, *case.interferer_labels}
@@ -78,7 +80,8 @@ def query_checks(separator, cases: list[Case], label_names: list[str]) -> dict[s
         if not absent:
             continue
         query = DEFAULT_TEMPLATE.format(label=absent[i % len(absent)])
-        est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False)[query]
+        est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
+                                        band_hz=case.band_hz)[query]
         absent_levels.append(max(level_db(float(np.sum(est**2)), float(np.sum(mixture**2))), -200.0))
     out = {"interferer_query_sdri": float(np.mean(interferer_gains))}
     if absent_levels:
