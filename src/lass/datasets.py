@@ -169,8 +169,9 @@ class ClipBank:
         self.by_label: dict[str, list[int]] = defaultdict(list)
         self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
         self.captions: dict[str, list[str]] = {}  # label -> other captions its clips were given (manifests)
-        # clip index -> the highest frequency it holds (its file's Nyquist), where that is below the bank's: the
-        # network hears such a band filled, as the engine fills it for a file of that rate (MaskSeparator.heard)
+        # clip index -> the highest frequency it holds (its file's Nyquist), where that is below the bank's: label
+        # mixtures of such clips carry it, so that `lass evaluate` separates them as the engine separates a file of
+        # that rate (MaskSeparator.heard); training hears them as they are (docs/benchmarks.md)
         self.bands: dict[int, float] = {}
         pending: dict[tuple, list[np.ndarray]] = {}  # clips waiting to be joined, by (label, first_epoch)
         pending_bands: dict[tuple, float] = {}
