@@ -230,14 +230,14 @@ def default_output(args) -> Path:
     return Path("evaluation") / name
 
 
-def earlier_evaluation(out: Path, force: bool) -> list[str]:
-    """The protocol keys of an earlier `lass evaluate` in `out`: refused unless forced, so that none of its
-    files is taken for this run's (an earlier ESC-50 run's scores beside this run's summary)."""
+def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
+    """The protocol keys of an earlier `lass evaluate` in `out` (None: there is none): refused unless forced, so
+    that none of its files is taken for this run's (an earlier ESC-50 run's scores beside this run's summary)."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"-o {out}: a file, not a folder")
     summary = out / "summary.json"
     if not summary.exists():
-        return []
+        return None
     if not force:
         raise FileExistsError(f"{out} holds an earlier evaluation (summary.json); -f/--force replaces it, or choose "
                               f"another -o")
@@ -247,16 +247,15 @@ def earlier_evaluation(out: Path, force: bool) -> list[str]:
         return []
 
 
-def clear_earlier_evaluation(out: Path, keys: list[str]) -> list[str]:
+def clear_earlier_evaluation(out: Path, keys: list[str]) -> None:
     """Removes what an earlier evaluation wrote under `out` (its summary, and each protocol's scores, plots
-    and audio), nothing else; returns [] so that it is done once."""
+    and audio), nothing else."""
     import shutil
 
     for name in ("summary.json", "summary.md", *(f"scores_{key}.csv" for key in keys)):
         (out / name).unlink(missing_ok=True)
     for folder in (*(out / f"plots_{key}" for key in keys), *(out / "audio" / key for key in keys)):
         shutil.rmtree(folder, ignore_errors=True)
-    return []
 
 
 def _level_or_none(text: str) -> float | None:
@@ -339,7 +338,9 @@ def run_from_args(args) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise PermissionError(f"cannot create output folder {out}: {err.strerror}") from None
-        earlier = clear_earlier_evaluation(out, earlier)
+        if earlier is not None:  # once the new data has loaded: a mistake leaves the earlier evaluation whole
+            clear_earlier_evaluation(out, earlier)
+            earlier = None
         scores, examples = [], []
         shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
         for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
