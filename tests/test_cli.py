@@ -347,3 +347,37 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_audio_resampled_up_is_separated_as_its_lower_rate(capsys, tmp_path, model_dir, monkeypatch):
+    """Telephone audio stored at 44.1 kHz: its band is found and the network hears it as an 8 kHz file (the band
+    passed to MaskSeparator.heard), which the run says; --band full and --band HZ override, a wrong --band is refused."""
+    from lass.audio import resample
+    from lass.models.separator import MaskSeparator
+
+    phone = tmp_path / "phone.wav"
+    sf.write(phone, resample(tone_noise(2.0, 8000, 1), 8000, 44100).T, 44100)
+    heard = []
+    real_heard = MaskSeparator.heard
+    monkeypatch.setattr(MaskSeparator, "heard", lambda self, spec, gain=1.0, band_hz=None: (
+        heard.append(band_hz) or real_heard(self, spec, gain, band_hz)))
+    tiny = ["-m", str(model_dir / "tiny.safetensors"), "-q", "rain", "-f"]
+    code, _, err = run_cli(capsys, "separate", str(phone), *tiny, "-o", str(tmp_path / "auto"))
+    assert code == 0, err
+    assert heard and all(3500 < band <= 4000 for band in heard)
+    assert "holds nothing above 3.8 kHz" in err or "holds nothing above 3.9 kHz" in err
+    heard.clear()
+    code, _, err = run_cli(capsys, "separate", str(phone), *tiny, "-o", str(tmp_path / "full"), "--band", "full")
+    assert code == 0 and set(heard) == {None} and "holds nothing" not in err
+    heard.clear()
+    code, _, err = run_cli(capsys, "separate", str(phone), *tiny, "-o", str(tmp_path / "given"), "--band", "3000")
+    assert code == 0 and set(heard) == {3000.0} and "holds nothing" not in err
+    for wrong, message in (("0", "a frequency above 0 Hz"), ("loud", "expected auto, full or a frequency in Hz")):
+        with pytest.raises(SystemExit):
+            main(["separate", str(phone), *tiny, "--band", wrong])
+        assert message in capsys.readouterr().err
+    from lass.api import OutputOptions, Separator
+
+    result = Separator(str(model_dir / "tiny.safetensors")).separate_to_files(
+        phone, "rain", options=OutputOptions(directory=str(tmp_path / "api"), force=True))
+    assert 3500 < result.band_hz <= 4000

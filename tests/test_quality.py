@@ -37,18 +37,21 @@ def test_bundled_model_raises_sdr_on_held_out_mixtures(cases, separator):
 
 
 def test_band_limited_input_is_separated_too(cases, separator):
-    """The same mixtures as telephone-band audio at 8 kHz (targets likewise). Measured: SDRi 8.9 dB, SI-SDRi 8.1 dB;
-    as the network heard them before their empty upper band was filled, 3.1 / -0.1 dB."""
+    """The same mixtures as telephone-band audio (targets likewise): a file at 8 kHz, and 8 kHz audio resampled up
+    and stored at 16 kHz, whose band the engine finds in the content. Measured: SDRi / SI-SDRi 8.85 / 8.08 dB
+    (8 kHz file) and 8.72 / 8.01 dB (stored at 16 kHz); heard with the upper band empty (before it was filled;
+    band_hz=None for the audio stored at 16 kHz), 3.11 / -0.06 and 3.12 / -0.09 dB."""
     from lass.audio import resample
 
-    gains, si_gains = [], []
-    for case in cases:
-        mixture, target = resample(case.mixture, 16000, 8000), resample(case.target, 16000, 8000)
-        est = separator.separate_tensor(mixture, 8000, case.query, residual=False)[case.query][0]
-        gains.append(sdr(est, target) - sdr(mixture, target))
-        si_gains.append(si_sdr(est, target) - si_sdr(mixture, target))
-    assert np.mean(gains) > 6.0, f"mean SDRi {np.mean(gains):.2f} dB"
-    assert np.mean(si_gains) > 5.0, f"mean SI-SDRi {np.mean(si_gains):.2f} dB"
+    for stored in (8000, 16000):
+        gains, si_gains = [], []
+        for case in cases:
+            mixture, target = (resample(resample(x, 16000, 8000), 8000, stored) for x in (case.mixture, case.target))
+            est = separator.separate_tensor(mixture, stored, case.query, residual=False)[case.query][0]
+            gains.append(sdr(est, target) - sdr(mixture, target))
+            si_gains.append(si_sdr(est, target) - si_sdr(mixture, target))
+        assert np.mean(gains) > 6.0, f"stored at {stored} Hz: mean SDRi {np.mean(gains):.2f} dB"
+        assert np.mean(si_gains) > 5.0, f"stored at {stored} Hz: mean SI-SDRi {np.mean(si_gains):.2f} dB"
 
 
 def test_model_follows_the_query_not_the_loudest_sound(cases, separator):

@@ -143,3 +143,41 @@ def test_engine_rejects_bad_settings():
         EngineConfig(overlap=1.0).validate()
     with pytest.raises(ValueError, match="segment"):
         EngineConfig(segment=0).validate()
+
+
+def _shaped_noise(seconds: float, rate: int, gain_at, seed: int = 0) -> np.ndarray:
+    """White noise with the amplitude response gain_at(frequency in Hz)."""
+    noise = np.random.default_rng(seed).standard_normal(int(seconds * rate))
+    spectrum = np.fft.rfft(noise)
+    return np.fft.irfft(spectrum * gain_at(np.fft.rfftfreq(noise.size, 1 / rate)), noise.size)[None].astype(np.float32)
+
+
+def test_input_survey_finds_where_audio_resampled_up_stops():
+    """Audio resampled up from 8 or 11.025 kHz, stored at 16 or 44.1 kHz: its band is found just below the lower
+    rate's Nyquist frequency, the same in any blocks. Full-band noise, a tone over a quiet noise floor and noise
+    behind a steep analog-style low-pass (48 dB per octave from 2 kHz) hold no such band."""
+    from lass.audio import resample
+    from lass.inference import InputSurvey
+
+    for low, stored in ((8000, 16000), (8000, 44100), (11025, 16000), (11025, 48000)):
+        x = resample(tone_noise(3.0, low, 2, seed=3) + _shaped_noise(3.0, low, lambda f: 0.02 + 0 * f), low, stored)
+        whole = InputSurvey.of([x], stored)
+        band = whole.band_hz(8000)
+        assert band is not None and 0.85 * low / 2 < band <= low / 2 * 1.02, (low, stored, band)
+        pieces = InputSurvey.of([x[:, i : i + 777] for i in range(0, x.shape[1], 777)], stored)
+        assert pieces.band_hz(8000) == band
+        assert np.allclose(pieces.power, whole.power)
+        assert pieces.rms == pytest.approx(float(np.sqrt(np.mean(x.astype(np.float64) ** 2))), rel=1e-9)
+        assert whole.band_hz(low / 2 * 0.8) is None  # a band at or above the limit asked about is no band
+    t = np.arange(3 * 16000) / 16000
+    tone_over_floor = 0.5 * np.sin(2 * np.pi * 1800 * t) + _shaped_noise(3.0, 16000, lambda f: 1e-4 + 0 * f)
+    natural = [_shaped_noise(3.0, 16000, lambda f: 1 + 0 * f),
+               tone_over_floor.astype(np.float32),
+               _shaped_noise(3.0, 16000, lambda f: 1 / np.sqrt(1 + (f / 2000) ** 16))]
+    for x in natural:
+        assert InputSurvey.of([x], 16000).band_hz(8000) is None
+    silent = InputSurvey.of([np.zeros((1, 5000), np.float32)], 16000)
+    assert silent.band_hz(8000) is None and silent.rms == 0.0
+    short = resample(tone_noise(0.05, 8000, 1), 8000, 16000)  # shorter than one analysis frame
+    assert InputSurvey.of([short], 16000).band_hz(8000) is not None
+    assert InputSurvey.of([], 16000).band_hz(8000) is None and InputSurvey.of([], 16000).rms == 0.0

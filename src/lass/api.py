@@ -15,7 +15,8 @@ import torch
 
 from . import audio
 from .audio import AudioError
-from .inference import EngineConfig, Resampler, input_gain, separate_array, separate_stream, signal_rms
+from .inference import (EngineConfig, InputSurvey, Resampler, check_band, heard_band, input_gain, separate_array,
+                        separate_stream)
 from .metrics import level_db
 from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
@@ -82,6 +83,9 @@ class FileResult:
     sample_rate: int = 0  # the outputs'
     duration: float = 0.0
     input_sample_rate: int = 0
+    # the band the network was told the input holds, where below the model's (a file below the model's rate, or
+    # content found to stop there: audio resampled up from a lower rate); None for the whole band
+    band_hz: float | None = None
     gain: float = 1.0  # common gain applied to avoid clipping (1 = untouched)
     clipped_samples: int = 0
     # each query's track, by the query as given: its energy relative to the input's, in dB (-inf: silent)
@@ -165,18 +169,17 @@ class Separator:
 
     def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,
                         negative: Sequence[str] | str | None = None, residual: bool = True,
-                        band_hz: float | None = None) -> Tracks:
+                        band_hz: float | str | None = "auto") -> Tracks:
         """(samples,) or (channels, samples) at `sample_rate` -> Tracks at the same rate and channels, one
         track per query under the query as given, and the residual (the input minus all targets).
 
         `band_hz`: the highest frequency the audio holds, where it was resampled up from a lower rate (4000 for
         telephone audio stored at 16 kHz): the network then hears it as it hears a file of that Nyquist frequency.
-        A file's own rate is taken into account without it."""
+        "auto" (the default) finds such a band in the audio itself; None trusts `sample_rate` alone."""
         if isinstance(queries, str):
             queries = [queries]
         sample_rate = check_sample_rate(sample_rate)
-        if band_hz is not None and not (isinstance(band_hz, numbers.Real) and 0 < band_hz):
-            raise AudioError(f"band_hz must be a frequency above 0 Hz, got {band_hz!r}")
+        _check_band(band_hz)
         wav = as_channels_first(wav)
         check_finite(wav)
         conds = self.conditions(queries, negative)
@@ -192,30 +195,36 @@ class Separator:
         return tracks
 
     def separate_file(self, path: str | os.PathLike, queries: Sequence[str] | str,
-                      negative: Sequence[str] | str | None = None, residual: bool = True) -> Tracks:
+                      negative: Sequence[str] | str | None = None, residual: bool = True,
+                      band_hz: float | str | None = "auto") -> Tracks:
         data, rate = audio.read(path)
         if not np.any(data):
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")
         try:
-            return self.separate_tensor(data, rate, queries, negative, residual)
+            return self.separate_tensor(data, rate, queries, negative, residual, band_hz)
         except AudioError as err:  # separate_tensor checks the samples; say which file they came from
             raise AudioError(f"{path}: {err}") from None
 
     def separate_to_files(self, path: str | os.PathLike, queries: Sequence[str] | str,
                           negative: Sequence[str] | str | None = None,
-                          options: OutputOptions | None = None, block_seconds: float = 20.0) -> FileResult:
+                          options: OutputOptions | None = None, block_seconds: float = 20.0,
+                          band_hz: float | str | None = "auto") -> FileResult:
         """Stream a file of any length through the engine into OUTDIR/<stem>/<query>.<ext>.
 
         Outputs go first to float32 temporaries; once the peak is known they are converted
         (with one common gain if they would clip and clip_mode is 'rescale') and renamed into place.
+        `band_hz` as for `separate_tensor`.
         """
         options = OutputOptions() if options is None else options
         check_output_options(options)
+        _check_band(band_hz)
         if isinstance(queries, str):
             queries = [queries]
         conds = self.conditions(queries, negative)  # query errors before any file work
         meta = audio.info(path)
-        rms = signal_rms(_file_blocks(path, meta, block_seconds))  # a first pass: the level the network hears
+        # a first pass: the level the network hears, and the band the content fills
+        survey = InputSurvey.of(_file_blocks(path, meta, block_seconds), meta.sample_rate)
+        rms = survey.rms
         if rms == 0.0:
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")
         out_rate = options.sample_rate or meta.sample_rate
@@ -255,7 +264,9 @@ class Separator:
         finals: dict[str, audio.AtomicWriter] = {}
         peak, out_samples = 0.0, 0
         products = np.zeros((len(queries), len(queries)))  # tracks' inner products: energies and overlaps
-        result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration, input_sample_rate=meta.sample_rate)
+        band = heard_band(survey, band_hz, self.model.sample_rate)
+        result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration, input_sample_rate=meta.sample_rate,
+                            band_hz=band)
         bar = self._progress_bar(meta.frames, Path(path).name)
         try:
             for name, target in targets.items():
@@ -281,7 +292,8 @@ class Separator:
             level_gain = input_gain(rms, self.model.config.input_level_db)
             pending = None  # one block behind, so that the resamplers know which block is the last
             for mixture, est in separate_stream(self.model, conds, _file_blocks(path, meta, block_seconds),
-                                                meta.sample_rate, meta.channels, self.engine, advance, level_gain):
+                                                meta.sample_rate, meta.channels, self.engine, advance, level_gain,
+                                                band):
                 out_samples += mixture.size
                 flat = est.reshape(len(queries), -1).astype(np.float64)
                 products += flat @ flat.T
@@ -346,6 +358,13 @@ def check_output_options(options: OutputOptions) -> None:
         raise AudioError(f"unknown clip mode {options.clip_mode!r} (choose from rescale, clamp)")
     if options.sample_rate is not None:
         check_sample_rate(options.sample_rate)
+
+
+def _check_band(band_hz: object) -> None:
+    try:
+        check_band(band_hz)
+    except ValueError as err:
+        raise AudioError(str(err)) from None
 
 
 def check_sample_rate(sample_rate: object) -> int:

@@ -63,7 +63,7 @@ def cmd_separate(args) -> int:
     for path in args.inputs:
         started = time.perf_counter()
         try:
-            result = separator.separate_to_files(path, args.query, args.negative, options)
+            result = separator.separate_to_files(path, args.query, args.negative, options, band_hz=args.band)
         except _user_errors() as err:
             _say(f"lass: error: {err}")
             failures.append(path)
@@ -77,12 +77,17 @@ def cmd_separate(args) -> int:
             _say(f"{path}: {result.duration:.1f} s separated in {elapsed:.1f} s (real-time factor {rtf:.3f})")
             for name, out in result.outputs.items():
                 _say(f"  {name}: {out}")
+            if args.band == "auto" and result.band_hz is not None and result.input_sample_rate >= model_rate:
+                _say(f"  note: the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
+                     f"lower rate?): separated as such a recording is (--band full to separate it as full-band)")
         for query, level in result.levels_db.items():
             if level < QUIET_TRACK_DB:
                 how = "is silent" if level == -math.inf else f"came out {-level:.0f} dB below the input"
                 narrow = (f"; the input's rate ({result.input_sample_rate} Hz) is below the model's ({model_rate} Hz), "
                           f"so it has no upper band, by which some sounds are told apart"
-                          if result.input_sample_rate < model_rate else "")
+                          if result.input_sample_rate < model_rate else
+                          f"; the input holds nothing above {result.band_hz / 1000:.1f} kHz, so it has no upper band, "
+                          f"by which some sounds are told apart" if result.band_hz is not None else "")
                 _say(f"  note: '{_shown(query)}' {how}: little of the input matched it, so the sound may be absent, "
                      f"or described in words the model does not know (try other words){narrow}")
         if "residual" in result.outputs:
@@ -104,6 +109,19 @@ def cmd_separate(args) -> int:
         _say(f"lass: {len(failures)} of {len(args.inputs)} inputs failed: {', '.join(failures)}")
         return EXIT_FAILED
     return 0
+
+
+def _band(text: str) -> float | str | None:
+    """--band: 'auto', 'full' (None: the file's rate alone) or a frequency in Hz."""
+    if text in ("auto", "full"):
+        return None if text == "full" else text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, full or a frequency in Hz, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"a frequency above 0 Hz, got {text!r}")
+    return value
 
 
 def _shown(query: str, limit: int = 60) -> str:
@@ -273,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment", type=float, default=10.0, help="seconds per model call (default 10)")
     p.add_argument("--overlap", type=float, default=0.25, help="crossfade fraction of a segment (default 0.25)")
     p.add_argument("--sample-rate", type=int, default=None, help="output rate (default: the input's)")
+    p.add_argument("--band", default="auto", type=_band, metavar="auto|full|HZ",
+                   help="the highest frequency the input holds: 'auto' (default) finds where audio resampled up "
+                        "from a lower rate stops; 'full' trusts the file's rate; or a frequency in Hz "
+                        "(4000 for telephone audio)")
     p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")

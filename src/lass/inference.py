@@ -239,13 +239,70 @@ class LinearInterpolator:
         return out.astype(np.float32)
 
 
-def signal_rms(blocks: Iterable[np.ndarray]) -> float:
-    """The RMS over all samples and channels of audio given in blocks (a whole file in bounded memory)."""
-    energy, count = 0.0, 0
-    for block in blocks:
-        energy += float(np.square(block, dtype=np.float64).sum())
-        count += block.size
-    return math.sqrt(energy / count) if count else 0.0
+class InputSurvey:
+    """A first pass over an input, in blocks (a whole file in bounded memory): its RMS over all samples and
+    channels (the level the network hears, `input_gain`) and its long-term power spectrum, from which
+    `band_hz` tells audio that was resampled up from a lower rate (telephone audio stored at 44.1 kHz)."""
+
+    # over the 1,600 ESC-50 clips this gap has a median of 9 dB and 8 clips reach 30; a clip that was resampled
+    # up from 8 kHz, 63.5 dB (docs/benchmarks.md, "Band-limited input")
+    FLOOR_GAP_DB = 35.0
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.size = 1 << max(4, math.ceil(math.log2(rate / 16)))  # bins of at most 16 Hz
+        self.window = np.hanning(self.size).astype(np.float32)
+        self.power = np.zeros(self.size // 2 + 1)
+        self.energy, self.count = 0.0, 0
+        self.tail: np.ndarray | None = None  # samples not yet in a whole frame
+
+    @classmethod
+    def of(cls, blocks: Iterable[np.ndarray], rate: int) -> "InputSurvey":
+        survey = cls(rate)
+        for block in blocks:
+            survey.push(block)
+        return survey
+
+    def push(self, block: np.ndarray) -> None:
+        """One (channels, n) block, in order."""
+        block = np.asarray(block, dtype=np.float32)
+        self.energy += float(np.square(block, dtype=np.float64).sum())
+        self.count += block.size
+        data = block if self.tail is None else np.concatenate([self.tail, block], axis=1)
+        hop = self.size // 2  # Hann windows at half overlap weigh every sample alike
+        frames = max(0, (data.shape[1] - self.size) // hop + 1)
+        if frames:
+            framed = np.lib.stride_tricks.sliding_window_view(data, self.size, axis=1)[:, : frames * hop : hop]
+            spectra = np.fft.rfft(framed * self.window, axis=-1)
+            self.power += np.square(np.abs(spectra)).sum(axis=(0, 1), dtype=np.float64)
+        self.tail = data[:, frames * hop :]
+
+    @property
+    def rms(self) -> float:
+        return math.sqrt(self.energy / self.count) if self.count else 0.0
+
+    def band_hz(self, limit_hz: float) -> float | None:
+        """The frequency below `limit_hz` (the model's Nyquist) above which the input holds nothing, where
+        there is one: everything above it, in the mean, at least FLOOR_GAP_DB below the quietest tenth of
+        the band below it (a resampler's stop band). A natural sound that fades out leaves its recording's
+        noise floor on both sides and is not taken for one; None where nothing is found."""
+        power = self.power
+        if not power.any() and self.tail is not None and self.tail.shape[1]:
+            padded = np.zeros((self.tail.shape[0], self.size))
+            padded[:, : self.tail.shape[1]] = self.tail  # shorter than one frame: one padded frame
+            power = np.square(np.abs(np.fft.rfft(padded * self.window, axis=-1))).sum(0)
+        if not power.any():
+            return None
+        hz = self.rate / self.size
+        top = int(min(limit_hz, self.rate / 2) / hz)
+        level = 10 * np.log10(power + 1e-30)
+        tail_sums = np.cumsum(power[: top][::-1])[::-1]  # power in [b, top)
+        for b in range(int(1000 / hz), int(0.9 * top)):  # above 1 kHz; at least a tenth of the band above
+            floor = np.percentile(level[b // 4 : int(0.9 * b)], 10)
+            above = 10 * math.log10(tail_sums[b] / (top - b) + 1e-30)
+            if floor - above >= self.FLOOR_GAP_DB:
+                return b * hz
+        return None
 
 
 def input_gain(rms: float, level_db: float | None) -> float:
@@ -339,15 +396,37 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
 
 def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray, rate: int,
                    config: EngineConfig | None = None, block_seconds: float = 30.0,
-                   band_hz: float | None = None) -> np.ndarray:
+                   band_hz: float | str | None = "auto") -> np.ndarray:
     """(C, n) array in, (Q, C, n) targets out: the whole-array convenience over `separate_stream`, with the
-    model's level normalisation."""
+    model's level normalisation. `band_hz`: see `heard_band`."""
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     step = max(1, int(block_seconds * rate))
     blocks = (audio[:, i : i + step] for i in range(0, audio.shape[1], step))
-    gain = input_gain(signal_rms([audio]), model.config.input_level_db)
+    survey = InputSurvey.of([audio], rate)
+    gain = input_gain(survey.rms, model.config.input_level_db)
+    band = heard_band(survey, band_hz, model.sample_rate)
     pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain,
-                                                band_hz=band_hz)]
+                                                band_hz=band)]
     if not pieces:
         return np.zeros((conds.shape[0], audio.shape[0], 0), np.float32)
     return np.concatenate(pieces, axis=-1)
+
+
+def heard_band(survey: InputSurvey, band_hz: float | str | None, model_rate: int) -> float | None:
+    """The band the network is told the input holds, below the model's Nyquist frequency; None for the whole.
+    `band_hz` "auto" (the default everywhere): found in the input's content (`InputSurvey.band_hz`), so that
+    audio resampled up from a lower rate is heard as a file of that rate is; a number: that band, as given;
+    None: the input's rate alone tells."""
+    if isinstance(band_hz, str) and band_hz == "auto":
+        band_hz = survey.band_hz(model_rate / 2)
+    else:
+        check_band(band_hz)
+    band = min(survey.rate / 2, band_hz if band_hz is not None else math.inf)
+    return band if band < model_rate / 2 else None
+
+
+def check_band(band_hz: object) -> None:
+    if band_hz is None or (isinstance(band_hz, str) and band_hz == "auto"):
+        return
+    if isinstance(band_hz, bool) or not isinstance(band_hz, numbers.Real) or not 0 < band_hz < math.inf:
+        raise ValueError(f"the band must be 'auto', a frequency above 0 Hz or None (the whole band), got {band_hz!r}")

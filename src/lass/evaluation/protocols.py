@@ -31,7 +31,9 @@ class Case:
     negative: str | None = None
     interferer_labels: list[str] = field(default_factory=list)
     sample_rate: int = 16000
-    band_hz: float | None = None  # the highest frequency the sources hold, where below sample_rate / 2
+    # the highest frequency the sources hold, where their files' rates put it below sample_rate / 2; "auto": found in
+    # the mixture's content, as `lass separate` finds it (Separator.separate_tensor)
+    band_hz: float | str | None = "auto"
 
 
 def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, seed: int = 0,
@@ -57,7 +59,7 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
         band = max(bank.band(k) for k in (index, *chosen))
         cases.append(Case(f"{index:05d}", mixture, target, noise, label, template.format(label=label),
                           template.format(label=labels[0]) if negative else None, labels, bank.sample_rate,
-                          band if band < bank.sample_rate / 2 else None))
+                          band if band < bank.sample_rate / 2 else "auto"))
     return cases
 
 

@@ -1,0 +1,72 @@
+"""Band limits found in the content: audio resampled up from a lower rate before it reached lass (telephone audio
+stored at 16 or 44.1 kHz) is separated through the engine with the band found (`band_hz="auto"`, the default), given
+(`band_hz=rate / 2`) and not looked for (`band_hz=None`: the file's rate alone). Also how often a band is found in
+mixtures at their own rate, where none should be (docs/benchmarks.md, "Band-limited input").
+
+    python scripts/band_detection.py --data ../shared/data/esc50-16k --limit 120 --seed 0
+    python scripts/band_detection.py --list configs/heldout_recordings.csv --data-root ../shared/data
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from lass.api import Separator
+from lass.audio import resample
+from lass.datasets import ClipBank, read_dataset
+from lass.evaluation.protocols import label_mixtures, mixture_list
+from lass.inference import InputSurvey
+from lass.metrics import sdr, si_sdr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="ESC-50 folder: fold-4 label mixtures, one interferer")
+    parser.add_argument("--list", help="a mixture list (as lass evaluate --list)")
+    parser.add_argument("--data-root", default=".")
+    parser.add_argument("--limit", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rates", type=int, nargs="+", default=[16000, 11025, 8000])
+    parser.add_argument("--stored-at", type=int, default=16000, help="the rate the band-limited audio is stored at")
+    opts = parser.parse_args()
+    torch.set_grad_enabled(False)
+    sep = Separator()
+    model_rate = sep.model.sample_rate
+    if opts.list:
+        cases = mixture_list(opts.list, opts.data_root, model_rate)
+    else:
+        bank = ClipBank(read_dataset({"type": "esc50", "path": opts.data, "folds": [4]}), model_rate)
+        cases = label_mixtures(bank, 1, seed=opts.seed, limit=opts.limit)
+    stored = opts.stored_at
+
+    def played_at(x: np.ndarray, rate: int) -> np.ndarray:
+        """x (at the model's rate) as audio of `rate`, stored at `stored`."""
+        return resample(resample(np.atleast_2d(x), model_rate, rate), rate, stored)
+
+    for rate in opts.rates:
+        mixtures = [played_at(c.mixture, rate) for c in cases]
+        targets = [played_at(c.target, rate) for c in cases]
+        found = [InputSurvey.of([m], stored).band_hz(model_rate / 2) for m in mixtures]
+        bands = [b for b in found if b is not None]
+        summary = (f"found in {len(bands)} of {len(cases)}" +
+                   (f", {min(bands):.0f}-{max(bands):.0f} Hz" if bands else ""))
+        print(f"{rate:6d} Hz content stored at {stored} Hz: band {summary}", flush=True)
+        ways = {"not looked for (None)": None, "found (auto)": "auto"}
+        if rate < model_rate:
+            ways["given (rate / 2)"] = rate / 2
+        if not bands:
+            del ways["found (auto)"]  # the same as None
+        for name, band in ways.items():
+            sdri, si_sdri = [], []
+            for case, mixture, target in zip(cases, mixtures, targets):
+                est = sep.separate_tensor(mixture, stored, [case.query], residual=False, band_hz=band)[case.query]
+                est, ref, mix = est.reshape(-1), target.reshape(-1), mixture.reshape(-1)
+                sdri.append(float(sdr(est, ref) - sdr(mix, ref)))
+                si_sdri.append(float(si_sdr(est, ref) - si_sdr(mix, ref)))
+            print(f"    {name:24s} SDRi {np.mean(sdri):6.2f}   SI-SDRi {np.mean(si_sdri):6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
