@@ -20,7 +20,6 @@ import json
 import statistics
 from pathlib import Path
 
-import torch
 import yaml
 
 from lass.evaluation.bench import time_training_steps

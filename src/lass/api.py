@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import numbers
 import os
 import re
 from dataclasses import dataclass, field

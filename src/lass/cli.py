@@ -77,7 +77,7 @@ def cmd_separate(args) -> int:
             _say(f"{path}: {result.duration:.1f} s separated in {elapsed:.1f} s (real-time factor {rtf:.3f})")
             for name, out in result.outputs.items():
                 _say(f"  {name}: {out}")
-            if args.band == "auto" and result.band_hz is not None and result.input_sample_rate >= model_rate:
+            if args.band == "auto" and result.band_hz is not None and result.band_hz < result.input_sample_rate / 2:
                 _say(f"  note: the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
                      f"lower rate?): separated as such a recording is (--band full to separate it as full-band)")
         for query, level in result.levels_db.items():
