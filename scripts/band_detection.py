@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rates", type=int, nargs="+", default=[16000, 11025, 8000])
     parser.add_argument("--stored-at", type=int, default=16000, help="the rate the band-limited audio is stored at")
+    parser.add_argument("--quality", default="HQ", choices=["LQ", "MQ", "HQ", "VHQ"],
+                        help="the soxr quality of the resampling up (LQ: a wide transition band)")
     opts = parser.parse_args()
     torch.set_grad_enabled(False)
     sep = Separator()
@@ -43,7 +45,10 @@ def main() -> None:
 
     def played_at(x: np.ndarray, rate: int) -> np.ndarray:
         """x (at the model's rate) as audio of `rate`, stored at `stored`."""
-        return resample(resample(np.atleast_2d(x), model_rate, rate), rate, stored)
+        import soxr
+
+        low = resample(np.atleast_2d(x), model_rate, rate)
+        return np.ascontiguousarray(soxr.resample(low.T, rate, stored, opts.quality).T.astype(np.float32))
 
     for rate in opts.rates:
         mixtures = [played_at(c.mixture, rate) for c in cases]
@@ -52,7 +57,7 @@ def main() -> None:
         bands = [b for b in found if b is not None]
         summary = (f"found in {len(bands)} of {len(cases)}" +
                    (f", {min(bands):.0f}-{max(bands):.0f} Hz" if bands else ""))
-        print(f"{rate:6d} Hz content stored at {stored} Hz: band {summary}", flush=True)
+        print(f"{rate:6d} Hz content stored at {stored} Hz ({opts.quality}): band {summary}", flush=True)
         ways = {"not looked for (None)": None, "found (auto)": "auto"}
         if rate < model_rate:
             ways["given (rate / 2)"] = rate / 2

@@ -372,12 +372,18 @@ def test_audio_resampled_up_is_separated_as_its_lower_rate(capsys, tmp_path, mod
     heard.clear()
     code, _, err = run_cli(capsys, "separate", str(phone), *tiny, "-o", str(tmp_path / "given"), "--band", "3000")
     assert code == 0 and set(heard) == {3000.0} and "holds nothing" not in err
-    for wrong, message in (("0", "a frequency above 0 Hz"), ("loud", "expected auto, full or a frequency in Hz")):
+    for wrong, message in (("0", "a frequency of at least 1000 Hz"), ("150", "a frequency of at least 1000 Hz"),
+                           ("loud", "expected auto, full or a frequency in Hz")):
         with pytest.raises(SystemExit):
             main(["separate", str(phone), *tiny, "--band", wrong])
         assert message in capsys.readouterr().err
     from lass.api import OutputOptions, Separator
 
-    result = Separator(str(model_dir / "tiny.safetensors")).separate_to_files(
-        phone, "rain", options=OutputOptions(directory=str(tmp_path / "api"), force=True))
+    separator = Separator(str(model_dir / "tiny.safetensors"))
+    result = separator.separate_to_files(phone, "rain", options=OutputOptions(directory=str(tmp_path / "api"),
+                                                                                force=True))
     assert 3500 < result.band_hz <= 4000
+    for given, reported in (("full", None), (None, None), (np.float32(3000), 3000.0)):
+        result = separator.separate_to_files(phone, "rain", options=OutputOptions(directory=str(tmp_path / "api"),
+                                                                                    force=True), band_hz=given)
+        assert result.band_hz == reported and type(result.band_hz) is type(reported)  # a plain float, as JSON takes

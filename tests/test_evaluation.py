@@ -241,9 +241,11 @@ def test_clips_from_lower_rate_files_are_scored_as_such_files_are_separated(tmp_
         score_case(separator, case, oracle=False)
         # a wide-band clip among them fills the band: nothing is found in the content
         assert set(heard_bands) == {case.band_hz if case.band_hz != "auto" else None}
-    for wrong in (0, -5.0, float("nan"), True, "4 kHz"):
-        with pytest.raises(AudioError, match="the band must be 'auto', a frequency above 0 Hz or None"):
+    for wrong in (0, 500, -5.0, float("nan"), float("inf"), True, "4 kHz", "none"):
+        with pytest.raises(AudioError, match="the band must be 'auto', 'full' .or None. or a frequency of at least 1000"):
             separator.separate_tensor(cases[0].mixture, 16000, "rain", band_hz=wrong)
+    with pytest.raises(AudioError, match="^the band must"):  # the band, not the file, is named
+        separator.separate_file(tmp_path / "low a" / "0.wav", "rain", band_hz="4000")
 
 
 def test_evaluate_needs_one_source(capsys, tmp_path):

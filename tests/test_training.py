@@ -228,7 +228,37 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path):
         raw = yaml.safe_load(config.read_text())
         raw["data"][key] = value
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    manifests = {"columns.csv": "file,text\na.wav,dog\n", "no_caption.csv": "path,caption\na.wav\n",
+                 "entry.json": '{"data": [{"wav": "a.wav", "caption": "dog"}, {"wav": "b.wav"}]}',
+                 "broken.json": '[{"wav": "a.wav"'}
+    for name, text in manifests.items():
+        (tmp_path / name).write_text(text)
+        raw = yaml.safe_load(config.read_text())
+        raw["data"]["train"] = [{"type": "manifest", "path": str(tmp_path / name)}]
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "my_esc" / "audio").mkdir(parents=True)
+    (tmp_path / "my_esc" / "meta.csv").write_text("filename,category\n1-1-A-0.wav,dog\n")
+    (tmp_path / "empty_validation").mkdir()
+    for name, key, value in (("no_fold", "train", [{"type": "esc50", "path": str(tmp_path / "my_esc")}]),
+                             ("empty_validation", "validation", {"type": "folders",
+                                                                 "path": str(tmp_path / "empty_validation")})):
+        raw = yaml.safe_load(config.read_text())
+        raw["data"][key] = value
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     cases = [
+        (("train", "--config", str(tmp_path / "columns.csv.yaml")), "columns.csv: expected columns path, caption; "
+                                                                    "found file, text"),
+        (("train", "--config", str(tmp_path / "no_caption.csv.yaml")), "no_caption.csv, row 1 after the header: "
+                                                                       "no caption"),
+        (("train", "--config", str(tmp_path / "entry.json.yaml")), 'entry.json, entry 2: expected "wav" (a file) and '
+                                                                   '"caption"'),
+        (("train", "--config", str(tmp_path / "broken.json.yaml")), "broken.json: not JSON"),
+        (("train", "--config", str(tmp_path / "no_fold.yaml")), "meta.csv: expected columns filename, fold, "
+                                                                "category; found filename, category"),
+        (("train", "--config", str(tmp_path / "empty_validation.yaml")), "data.validation: no clips to make "
+                                                                         "validation mixtures from"),
+        (("train", "--config", str(config), "--set", "model.text_encoder=/no/such/encoder", "--print-config"),
+         "text encoder '/no/such/encoder': not a local model folder"),
         (("train", "--config", str(tmp_path / "no_train.yaml")),
          f"data.train: folders data not found: {tmp_path / 'gone'}"),
         (("train", "--config", str(tmp_path / "no_validation.yaml")), "data.validation: esc50 data not found: "),
@@ -421,6 +451,74 @@ def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     weights = {key.removeprefix("model."): value for key, value in best["state_dict"].items()}
     assert exported.keys() <= weights.keys() and len(exported) > 10
     assert all(torch.equal(exported[key], weights[key].to(exported[key].dtype)) for key in exported)
+
+
+def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
+    """A run folder moved (or copied from another machine) resumes as in place: Lightning alone forgot the best
+    score, wrote best-v1.ckpt and last-v1.ckpt beside the files and exported the resumed part's best."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, max_steps=4)  # two epochs of 2 steps, each validated
+    assert lass_cmd("train", "--config", str(config), "--quiet").returncode == 0
+    shutil.move(tmp_path / "run", tmp_path / "moved")
+    moved = tmp_path / "moved" / "checkpoints"
+    done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "moved"), "--resume",
+                    str(moved / "last.ckpt"), "--set", "max_steps=8", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(path.name for path in moved.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert torch.load(moved / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 8
+    scores = {int(row["epoch"]): float(row["val_sdri"])
+              for version in ("version_0", "version_1") for row in validation_rows(tmp_path / "moved", version)}
+    best = torch.load(moved / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["global_step"] == 2 * (max(scores, key=scores.get) + 1)  # the best of all four epochs
+    exported = load_file(tmp_path / "moved" / "model.safetensors")
+    assert all(torch.equal(exported[key], best["state_dict"]["model." + key].to(exported[key].dtype))
+               for key in exported)
+    # resumed into another folder: the best checkpoint comes along
+    done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "other"), "--resume",
+                    str(moved / "last.ckpt"), "--set", "max_steps=10", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(path.name for path in (tmp_path / "other" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_a_run_folder_in_use_or_holding_a_model_is_refused_and_resuming_must_match(tmp_path):
+    """A folder another training is writing to (its lock names a live process), or that holds a model, takes no new
+    run; a stale lock is taken over. Resuming refuses max_steps already reached, another optimizer, --init, and
+    --set takes the config's own top-level settings by name."""
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, max_steps=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / ".lass-train.lock").write_text(str(other.pid))
+        done = lass_cmd("train", "--config", str(config), "--quiet")
+        assert done.returncode == 1 and f"another lass train (process {other.pid}) is writing to" in done.stderr
+    finally:
+        other.kill()
+        other.wait()
+    done = lass_cmd("train", "--config", str(config), "--quiet")  # the lock is stale now
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(path.name for path in run.iterdir()) == ["checkpoints", "logs", "model.safetensors"]
+    last = str(run / "checkpoints" / "last.ckpt")
+    cases = [(("--resume", last, "--set", "max_steps=2"), "has trained 2 steps already, and trainer.max_steps is 2"),
+             (("--resume", last, "--set", "max_steps=6", "--set", "optim.optimizer=muon"),
+              "was trained with optim.optimizer adamw, and this config has muon"),
+             (("--resume", last, "--init", "default"), "--init starts a new run from a model and --resume goes on"),
+             (("--output", str(tmp_path / "kept")), "already holds a model")]
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    for args, message in cases:
+        done = lass_cmd("train", "--config", str(config), *args, "--quiet")
+        assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+    done = lass_cmd("train", "--config", str(config), "--set", "seed=7", "--set", f"output_dir={tmp_path / 'x'}",
+                    "--print-config")
+    assert done.returncode == 0, done.stderr
+    shown = yaml.safe_load(done.stdout)
+    assert shown["seed"] == 7 and shown["output_dir"] == str(tmp_path / "x") and "seed" not in shown["trainer"]
 
 
 def test_time_limit_before_max_steps_warns_and_still_exports(tmp_path):

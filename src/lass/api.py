@@ -174,7 +174,7 @@ class Separator:
 
         `band_hz`: the highest frequency the audio holds, where it was resampled up from a lower rate (4000 for
         telephone audio stored at 16 kHz): the network then hears it as it hears a file of that Nyquist frequency.
-        "auto" (the default) finds such a band in the audio itself; None trusts `sample_rate` alone."""
+        "auto" (the default) finds such a band in the audio itself; "full" or None trusts `sample_rate` alone."""
         if isinstance(queries, str):
             queries = [queries]
         sample_rate = check_sample_rate(sample_rate)
@@ -196,6 +196,7 @@ class Separator:
     def separate_file(self, path: str | os.PathLike, queries: Sequence[str] | str,
                       negative: Sequence[str] | str | None = None, residual: bool = True,
                       band_hz: float | str | None = "auto") -> Tracks:
+        _check_band(band_hz)  # before the file is decoded: a wrong band is not the file's fault
         data, rate = audio.read(path)
         if not np.any(data):
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")

@@ -79,7 +79,7 @@ def cmd_separate(args) -> int:
                 _say(f"  {name}: {out}")
             if args.band == "auto" and result.band_hz is not None and result.band_hz < result.input_sample_rate / 2:
                 _say(f"  note: the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
-                     f"lower rate?): separated as such a recording is (--band full to separate it as full-band)")
+                     f"lower rate?): separated as such a recording is (--band full to trust the file's rate)")
         for query, level in result.levels_db.items():
             if level < QUIET_TRACK_DB:
                 how = "is silent" if level == -math.inf else f"came out {-level:.0f} dB below the input"
@@ -111,16 +111,19 @@ def cmd_separate(args) -> int:
     return 0
 
 
-def _band(text: str) -> float | str | None:
-    """--band: 'auto', 'full' (None: the file's rate alone) or a frequency in Hz."""
-    if text in ("auto", "full"):
-        return None if text == "full" else text
+def _band(text: str) -> float | str:
+    """--band: 'auto', 'full' (the file's rate alone) or a frequency in Hz."""
+    from .inference import MIN_BAND_HZ
+
+    if text.strip().lower() in ("auto", "full"):
+        return text.strip().lower()
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected auto, full or a frequency in Hz, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"a frequency above 0 Hz, got {text!r}")
+    if not MIN_BAND_HZ <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"a frequency of at least {MIN_BAND_HZ:.0f} Hz (telephone audio: 4000), "
+                                         f"got {text!r}")
     return value
 
 

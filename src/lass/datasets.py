@@ -33,6 +33,23 @@ def label_text(label: str) -> str:
     return " ".join(label.replace("_", " ").split())
 
 
+def read_table(path: str | os.PathLike) -> tuple[list[dict[str, str]], list[str]]:
+    """A CSV's rows and column names, the names stripped and lower-case ('Caption', ' src_wav'), as a spreadsheet
+    writes them: utf-8-sig, since its "CSV UTF-8" starts with a byte-order mark that would join the first name."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, skipinitialspace=True)
+        if reader.fieldnames:
+            reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames]
+        rows = list(reader)
+    return rows, [name for name in reader.fieldnames or [] if name]
+
+
+def _need_columns(path, found: list[str], needed: tuple[str, ...]) -> None:
+    missing = [name for name in needed if name not in found]
+    if missing:
+        raise ValueError(f"{path}: expected columns {', '.join(needed)}; found {', '.join(found) or 'none'}")
+
+
 def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[Item]:
     root = Path(root)
     meta = root / "meta.csv"
@@ -42,12 +59,17 @@ def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[
         raise FileNotFoundError(f"{root}: no ESC-50 meta.csv found")
     audio_dir = root / "audio"
     items, present = [], set()
-    with open(meta, newline="") as f:
-        for row in csv.DictReader(f):
-            present.add(int(row["fold"]))
-            if folds and int(row["fold"]) not in folds:
-                continue
-            items.append(Item(str(audio_dir / row["filename"]), label_text(row["category"])))
+    rows, columns = read_table(meta)
+    _need_columns(meta, columns, ("filename", "fold", "category"))
+    for i, row in enumerate(rows):
+        try:
+            fold = int(row["fold"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{meta}, row {i + 1} after the header: fold {row['fold']!r} is not a number") from None
+        present.add(fold)
+        if folds and fold not in folds:
+            continue
+        items.append(Item(str(audio_dir / row["filename"]), label_text(row["category"] or "")))
     missing = sorted(set(folds or ()) - present)
     if missing:  # a source that quietly gave nothing would train or validate on less than it says
         raise ValueError(f"{root}: no clips in fold{'s' if len(missing) > 1 else ''} "
@@ -71,11 +93,31 @@ def read_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     path = Path(path)
     base = Path(data_root) if data_root else path.parent
     if path.suffix.lower() == ".json":
-        with open(path) as f:
-            rows = [(r["wav"], r["caption"]) for r in json.load(f)["data"]]
+        with open(path, encoding="utf-8-sig") as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: not JSON ({err})") from None
+        entries = data.get("data") if isinstance(data, dict) else data  # AudioSep's {"data": [...]}, or the list
+        if not isinstance(entries, list):
+            raise ValueError(f'{path}: expected AudioSep\'s layout, {{"data": [{{"wav": ..., "caption": ...}}, ...]}}')
+        rows = []
+        for i, entry in enumerate(entries):
+            file = entry.get("wav", entry.get("path")) if isinstance(entry, dict) else None
+            caption = entry.get("caption") if isinstance(entry, dict) else None
+            if not isinstance(file, str) or not file or not isinstance(caption, str) or not caption.strip():
+                raise ValueError(f'{path}, entry {i + 1}: expected "wav" (a file) and "caption" (its text), got '
+                                 f"{json.dumps(entry)[:120]}")
+            rows.append((file, caption))
     else:
-        with open(path, newline="") as f:
-            rows = [(r["path"], r["caption"]) for r in csv.DictReader(f)]
+        table, columns = read_table(path)
+        _need_columns(path, columns, ("path", "caption"))
+        rows = []
+        for i, row in enumerate(table):
+            missing = [col for col in ("path", "caption") if not (row.get(col) or "").strip()]
+            if missing:  # a short row, or an empty caption (which no query can be)
+                raise ValueError(f"{path}, row {i + 1} after the header: no {' and no '.join(missing)}")
+            rows.append((row["path"].strip(), row["caption"]))
     # Clotho-style manifests list a file once per caption: one clip with its captions, not one class per caption,
     # which would mix a file with itself as its own interferer and ask for "absent" captions it holds
     captions: dict[str, list[str]] = {}

@@ -241,18 +241,25 @@ class LinearInterpolator:
 
 class InputSurvey:
     """A first pass over an input, in blocks (a whole file in bounded memory): its RMS over all samples and
-    channels (the level the network hears, `input_gain`) and its long-term power spectrum, from which
-    `band_hz` tells audio that was resampled up from a lower rate (telephone audio stored at 44.1 kHz)."""
+    channels (the level the network hears, `input_gain`) and its long-term spectrum, from which `band_hz` tells
+    audio that was resampled up from a lower rate (telephone audio stored at 44.1 kHz).
 
-    # over the 1,600 ESC-50 clips this gap has a median of 9 dB and 8 clips reach 30; a clip that was resampled
-    # up from 8 kHz, 63.5 dB (docs/benchmarks.md, "Band-limited input")
+    The long-term spectrum is the mean of the frames' log power spectra, each frame weighted by its energy:
+    loud frames count most (a quiet frame's rounding noise does not fill a stop band), silent ones not at all,
+    and a click or a few clipped samples move it by little, where they would fill a plain mean's stop band."""
+
+    # docs/benchmarks.md, "Band-limited input": the gap between the band's quiet floor and everything above it,
+    # over natural recordings and over audio resampled up from 8 and 11.025 kHz
     FLOOR_GAP_DB = 35.0
+    EDGE_DB = 20.0
+    FRAMES_PER_FFT = 128  # bounded memory for any block
 
     def __init__(self, rate: int):
         self.rate = rate
         self.size = 1 << max(4, math.ceil(math.log2(rate / 16)))  # bins of at most 16 Hz
         self.window = np.hanning(self.size).astype(np.float32)
-        self.power = np.zeros(self.size // 2 + 1)
+        self.log_power = np.zeros(self.size // 2 + 1)  # sum over frames of energy * log10(power)
+        self.weight = 0.0  # sum of the frames' energies
         self.energy, self.count = 0.0, 0
         self.tail: np.ndarray | None = None  # samples not yet in a whole frame
 
@@ -273,36 +280,62 @@ class InputSurvey:
         frames = max(0, (data.shape[1] - self.size) // hop + 1)
         if frames:
             framed = np.lib.stride_tricks.sliding_window_view(data, self.size, axis=1)[:, : frames * hop : hop]
-            spectra = np.fft.rfft(framed * self.window, axis=-1)
-            self.power += np.square(np.abs(spectra)).sum(axis=(0, 1), dtype=np.float64)
+            for first in range(0, frames, self.FRAMES_PER_FFT):
+                self._add(framed[:, first : first + self.FRAMES_PER_FFT] * self.window)
         self.tail = data[:, frames * hop :]
+
+    def _add(self, windowed: np.ndarray) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd sample values (1e30) make no band, not noise
+            power = np.square(np.abs(np.fft.rfft(windowed, axis=-1)), dtype=np.float64)
+            energy = power.sum(-1, keepdims=True)
+            self.log_power += (energy * np.log10(power + 1e-30)).sum(axis=(0, 1))
+            self.weight += float(energy.sum())
 
     @property
     def rms(self) -> float:
         return math.sqrt(self.energy / self.count) if self.count else 0.0
 
+    def spectrum_db(self) -> np.ndarray | None:
+        """The long-term spectrum (dB, `size // 2 + 1` bins); None for silence."""
+        log_power, weight = self.log_power, self.weight
+        if weight == 0 and self.tail is not None and self.tail.shape[1]:  # shorter than one frame
+            n = self.tail.shape[1]
+            frame = np.zeros((self.tail.shape[0], 1, self.size), np.float32)
+            frame[:, 0, :n] = self.tail * np.hanning(n + 2)[1:-1].astype(np.float32)  # a window over what is there
+            self._add(frame)
+            log_power, weight = self.log_power, self.weight
+            self.log_power, self.weight = np.zeros_like(self.log_power), 0.0
+        if not weight > 0 or not math.isfinite(weight):
+            return None
+        return 10 * log_power / weight
+
     def band_hz(self, limit_hz: float) -> float | None:
-        """The frequency below `limit_hz` (the model's Nyquist) above which the input holds nothing, where
-        there is one: everything above it, in the mean, at least FLOOR_GAP_DB below the quietest tenth of
-        the band below it (a resampler's stop band). A natural sound that fades out leaves its recording's
-        noise floor on both sides and is not taken for one; None where nothing is found."""
-        power = self.power
-        if not power.any() and self.tail is not None and self.tail.shape[1]:
-            padded = np.zeros((self.tail.shape[0], self.size))
-            padded[:, : self.tail.shape[1]] = self.tail  # shorter than one frame: one padded frame
-            power = np.square(np.abs(np.fft.rfft(padded * self.window, axis=-1))).sum(0)
-        if not power.any():
+        """The frequency below `limit_hz` (the model's Nyquist) where the input's content ends, where it ends in a
+        stop band: everything above, in the mean, at least FLOOR_GAP_DB below the quietest tenth of the band
+        below (a resampler's stop band). A natural sound that fades out leaves its recording's noise floor on
+        both sides and is not taken for one, nor is a recording's own anti-alias roll-off near its Nyquist
+        frequency (the search ends at 85 % of it). None where nothing is found."""
+        level = self.spectrum_db()
+        if level is None:
             return None
         hz = self.rate / self.size
         top = int(min(limit_hz, self.rate / 2) / hz)
-        level = 10 * np.log10(power + 1e-30)
-        tail_sums = np.cumsum(power[: top][::-1])[::-1]  # power in [b, top)
-        for b in range(int(1000 / hz), int(0.9 * top)):  # above 1 kHz; at least a tenth of the band above
-            floor = np.percentile(level[b // 4 : int(0.9 * b)], 10)
-            above = 10 * math.log10(tail_sums[b] / (top - b) + 1e-30)
-            if floor - above >= self.FLOOR_GAP_DB:
-                return b * hz
-        return None
+        power = 10 ** (level[:top] / 10)
+        above = np.cumsum(power[::-1])[::-1] / np.arange(top, 0, -1)  # mean power over [b, top)
+        for stop in range(int(1000 / hz), int(0.85 * top)):
+            floor = np.percentile(level[stop // 4 : int(0.9 * stop)], 10)
+            if floor - 10 * math.log10(above[stop] + 1e-30) >= self.FLOOR_GAP_DB:
+                break
+        else:
+            return None
+        # the stop band starts at `stop`; the band ends lower, at the last frequency below it that holds content
+        # within EDGE_DB of the band's strong part (a gentle resampler leaves a transition several hundred Hz
+        # wide, or images, and the engine fills the band above from the level of the band's top)
+        smooth = np.convolve(level[: stop + 3], np.ones(5) / 5, mode="same")[: stop + 1]
+        strong = np.percentile(level[stop // 2 : stop], 75)
+        inside = np.flatnonzero(smooth >= strong - self.EDGE_DB)
+        edge = inside[-1] if inside.size else stop
+        return float(max(edge, int(1000 / hz)) * hz)
 
 
 def input_gain(rms: float, level_db: float | None) -> float:
@@ -402,7 +435,7 @@ def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray,
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     step = max(1, int(block_seconds * rate))
     blocks = (audio[:, i : i + step] for i in range(0, audio.shape[1], step))
-    survey = InputSurvey.of([audio], rate)
+    survey = InputSurvey.of((audio[:, i : i + step] for i in range(0, audio.shape[1], step)), rate)
     gain = input_gain(survey.rms, model.config.input_level_db)
     band = heard_band(survey, band_hz, model.sample_rate)
     pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain,
@@ -416,17 +449,20 @@ def heard_band(survey: InputSurvey, band_hz: float | str | None, model_rate: int
     """The band the network is told the input holds, below the model's Nyquist frequency; None for the whole.
     `band_hz` "auto" (the default everywhere): found in the input's content (`InputSurvey.band_hz`), so that
     audio resampled up from a lower rate is heard as a file of that rate is; a number: that band, as given;
-    None: the input's rate alone tells."""
-    if isinstance(band_hz, str) and band_hz == "auto":
-        band_hz = survey.band_hz(model_rate / 2)
-    else:
-        check_band(band_hz)
-    band = min(survey.rate / 2, band_hz if band_hz is not None else math.inf)
+    "full" or None: the input's rate alone tells."""
+    check_band(band_hz)
+    if isinstance(band_hz, str):  # "auto" or "full"
+        band_hz = survey.band_hz(model_rate / 2) if band_hz == "auto" else None
+    band = min(survey.rate / 2, float(band_hz) if band_hz is not None else math.inf)
     return band if band < model_rate / 2 else None
 
 
+MIN_BAND_HZ = 1000.0  # below it the engine would fill nearly the whole spectrum (the search starts there too)
+
+
 def check_band(band_hz: object) -> None:
-    if band_hz is None or (isinstance(band_hz, str) and band_hz == "auto"):
+    if band_hz is None or (isinstance(band_hz, str) and band_hz in ("auto", "full")):
         return
-    if isinstance(band_hz, bool) or not isinstance(band_hz, numbers.Real) or not 0 < band_hz < math.inf:
-        raise ValueError(f"the band must be 'auto', a frequency above 0 Hz or None (the whole band), got {band_hz!r}")
+    if isinstance(band_hz, bool) or not isinstance(band_hz, numbers.Real) or not MIN_BAND_HZ <= band_hz < math.inf:
+        raise ValueError(f"the band must be 'auto', 'full' (or None) or a frequency of at least {MIN_BAND_HZ:.0f} Hz, "
+                         f"got {band_hz!r}")

@@ -38,6 +38,10 @@ def _resolve_text_encoder_path(name_or_path: str) -> str:
     return name_or_path  # a hub id: transformers resolves it (needs network or a warm cache)
 
 
+class TextEncoderError(ValueError):
+    """A text encoder that cannot be loaded (a misspelt name, a hub id while offline)."""
+
+
 class TextEncoder(torch.nn.Module):
     """Frozen sentence encoder: mean-pooled, L2-normalised token states; cached per string."""
 
@@ -48,10 +52,21 @@ class TextEncoder(torch.nn.Module):
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        try:  # its retry lines ("... thrown while requesting HEAD ...") before the one error said below
+            from huggingface_hub.utils import logging as hub_logging
+
+            hub_logging.set_verbosity_error()
+        except ImportError:  # pragma: no cover - a dependency of transformers
+            pass
         path = _resolve_text_encoder_path(name_or_path)
         self.name = name_or_path
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path).eval()
+        except (OSError, ValueError) as err:  # transformers' "couldn't connect", "not a valid model identifier", ...
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise TextEncoderError(f"text encoder {name_or_path!r}: not a local model folder, and not loadable by "
+                                   f"that name here (offline, the hub cannot be reached): {first[:200]}") from None
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.max_length = max_length

@@ -5,7 +5,6 @@ queries. Scoring is the same for all of them (`lass.evaluation.run`).
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import read, read_mono, resample
-from ..datasets import ClipBank, label_text
+from ..datasets import ClipBank, label_text, read_table
 from ..mixing import mix
 
 DEFAULT_TEMPLATE = "the sound of {label}"
@@ -74,12 +73,7 @@ LIST_LAYOUTS = {
 def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_rate: int,
                  snr_db: float = 0.0, limit: int | None = None, use_negative: bool = False) -> list[Case]:
     """A published mixture list (layout detected from the header), mixed at `snr_db` by energy."""
-    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which would join the first column's name
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        if reader.fieldnames:  # 'Caption', ' src_wav': the columns by name, whatever their case and spacing
-            reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames]
-        rows = list(reader)
+    rows, columns = read_table(path)
     if not rows:
         raise ValueError(f"{path}: empty mixture list")
     header = set(rows[0])
@@ -87,7 +81,7 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
     if layout is None:
         raise ValueError(f"{path}: unknown layout; expected columns {', '.join(LIST_LAYOUTS['audiosep'][:3])} "
                          f"(AudioSep) or {', '.join(LIST_LAYOUTS['clapsep'])} (CLAPSep); found "
-                         f"{', '.join(name for name in reader.fieldnames if name) or 'none'}")
+                         f"{', '.join(columns) or 'none'}")
     cap, src, noise_col, neg_col = LIST_LAYOUTS[layout]
     root = Path(data_root)
     cases = []

@@ -307,8 +307,8 @@ def check_trainer_settings(trainer: dict) -> None:
 
 
 def apply_override(raw: dict, text: str) -> None:
-    """`--set KEY=VALUE`: a trainer setting by its name (max_steps=100), any other by its dotted path
-    (optim.lr=5e-4, data.mixing.snr_db=[-3,3]); the value is read as YAML."""
+    """`--set KEY=VALUE`: a trainer setting by its name (max_steps=100), seed and output_dir by theirs, any other
+    by its dotted path (optim.lr=5e-4, data.mixing.snr_db=[-3,3]); the value is read as YAML."""
     if "=" not in text:
         raise ValueError(f"--set expects key=value, got '{text}'")
     key, value = (part.strip() for part in text.split("=", 1))
@@ -316,7 +316,9 @@ def apply_override(raw: dict, text: str) -> None:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         raise ValueError(f"--set {key}: cannot read the value {value!r}") from None
-    path = key.split(".") if "." in key else ["trainer", key]
+    # a trainer setting by its bare name; the config's own top-level settings (seed, output_dir) by theirs
+    top_level = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data", "optim", "trainer"}
+    path = key.split(".") if "." in key or key in top_level else ["trainer", key]
     node = raw
     for depth, part in enumerate(path[:-1]):
         node = node.setdefault(part, {})

@@ -115,6 +115,8 @@ class LassModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lass_model_config"] = self.model.config.to_json()  # so `lass export` needs no config
         checkpoint["lass_lr"] = self.config.optim.lr  # the rate a resumed run keeps when its config sets none
+        # what shapes the saved optimizer and module state, which a resumed run must match (settle_config)
+        checkpoint["lass_state_layout"] = state_layout(self.config.optim)
 
     def configure_optimizers(self):
         opt = self.config.optim
@@ -157,3 +159,10 @@ class MixtureData(L.LightningDataModule):
         # mixtures of different lengths, which are not stacked but validated one by one
         batch = 25 if isinstance(self.validation, torch.utils.data.TensorDataset) else 1
         return torch.utils.data.DataLoader(self.validation, batch_size=batch)
+
+
+def state_layout(optim) -> dict:
+    """The optim settings that change what a checkpoint holds: its optimizer's state, the presence head's
+    weights, the weight average's copy."""
+    return {"optim.optimizer": optim.optimizer, "optim.presence_weight above 0": optim.presence_weight > 0,
+            "optim.ema_decay above 0": optim.ema_decay > 0}

@@ -66,6 +66,8 @@ def build_validation(config: TrainConfig, encoder):
                                   limit=config.data.validation_mixtures)
     except (ValueError, OSError) as err:  # say which part of the config it is about
         raise ValueError(f"data.validation: {err}") from None
+    if not mixtures:
+        raise ValueError(f"data.validation: no clips to make validation mixtures from ({config.data.validation})")
     cond = build_condition(encoder.encode([m.query for m in mixtures]), None)
     if len({m.mixture.shape[-1] for m in mixtures}) > 1:  # one's own clips of many lengths: batches of one
         return [(torch.from_numpy(m.mixture), torch.from_numpy(m.target), c) for m, c in zip(mixtures, cond)]
@@ -101,9 +103,23 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
     the rate the resumed run started with, else one for fine-tuning or from scratch."""
     from ..models import registry
 
+    from .module import state_layout
+
+    if resume and init:
+        raise ValueError("--init starts a new run from a model and --resume goes on with a run: give one of them")
     checkpoint = read_checkpoint(resume) if resume else None
     initial = registry.load(init) if init and checkpoint is None else None  # a resumed run has its weights
     if checkpoint is not None:
+        trained, planned = checkpoint.get("global_step", 0), config.trainer.get("max_steps", -1)
+        if planned is not None and 0 <= planned <= trained:
+            raise ValueError(f"{resume} has trained {trained} steps already, and trainer.max_steps is {planned}: set "
+                             f"max_steps above {trained} to train on (--set max_steps=N)")
+        layout = checkpoint.get("lass_state_layout", {})
+        for key, value in state_layout(config.optim).items():
+            if key in layout and layout[key] != value:
+                raise ValueError(f"{resume} was trained with {key} {layout[key]}, and this config has {value}: resume "
+                                 f"with the run's own settings (its logs/version_*/config.yaml), or start a new run "
+                                 f"from its model with --init {Path(resume).parent.parent / 'model.safetensors'}")
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
         if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
             print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
@@ -137,15 +153,68 @@ def refuse_earlier_run(out: Path) -> None:
         raise ValueError(f"{out} already holds a training run ({found[0]}): resume it with --resume "
                          f"{last if last.exists() else found[0]}, or start a new run in another folder with "
                          f"--output NEW_FOLDER (or delete {out})")
+    if (out / "model.safetensors").exists():  # a run whose checkpoints were deleted to save space
+        raise ValueError(f"{out} already holds a model ({out / 'model.safetensors'}): start a new run in another "
+                         f"folder with --output NEW_FOLDER (or move the model away)")
+
+
+LOCK_NAME = ".lass-train.lock"
+
+
+def _lock_holder(out: Path) -> int | None:
+    """The process that holds the run folder's lock, where it is still running."""
+    try:
+        pid = int((out / LOCK_NAME).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # left by a run that was killed
+    except (PermissionError, OSError):
+        pass
+    return pid if pid > 0 and pid != os.getpid() else None
+
+
+def take_run_lock(out: Path) -> Path | None:
+    """Two trainings started into one folder at once would both pass `refuse_earlier_run` (neither has written a
+    checkpoint yet), then mix their checkpoints and replace each other's model: the first to start holds the folder.
+    The other processes of a multi-process run (LOCAL_RANK above 0) work under their first process's lock."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        return None
+    lock = out / LOCK_NAME
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _lock_holder(out)
+            if holder is not None:
+                raise ValueError(f"another lass train (process {holder}) is writing to {out}: wait for it to end, "
+                                 f"or choose another folder with --output") from None
+            lock.unlink(missing_ok=True)  # a stale lock: its run was killed
+            continue
+        os.write(handle, str(os.getpid()).encode())
+        os.close(handle)
+        return lock
+    raise ValueError(f"cannot take the run folder {out}: its lock {lock} keeps reappearing")
 
 
 def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
           progress: bool = True) -> Path | None:
     """Trains and exports `output_dir/model.safetensors`; returns its path (None in the other processes of a
     multi-process run, which write nothing)."""
+    locks: list[Path] = []
+    try:
+        return _train(config, resume, init, progress, locks)
+    finally:
+        for lock in locks:
+            lock.unlink(missing_ok=True)
+
+
+def _train(config: TrainConfig, resume: str | None, init: str | None, progress: bool, locks: list[Path]):
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger
 
     from ..models import registry
@@ -153,6 +222,10 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
     from .progress import KeepConfig, ProgressLines, progress_bar
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
+    holder = _lock_holder(Path(config.output_dir))
+    if holder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
+        raise ValueError(f"another lass train (process {holder}) is writing to {config.output_dir}: wait for it "
+                         f"to end, or choose another folder with --output")
     if not resume:
         refuse_earlier_run(Path(config.output_dir))
     L.seed_everything(config.seed, verbose=False)
@@ -191,11 +264,11 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         # from it then overwrites best.ckpt only with a better model, instead of writing best-v1.ckpt beside it.
         # It saves at validation's end only: a resumed run replays the restored epoch's end before any validation,
         # which made it look for a score that was not there (Lightning's "could not find the monitored key")
-        best_checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
-                                          mode="max", save_top_k=1, save_on_train_epoch_end=False)
+        best_checkpoint = run_checkpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
+                                         mode="max", save_top_k=1, save_on_train_epoch_end=False)
         callbacks.append(best_checkpoint)
-    callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
-                                     every_n_epochs=1, save_top_k=1))
+    callbacks.append(run_checkpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
+                                    every_n_epochs=1, save_top_k=1))
     bar = progress and sys.stderr.isatty()
     step_bar = progress_bar() if bar else None
     if step_bar is not None:
@@ -214,6 +287,7 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         except (TypeError, ValueError, MisconfigurationException) as err:  # a value Lightning refuses
             raise ValueError(f"trainer: {err}") from None
         out.mkdir(parents=True, exist_ok=True)  # after data and trainer: a mistake there leaves no empty folder
+        locks.extend(lock for lock in [take_run_lock(out)] if lock is not None)
         initial_score = None
         try:
             if initial is not None and not resume and data.validation is not None:
@@ -263,6 +337,42 @@ def train(config: TrainConfig, resume: str | None = None, init: str | None = Non
         return None
     model = load_checkpoint(source) if source.exists() else module.model
     return registry.save_model(model, out / "model.safetensors")
+
+
+def run_checkpoint(**kwargs):
+    """Lightning's ModelCheckpoint, which also resumes a run whose folder was moved, copied or renamed (from a GPU
+    machine to a laptop, say). Lightning's own forgets then the best score and the files it wrote, and writes
+    best-v1.ckpt and last-v1.ckpt beside them, so the export took the resumed part's best and last.ckpt stayed old.
+    Here its files are taken to be where they now are; a best checkpoint left in the old folder (--output NEW)
+    is copied over, and one that is nowhere is forgotten, with a note."""
+    import shutil
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class RunCheckpoint(ModelCheckpoint):
+        def load_state_dict(self, state: dict) -> None:
+            stored = state.get("dirpath")
+            if stored is None or self.dirpath is None or os.path.realpath(stored) == os.path.realpath(self.dirpath):
+                return super().load_state_dict(state)
+            here = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
+            best = state.get("best_model_path")
+            if best and not Path(here(best)).exists():
+                if Path(best).exists():
+                    Path(self.dirpath).mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(best, here(best))
+                else:
+                    _say(f"the run's best checkpoint ({best}) is not in {self.dirpath}, nor where it was: the "
+                         f"exported model is the best of the steps trained from here on")
+                    state = {**state, "best_model_path": "", "best_model_score": None, "best_k_models": {},
+                             "kth_best_model_path": "", "kth_value": state.get("kth_value")}
+                    best = ""
+            super().load_state_dict({
+                **state, "dirpath": self.dirpath, "best_model_path": here(state.get("best_model_path")),
+                "kth_best_model_path": here(state.get("kth_best_model_path")),
+                "last_model_path": here(state.get("last_model_path")),
+                "best_k_models": {here(path): score for path, score in (state.get("best_k_models") or {}).items()}})
+
+    return RunCheckpoint(**kwargs)
 
 
 def keep_what_was_trained(out: Path, step: int) -> None:
