@@ -80,11 +80,18 @@ def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[
 def read_class_folders(root: str | os.PathLike) -> list[Item]:
     """root/<label>/<clip>.wav ..."""
     root = Path(root)
-    items = []
+    items, empty = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for file in sorted(folder.rglob("*")):
-            if file.suffix.lower() in AUDIO_EXTENSIONS:
-                items.append(Item(str(file), label_text(folder.name)))
+        found = [file for file in sorted(folder.rglob("*")) if file.suffix.lower() in AUDIO_EXTENSIONS]
+        items += [Item(str(file), label_text(folder.name)) for file in found]
+        if not found:
+            empty.append(folder.name)
+    if not items and any(p.suffix.lower() in AUDIO_EXTENSIONS for p in root.iterdir() if p.is_file()):
+        raise ValueError(f"{root}: audio files, but no class folders: the clips must be in a folder per class, "
+                         f"{root}/<label>/*.wav")
+    if empty and items:
+        print(f"lass: {len(empty)} class folder{'s' * (len(empty) > 1)} of {root} without audio, left out: "
+              f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}", file=sys.stderr, flush=True)
     return items
 
 
@@ -219,9 +226,13 @@ class ClipBank:
         pending_bands: dict[tuple, float] = {}
         gap = np.zeros(int(self.JOIN_GAP_SECONDS * sample_rate), dtype=np.float32)
         skipped: list[str] = []  # left out, each kind said in one line at the end
+        missing: list[str] = []
         silent: list[str] = []
         short: list[str] = []
         for item in items:
+            if not os.path.isfile(item.path):
+                missing.append(str(item.path))
+                continue
             try:
                 audio = read_mono(item.path, sample_rate)
                 band = min(info(item.path).sample_rate, sample_rate) / 2
@@ -251,6 +262,7 @@ class ClipBank:
                 short.append(f"the last join of '{label}'")
         self.label_names = sorted(self.by_label)
         for left_out, why, hint in (
+                (missing, "{are} not found", "; a manifest's paths are read against its `root` (or its own folder)"),
                 (skipped, "{are} unreadable or {hold} NaN or infinite samples", ""),
                 (silent, "{are} digital silence", ""),
                 (short, f"{{are}} shorter than {min_seconds:g} s, too short to mix",

@@ -231,6 +231,11 @@ def _check_values(config: TrainConfig) -> None:
                          f"0) must be lists of the same length, got {counts} and {probs}")
     if model.hop_length > model.n_fft:
         raise ValueError(f"model.hop_length ({model.hop_length}) must not exceed model.n_fft ({model.n_fft})")
+    crops = [mixing.segment_seconds] + [p["segment_seconds"] for p in data.phases  # phases' types: _check_phases
+                                        if isinstance(p, dict) and isinstance(p.get("segment_seconds"), (int, float))]
+    if min(crops) * model.sample_rate < model.n_fft:  # shorter than one STFT frame: nothing to learn from
+        raise ValueError(f"data.mixing.segment_seconds ({min(crops):g} s) must hold at least one STFT frame of "
+                         f"model.n_fft ({model.n_fft} samples, {model.n_fft / model.sample_rate:g} s)")
 
 
 def _resolve_paths(specs: list[dict], base: Path) -> None:

@@ -127,6 +127,10 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
         config.model = saved
     elif initial is not None:  # the sample rate and text encoder are the initial model's
         config.model = fine_tune_config(config.model, initial.config, init)
+    elif (config.model.source or "").startswith("lass train --init "):  # a fine-tuned run's recorded config
+        print(f"lass: warning: this config's model was fine-tuned ({config.model.source.split(',')[0]}); without "
+              f"--init this run trains from scratch and its model would still say it was fine-tuned. Add the same "
+              f"--init to fine-tune again", file=sys.stderr, flush=True)
     started = checkpoint.get("lass_lr") if checkpoint is not None else None
     if started is not None and config.optim.lr not in (None, started):
         # Lightning restores the optimizer and its schedule, which would keep the run's rate without a word
@@ -240,7 +244,19 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         raise ValueError(f"data.train: {err}") from None
     if not items:
         raise ValueError("the training data is empty: check data.train in the config")
+    if config.data.validation:  # scores on clips the model trains on say nothing of new recordings
+        try:
+            heard = {os.path.realpath(item.path) for item in items}
+            shared = sum(os.path.realpath(item.path) in heard for item in read_dataset(config.data.validation))
+        except (ValueError, OSError):
+            shared = 0  # said with the validation data's own error below
+        if shared:
+            print(f"lass: warning: {shared} validation clip{'s are' if shared > 1 else ' is'} also in the training "
+                  f"data: validation scores will be too high (use held-out clips, e.g. another fold)",
+                  file=sys.stderr, flush=True)
     bank = ClipBank(items, config.model.sample_rate)
+    if not bank.clips:
+        raise ValueError(f"none of the {len(items)} training clips could be used (see the lines above)")
     if len(bank.label_names) < 2:
         raise ValueError("training needs at least two classes (labels) to build mixtures")
     table, query_index = build_query_table(bank.label_names, encoder, bank.captions)
