@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,7 +199,7 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
     assert_one_line_error(code, err, "--segment")
 
 
-def test_damaged_model_file(capsys, song, tmp_path, monkeypatch):
+def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):
     broken = tmp_path / "models" / "broken.safetensors"
     broken.parent.mkdir()
     broken.write_text("not a model")
@@ -226,6 +227,12 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch):
     assert registry.resolve("default").parent == registry.PACKAGE_DIR
     code, out, _ = run_cli(capsys, "info")
     assert "broken" not in out.split("models:")[1].split("(user folder")[0]
+    # a readable user default.safetensors does take its place, and lass models says so
+    assert "takes the place of the bundled" not in err
+    (broken.parent / "default.safetensors").write_bytes(Path(tiny_model).read_bytes())
+    code, out, err = run_cli(capsys, "models")
+    assert code == 0 and f"{broken.parent / 'default.safetensors'} takes the place of the bundled 'default'" in err
+    assert registry.resolve("default").parent == broken.parent
 
 
 def test_several_inputs_continue_past_a_bad_one(capsys, song, tmp_path, tiny_model):

@@ -167,7 +167,10 @@ def cmd_models(args) -> int:
     rows = []
     for reason in registry.damaged_models().values():  # one damaged file must not hide the others
         _say(f"lass: skipping {reason}")
+    bundled = {file.stem for file in registry.PACKAGE_DIR.glob("*.safetensors")}
     for name, path in registry.installed_models().items():
+        if name in bundled and path.parent != registry.PACKAGE_DIR:  # one row, and it is not the bundled model
+            _say(f"lass: note: {path} takes the place of the bundled '{name}' (rename it to keep both)")
         try:
             rows.append(registry.describe(name, path))
         except registry.ModelNotFound as err:  # one damaged file must not hide the others
