@@ -213,6 +213,11 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(checkpoint), "-o", str(tmp_path))
     assert_one_line_error(code, err, f"{checkpoint}: a training checkpoint, not a model file: export it first "
                                      f"with lass export {checkpoint} -o MODEL.safetensors")
+    run = tmp_path / "run"  # a training run's folder, where its model file is meant
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(Path(tiny_model).read_bytes())
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(run), "-o", str(tmp_path))
+    assert_one_line_error(code, err, f"{run} is a training run's folder: its model is {run / 'model.safetensors'}")
     monkeypatch.setenv("LASS_MODELS_DIR", str(broken.parent))
     code, out, err = run_cli(capsys, "models")  # the other models are still listed
     assert code == 0 and "default" in out and "skipping" in err and "broken.safetensors" in err

@@ -196,6 +196,9 @@ def read_dataset(spec: dict) -> list[Item]:
     if kind == "esc50":
         items = read_esc50(spec["path"], spec.get("folds"))
     elif kind == "folders":
+        if not os.path.isdir(spec["path"]):
+            raise ValueError(f"{spec['path']}: a folders source is a folder of class folders; a CSV or JSON list of "
+                             f"clips and captions is `type: manifest`")
         items = read_class_folders(spec["path"])
     else:
         items = read_manifest(spec["path"], spec.get("root"))

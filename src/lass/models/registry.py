@@ -107,6 +107,8 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
     name_or_path = str(name_or_path or DEFAULT_MODEL)
     if name_or_path.endswith(".safetensors") or os.sep in name_or_path:
         path = Path(name_or_path)
+        if path.is_dir() and (path / "model.safetensors").is_file():  # a `lass train` run folder
+            raise ModelNotFound(f"{path} is a training run's folder: its model is {path / 'model.safetensors'}")
         if not path.is_file():
             raise ModelNotFound(f"model file not found: {path}")
         return path

@@ -280,6 +280,11 @@ WHOLE_NUMBER_TRAINER_SETTINGS = ("max_steps", "max_epochs", "min_steps", "min_ep
 SET_BY_LASS = ("logger", "callbacks", "default_root_dir")  # lass train passes these to Lightning itself
 
 
+# lightning.Trainer's precisions (its own list, lightning.fabric.connector._PRECISION_INPUT, is private)
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "bf16", "16", "64",
+              "transformer-engine", "transformer-engine-float16")
+
+
 def check_trainer_settings(trainer: dict) -> None:
     """The `trainer` section (and `--set` overrides) against lightning.Trainer's own arguments, before any
     data loads: a misspelt or mistyped setting is one line naming it."""
@@ -305,6 +310,9 @@ def check_trainer_settings(trainer: dict) -> None:
     if isinstance(max_steps, int) and max_steps != -1 and max_steps < 1:  # 0 exported an untrained model
         raise ValueError(f"trainer.max_steps must be at least 1, or -1 for no limit (max_time or max_epochs then "
                          f"end the run); got {max_steps}")
+    precision = trainer.get("precision")
+    if precision is not None and precision != "auto" and str(precision) not in PRECISIONS:
+        raise ValueError(f"trainer.precision must be auto or one of {', '.join(PRECISIONS)}; got {precision!r}")
     max_time = trainer.get("max_time")
     if isinstance(max_time, str) and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()):
         raise ValueError(f"trainer.max_time must be DD:HH:MM:SS (days, hours, minutes, seconds), such as "

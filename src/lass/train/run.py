@@ -226,6 +226,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     from .progress import KeepConfig, ProgressLines, progress_bar
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
+    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
+        raise ValueError(f"output folder {config.output_dir} is a file: choose a folder with --output")
     holder = _lock_holder(Path(config.output_dir))
     if holder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
         raise ValueError(f"another lass train (process {holder}) is writing to {config.output_dir}: wait for it "
