@@ -273,7 +273,8 @@ class InputSurvey:
     def push(self, block: np.ndarray) -> None:
         """One (channels, n) block, in order."""
         block = np.asarray(block, dtype=np.float32)
-        self.energy += float(np.square(block, dtype=np.float64).sum())
+        for first in range(0, block.shape[-1], 1 << 18):  # float64 sums in bounded pieces
+            self.energy += float(np.square(block[..., first : first + (1 << 18)], dtype=np.float64).sum())
         self.count += block.size
         data = block if self.tail is None else np.concatenate([self.tail, block], axis=1)
         hop = self.size // 2  # Hann windows at half overlap weigh every sample alike
