@@ -155,7 +155,8 @@ def _shaped_noise(seconds: float, rate: int, gain_at, seed: int = 0) -> np.ndarr
 def test_input_survey_finds_where_audio_resampled_up_stops():
     """Audio resampled up from 8 or 11.025 kHz, stored at 16 to 48 kHz: its band is found just below the lower rate's
     Nyquist frequency (lower for a gentle resampler, whose transition starts lower), the same in any blocks, and
-    kept through clipped peaks and a click. Full-band noise, a tone over a quiet noise floor, noise behind a steep
+    kept through clipped peaks and a click, but not where only one channel or half of the time is band-limited.
+    Full-band noise, a tone over a quiet noise floor, noise behind a steep
     analog-style low-pass (48 dB per octave from 2 kHz) and a recording's own roll-off near its Nyquist frequency
     hold no such band."""
     import soxr
@@ -178,6 +179,10 @@ def test_input_survey_finds_where_audio_resampled_up_stops():
         assert InputSurvey.of([spoilt], stored).band_hz(8000) == pytest.approx(band, rel=0.03)
         gentle = soxr.resample(resample(x, stored, low).T, low, stored, "LQ").T  # a wide transition band
         assert 0.75 * low / 2 < InputSurvey.of([gentle], stored).band_hz(8000) < band
+        wide = _shaped_noise(3.0, stored, lambda f: 0.02 + 0 * f)[0]  # full-band audio as loud as the limited
+        wide *= np.sqrt(np.mean(x[0].astype(np.float64) ** 2) / np.mean(wide.astype(np.float64) ** 2))
+        for partly in (np.stack([x[0], wide]), np.concatenate([x, np.stack([wide, wide])], axis=1)):
+            assert InputSurvey.of([partly], stored).band_hz(8000) is None  # one channel, or half the time
     t = np.arange(3 * 16000) / 16000
     tone_over_floor = 0.5 * np.sin(2 * np.pi * 1800 * t) + _shaped_noise(3.0, 16000, lambda f: 1e-4 + 0 * f)
     natural = [_shaped_noise(3.0, 16000, lambda f: 1 + 0 * f),

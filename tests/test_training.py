@@ -490,30 +490,47 @@ def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
     exported = load_file(tmp_path / "moved" / "model.safetensors")
     assert all(torch.equal(exported[key], best["state_dict"]["model." + key].to(exported[key].dtype))
                for key in exported)
-    # resumed into another folder: the best checkpoint comes along
+    # the state under ModelCheckpoint's own key: checkpoints of earlier versions (plain Lightning) resume with it
+    assert all(key.startswith("ModelCheckpoint{") for key in best["callbacks"])
+    # resumed into another folder: the best checkpoint comes along; into one holding another run: refused
     done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "other"), "--resume",
                     str(moved / "last.ckpt"), "--set", "max_steps=10", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(path.name for path in (tmp_path / "other" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "other"), "--resume",
+                    str(moved / "last.ckpt"), "--set", "max_steps=12", "--quiet")
+    assert done.returncode == 1 and "other already holds a training run" in done.stderr
+    # its best checkpoint deleted: said, and the best of the steps from here on is kept and exported
+    (moved / "best.ckpt").unlink()
+    done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "moved"), "--resume",
+                    str(moved / "last.ckpt"), "--set", "max_steps=10", "--quiet")
+    assert done.returncode == 0 and "the run's best checkpoint (best.ckpt, validation SDRi" in done.stderr
+    assert sorted(path.name for path in moved.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert torch.load(moved / "best.ckpt", map_location="cpu", weights_only=False)["global_step"] in (10,)
 
 
 def test_a_run_folder_in_use_or_holding_a_model_is_refused_and_resuming_must_match(tmp_path):
-    """A folder another training is writing to (its lock names a live process), or that holds a model, takes no new
-    run; a stale lock is taken over. Resuming refuses max_steps already reached, another optimizer, --init, and
+    """A folder another training is writing to (it holds the folder's lock), or that holds a model, takes no new
+    run; a lock file left by a killed run is taken over. Resuming refuses max_steps already reached, another optimizer, --init, and
     --set takes the config's own top-level settings by name."""
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, max_steps=2)
     run = tmp_path / "run"
     run.mkdir()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lock = run / ".lass-train.lock"
+    holder = ("import fcntl, sys, time\nf = open(sys.argv[1], 'a+')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
+              "f.write('process 4242 on elsewhere'); f.flush(); print('held', flush=True); time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", holder, str(lock)], stdout=subprocess.PIPE, text=True)
     try:
-        (run / ".lass-train.lock").write_text(str(other.pid))
+        assert other.stdout.readline().strip() == "held"
         done = lass_cmd("train", "--config", str(config), "--quiet")
-        assert done.returncode == 1 and f"another lass train (process {other.pid}) is writing to" in done.stderr
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert f"another lass train (process 4242 on elsewhere) is writing to {run} (it holds {lock})" in done.stderr
     finally:
         other.kill()
         other.wait()
-    done = lass_cmd("train", "--config", str(config), "--quiet")  # the lock is stale now
+    assert lock.exists()  # left by the killed process, whose lock the system let go
+    done = lass_cmd("train", "--config", str(config), "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(path.name for path in run.iterdir()) == ["checkpoints", "logs", "model.safetensors"]
     last = str(run / "checkpoints" / "last.ckpt")

@@ -246,12 +246,17 @@ class InputSurvey:
 
     The long-term spectrum is the mean of the frames' log power spectra, each frame weighted by its energy:
     loud frames count most (a quiet frame's rounding noise does not fill a stop band), silent ones not at all,
-    and a click or a few clipped samples move it by little, where they would fill a plain mean's stop band."""
+    and a click or a few clipped samples move it by little, where they would fill a plain mean's stop band. The
+    plain mean must still show the stop band, less deeply (PLAIN_GAP_DB), so that audio only partly band-limited
+    (one channel full-band, or half of the time) is not taken for band-limited."""
 
     # docs/benchmarks.md, "Band-limited input": the gap between the band's quiet floor and everything above it,
     # over natural recordings and over audio resampled up from 8 and 11.025 kHz
     FLOOR_GAP_DB = 35.0
     EDGE_DB = 20.0
+    # the plain mean power must show the stop band too, less deeply: audio only partly band-limited (one channel
+    # full-band, or half of the time) leaves 5-8 dB there, a click 30 dB and clipped peaks 20-24 dB
+    PLAIN_GAP_DB = 15.0
     FRAMES_PER_FFT = 128  # bounded memory for any block
 
     def __init__(self, rate: int):
@@ -259,6 +264,7 @@ class InputSurvey:
         self.size = 1 << max(4, math.ceil(math.log2(rate / 16)))  # bins of at most 16 Hz
         self.window = np.hanning(self.size).astype(np.float32)
         self.log_power = np.zeros(self.size // 2 + 1)  # sum over frames of energy * log10(power)
+        self.power = np.zeros(self.size // 2 + 1)  # sum over frames of power
         self.weight = 0.0  # sum of the frames' energies
         self.energy, self.count = 0.0, 0
         self.tail: np.ndarray | None = None  # samples not yet in a whole frame
@@ -290,25 +296,26 @@ class InputSurvey:
             power = np.square(np.abs(np.fft.rfft(windowed, axis=-1)), dtype=np.float64)
             energy = power.sum(-1, keepdims=True)
             self.log_power += (energy * np.log10(power + 1e-30)).sum(axis=(0, 1))
+            self.power += power.sum(axis=(0, 1))
             self.weight += float(energy.sum())
 
     @property
     def rms(self) -> float:
         return math.sqrt(self.energy / self.count) if self.count else 0.0
 
-    def spectrum_db(self) -> np.ndarray | None:
-        """The long-term spectrum (dB, `size // 2 + 1` bins); None for silence."""
-        log_power, weight = self.log_power, self.weight
+    def spectrum_db(self, plain: bool = False) -> np.ndarray | None:
+        """The long-term spectrum (dB, `size // 2 + 1` bins), or with `plain` the mean power's; None for silence."""
+        log_power, power, weight = self.log_power, self.power, self.weight
         if weight == 0 and self.tail is not None and self.tail.shape[1]:  # shorter than one frame
             n = self.tail.shape[1]
             frame = np.zeros((self.tail.shape[0], 1, self.size), np.float32)
             frame[:, 0, :n] = self.tail * np.hanning(n + 2)[1:-1].astype(np.float32)  # a window over what is there
             self._add(frame)
-            log_power, weight = self.log_power, self.weight
-            self.log_power, self.weight = np.zeros_like(self.log_power), 0.0
+            log_power, power, weight = self.log_power, self.power, self.weight
+            self.log_power, self.power, self.weight = np.zeros_like(log_power), np.zeros_like(power), 0.0
         if not weight > 0 or not math.isfinite(weight):
             return None
-        return 10 * log_power / weight
+        return 10 * np.log10(power + 1e-30) if plain else 10 * log_power / weight
 
     def band_hz(self, limit_hz: float) -> float | None:
         """The frequency below `limit_hz` (the model's Nyquist) where the input's content ends, where it ends in a
@@ -316,18 +323,24 @@ class InputSurvey:
         below (a resampler's stop band). A natural sound that fades out leaves its recording's noise floor on
         both sides and is not taken for one, nor is a recording's own anti-alias roll-off near its Nyquist
         frequency (the search ends at 85 % of it). None where nothing is found."""
-        level = self.spectrum_db()
+        level, plain = self.spectrum_db(), self.spectrum_db(plain=True)
         if level is None:
             return None
         hz = self.rate / self.size
         top = int(min(limit_hz, self.rate / 2) / hz)
-        power = 10 ** (level[:top] / 10)
-        above = np.cumsum(power[::-1])[::-1] / np.arange(top, 0, -1)  # mean power over [b, top)
+
+        def gap(level: np.ndarray, stop: int, above: np.ndarray) -> float:
+            return np.percentile(level[stop // 4 : int(0.9 * stop)], 10) - 10 * math.log10(above[stop] + 1e-30)
+
+        mean_above = lambda level: np.cumsum(10 ** (level[:top][::-1] / 10))[::-1] / np.arange(top, 0, -1)  # noqa: E731
+        above, plain_above = mean_above(level), mean_above(plain)  # mean power over [b, top)
         for stop in range(int(1000 / hz), int(0.85 * top)):
-            floor = np.percentile(level[stop // 4 : int(0.9 * stop)], 10)
-            if floor - 10 * math.log10(above[stop] + 1e-30) >= self.FLOOR_GAP_DB:
+            if gap(level, stop, above) >= self.FLOOR_GAP_DB:
                 break
         else:
+            return None
+        # where the log mean's stop band starts, a loud frame's transition band can still fill the plain mean
+        if all(gap(plain, b, plain_above) < self.PLAIN_GAP_DB for b in range(stop, min(int(1.1 * stop), top - 1))):
             return None
         # the stop band starts at `stop`; the band ends lower, at the last frequency below it that holds content
         # within EDGE_DB of the band's strong part (a gentle resampler leaves a transition several hundred Hz
@@ -364,8 +377,7 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
     model_rate = model.sample_rate
     resampling = rate != model_rate
     down = Resampler(rate, model_rate, channels)
-    band = min(rate / 2, band_hz if band_hz is not None else math.inf)  # a lower rate leaves the upper band empty
-    band = band if band < model_rate / 2 else None
+    band = below_model_band(band_hz, rate, model_rate)  # a lower rate leaves the upper band empty too
     engine = ChunkedSeparator(model, conds.to(config.device), channels, config, gain, band)
     up_mix = Resampler(model_rate, rate, channels)
     up_est = Resampler(model_rate, rate, queries * channels)
@@ -454,7 +466,15 @@ def heard_band(survey: InputSurvey, band_hz: float | str | None, model_rate: int
     check_band(band_hz)
     if isinstance(band_hz, str):  # "auto" or "full"
         band_hz = survey.band_hz(model_rate / 2) if band_hz == "auto" else None
-    band = min(survey.rate / 2, float(band_hz) if band_hz is not None else math.inf)
+    return below_model_band(band_hz, survey.rate, model_rate)
+
+
+def below_model_band(band_hz: float | None, rate: int, model_rate: int) -> float | None:
+    """The band an input of `rate` holds (its Nyquist frequency, or `band_hz` below it), where it is below the
+    model's Nyquist frequency; None for the whole band."""
+    if isinstance(band_hz, str):
+        raise TypeError(f"a band in Hz or None, got {band_hz!r}: heard_band finds or checks one")
+    band = min(rate / 2, float(band_hz) if band_hz is not None else math.inf)
     return band if band < model_rate / 2 else None
 
 

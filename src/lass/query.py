@@ -65,6 +65,9 @@ class TextEncoder(torch.nn.Module):
             self.model = AutoModel.from_pretrained(path).eval()
         except (OSError, ValueError) as err:  # transformers' "couldn't connect", "not a valid model identifier", ...
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if os.path.isdir(path):
+                raise TextEncoderError(f"text encoder {name_or_path!r}: the folder holds no model transformers can "
+                                       f"load: {first[:200]}") from None
             raise TextEncoderError(f"text encoder {name_or_path!r}: not a local model folder, and not loadable by "
                                    f"that name here (offline, the hub cannot be reached): {first[:200]}") from None
         for p in self.model.parameters():

@@ -57,11 +57,13 @@ def build_query_table(labels: list[str], encoder,
     return encoder.encode(texts), index
 
 
-def build_validation(config: TrainConfig, encoder):
+def build_validation(config: TrainConfig, encoder, items: list | None = None):
+    """The validation mixtures, from the config's validation source (or its `items`, where already read)."""
     if not config.data.validation:
         return None
     try:
-        bank = ClipBank(read_dataset(config.data.validation), config.model.sample_rate)
+        items = read_dataset(config.data.validation) if items is None else items
+        bank = ClipBank(items, config.model.sample_rate)
         mixtures = label_mixtures(bank, config.data.validation_interferers, 0.0, seed=1234,
                                   limit=config.data.validation_mixtures)
     except (ValueError, OSError) as err:  # say which part of the config it is about
@@ -110,7 +112,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
     checkpoint = read_checkpoint(resume) if resume else None
     initial = registry.load(init) if init and checkpoint is None else None  # a resumed run has its weights
     if checkpoint is not None:
-        trained, planned = checkpoint.get("global_step", 0), config.trainer.get("max_steps", -1)
+        trained, planned = checkpoint.get("global_step", 0), trainer_settings(config).get("max_steps", -1)
         if planned is not None and 0 <= planned <= trained:
             raise ValueError(f"{resume} has trained {trained} steps already, and trainer.max_steps is {planned}: set "
                              f"max_steps above {trained} to train on (--set max_steps=N)")
@@ -165,74 +167,95 @@ def refuse_earlier_run(out: Path) -> None:
 LOCK_NAME = ".lass-train.lock"
 
 
-def _lock_holder(out: Path) -> int | None:
-    """The process that holds the run folder's lock, where it is still running."""
+def first_process() -> bool:
+    """Whether this is the first process of a run (the others of a multi-process run work under its lock)."""
     try:
-        pid = int((out / LOCK_NAME).read_text().strip() or 0)
-    except (OSError, ValueError):
+        from lightning.fabric.utilities.rank_zero import _get_rank  # RANK, LOCAL_RANK, SLURM_PROCID, ...
+
+        rank = _get_rank()
+    except ImportError:  # pragma: no cover - a Lightning without it
+        rank = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank in (None, 0) and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def _lock(out: Path, keep: bool):
+    """The run folder's lock (an exclusive flock, which the system releases when its process ends, however it
+    ends): the open lock file where it was taken and `keep`, None where taken and let go or where the system has
+    no such locks; a ValueError naming the holder where another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on this project's platforms
+        return None
+    path = out / LOCK_NAME
+    try:
+        handle = open(path, "a+")
+    except OSError:
         return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None  # left by a run that was killed
-    except (PermissionError, OSError):
-        pass
-    return pid if pid > 0 and pid != os.getpid() else None
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ValueError(f"another lass train ({holder}) is writing to {out} (it holds {path}): wait for it to end, "
+                         f"or choose another folder with --output") from None
+    except OSError:  # a file system without locks
+        handle.close()
+        return None
+    if not keep:
+        handle.close()
+        return None
+    import socket
+
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    return handle
 
 
-def take_run_lock(out: Path) -> Path | None:
+def take_run_lock(out: Path):
     """Two trainings started into one folder at once would both pass `refuse_earlier_run` (neither has written a
-    checkpoint yet), then mix their checkpoints and replace each other's model: the first to start holds the folder.
-    The other processes of a multi-process run (LOCAL_RANK above 0) work under their first process's lock."""
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
-        return None
-    lock = out / LOCK_NAME
-    for _ in range(2):
-        try:
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = _lock_holder(out)
-            if holder is not None:
-                raise ValueError(f"another lass train (process {holder}) is writing to {out}: wait for it to end, "
-                                 f"or choose another folder with --output") from None
-            lock.unlink(missing_ok=True)  # a stale lock: its run was killed
-            continue
-        os.write(handle, str(os.getpid()).encode())
-        os.close(handle)
-        return lock
-    raise ValueError(f"cannot take the run folder {out}: its lock {lock} keeps reappearing")
+    checkpoint yet), then mix their checkpoints and replace each other's model: the first to start holds the folder
+    until it ends. Returns the lock to release (`release_run_lock`), None in the other processes of a run."""
+    return _lock(out, keep=True) if first_process() else None
+
+
+def release_run_lock(handle) -> None:
+    Path(handle.name).unlink(missing_ok=True)  # while still held: a run starting now finds no lock to wait for
+    handle.close()
 
 
 def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
           progress: bool = True) -> Path | None:
     """Trains and exports `output_dir/model.safetensors`; returns its path (None in the other processes of a
     multi-process run, which write nothing)."""
-    locks: list[Path] = []
+    locks: list = []
     try:
         return _train(config, resume, init, progress, locks)
     finally:
         for lock in locks:
-            lock.unlink(missing_ok=True)
+            release_run_lock(lock)
 
 
-def _train(config: TrainConfig, resume: str | None, init: str | None, progress: bool, locks: list[Path]):
+def _train(config: TrainConfig, resume: str | None, init: str | None, progress: bool, locks: list):
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger
 
     from ..models import registry
+    from .checkpoints import RunCheckpoint
     from .module import LassModule, MixtureData
     from .progress import KeepConfig, ProgressLines, progress_bar
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
     if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
         raise ValueError(f"output folder {config.output_dir} is a file: choose a folder with --output")
-    holder = _lock_holder(Path(config.output_dir))
-    if holder is not None and os.environ.get("LOCAL_RANK", "0") == "0":
-        raise ValueError(f"another lass train (process {holder}) is writing to {config.output_dir}: wait for it "
-                         f"to end, or choose another folder with --output")
-    if not resume:
+    if first_process() and Path(config.output_dir, LOCK_NAME).exists():  # before the data loads: say it now
+        _lock(Path(config.output_dir), keep=False)
+    resumed_here = resume and os.path.realpath(Path(resume).parent.parent) == os.path.realpath(config.output_dir)
+    if not resumed_here:  # a new run, or one resumed into another folder: that folder must not hold a run
         refuse_earlier_run(Path(config.output_dir))
     L.seed_everything(config.seed, verbose=False)
     initial = settle_config(config, init, resume)  # before the data: its sample rate is the model's
@@ -246,13 +269,16 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         raise ValueError(f"data.train: {err}") from None
     if not items:
         raise ValueError("the training data is empty: check data.train in the config")
-    if config.data.validation:  # scores on clips the model trains on say nothing of new recordings
+    validation_items = None
+    if config.data.validation:
         try:
-            heard = {os.path.realpath(item.path) for item in items}
-            shared = sum(os.path.realpath(item.path) in heard for item in read_dataset(config.data.validation))
-        except (ValueError, OSError):
-            shared = 0  # said with the validation data's own error below
-        if shared:
+            validation_items = read_dataset(config.data.validation)
+        except (ValueError, OSError) as err:  # say which part of the config it is about
+            raise ValueError(f"data.validation: {err}") from None
+        # scores on clips the model trains on say nothing of new recordings
+        heard = {os.path.realpath(item.path) for item in items}
+        shared = sum(os.path.realpath(item.path) in heard for item in validation_items)
+        if shared and first_process():
             print(f"lass: warning: {shared} validation clip{'s are' if shared > 1 else ' is'} also in the training "
                   f"data: validation scores will be too high (use held-out clips, e.g. another fold)",
                   file=sys.stderr, flush=True)
@@ -264,7 +290,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     table, query_index = build_query_table(bank.label_names, encoder, bank.captions)
     dataset = TrainingMixtures(bank, config.data.mixing, query_index, config.data.examples_per_epoch,
                                config.seed)
-    data = MixtureData(dataset, config.data, build_validation(config, encoder))
+    data = MixtureData(dataset, config.data, build_validation(config, encoder, validation_items))
 
     module = LassModule(config, table, len(bank.label_names))
     if initial is not None:
@@ -282,10 +308,10 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         # from it then overwrites best.ckpt only with a better model, instead of writing best-v1.ckpt beside it.
         # It saves at validation's end only: a resumed run replays the restored epoch's end before any validation,
         # which made it look for a score that was not there (Lightning's "could not find the monitored key")
-        best_checkpoint = run_checkpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
+        best_checkpoint = RunCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
                                          mode="max", save_top_k=1, save_on_train_epoch_end=False)
         callbacks.append(best_checkpoint)
-    callbacks.append(run_checkpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
+    callbacks.append(RunCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                     every_n_epochs=1, save_top_k=1))
     bar = progress and sys.stderr.isatty()
     step_bar = progress_bar() if bar else None
@@ -355,42 +381,6 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         return None
     model = load_checkpoint(source) if source.exists() else module.model
     return registry.save_model(model, out / "model.safetensors")
-
-
-def run_checkpoint(**kwargs):
-    """Lightning's ModelCheckpoint, which also resumes a run whose folder was moved, copied or renamed (from a GPU
-    machine to a laptop, say). Lightning's own forgets then the best score and the files it wrote, and writes
-    best-v1.ckpt and last-v1.ckpt beside them, so the export took the resumed part's best and last.ckpt stayed old.
-    Here its files are taken to be where they now are; a best checkpoint left in the old folder (--output NEW)
-    is copied over, and one that is nowhere is forgotten, with a note."""
-    import shutil
-
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    class RunCheckpoint(ModelCheckpoint):
-        def load_state_dict(self, state: dict) -> None:
-            stored = state.get("dirpath")
-            if stored is None or self.dirpath is None or os.path.realpath(stored) == os.path.realpath(self.dirpath):
-                return super().load_state_dict(state)
-            here = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
-            best = state.get("best_model_path")
-            if best and not Path(here(best)).exists():
-                if Path(best).exists():
-                    Path(self.dirpath).mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(best, here(best))
-                else:
-                    _say(f"the run's best checkpoint ({best}) is not in {self.dirpath}, nor where it was: the "
-                         f"exported model is the best of the steps trained from here on")
-                    state = {**state, "best_model_path": "", "best_model_score": None, "best_k_models": {},
-                             "kth_best_model_path": "", "kth_value": state.get("kth_value")}
-                    best = ""
-            super().load_state_dict({
-                **state, "dirpath": self.dirpath, "best_model_path": here(state.get("best_model_path")),
-                "kth_best_model_path": here(state.get("kth_best_model_path")),
-                "last_model_path": here(state.get("last_model_path")),
-                "best_k_models": {here(path): score for path, score in (state.get("best_k_models") or {}).items()}})
-
-    return RunCheckpoint(**kwargs)
 
 
 def keep_what_was_trained(out: Path, step: int) -> None:

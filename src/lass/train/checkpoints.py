@@ -1,0 +1,63 @@
+"""The run's checkpoint callback: Lightning's ModelCheckpoint, made to resume a run folder that was moved, copied
+or renamed (from a GPU machine to a laptop, say), and one whose best checkpoint was deleted."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's own, resuming a moved folder, forgets the best score and the files it wrote, and writes
+    best-v1.ckpt and last-v1.ckpt beside them: the export then took the resumed part's best, and last.ckpt stayed
+    old. Here its files are taken to be where they now are; a best checkpoint left in the old folder (--resume
+    OLD/... --output NEW) is copied over; one that is nowhere, or is not this run's, is forgotten, with a note."""
+
+    @property
+    def state_key(self) -> str:
+        # the key Lightning stores the state under starts with the class name: ModelCheckpoint's, so that
+        # checkpoints written before this class (and by plain Lightning) resume with their state
+        key = super().state_key
+        return "ModelCheckpoint" + key[len(type(self).__qualname__):]
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.dirpath is None:
+            return super().load_state_dict(state)
+        here = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
+        best = state.get("best_model_path") or ""
+        if self.monitor and best and not _same_run(here(best), state):  # (without a monitor: the latest file)
+            if Path(best).exists() and _same_run(best, state) and os.path.realpath(best) != os.path.realpath(here(best)):
+                Path(self.dirpath).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(best, here(best))
+            else:
+                print(f"lass train: the run's best checkpoint ({Path(best).name}, validation SDRi "
+                      f"{float(state['best_model_score']):.2f} dB) is not in {self.dirpath}: the exported model is "
+                      f"the best of the steps trained from here on", file=sys.stderr, flush=True)
+                state = {**state, "best_model_path": "", "best_model_score": None, "best_k_models": {},
+                         "kth_best_model_path": ""}
+        super().load_state_dict({
+            **state, "dirpath": self.dirpath, "best_model_path": here(state.get("best_model_path")),
+            "kth_best_model_path": here(state.get("kth_best_model_path")),
+            "last_model_path": here(state.get("last_model_path")),
+            "best_k_models": {here(path): score for path, score in (state.get("best_k_models") or {}).items()}})
+
+
+def _same_run(path: str, state: dict) -> bool:
+    """Whether the checkpoint at `path` is the best one this state recorded: it exists and carries the same best
+    score (another run's best.ckpt in that folder does not)."""
+    if not path or not Path(path).is_file():
+        return False
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a damaged file is not this run's best either
+        return False
+    recorded = state.get("best_model_score")
+    for key, callback in (saved.get("callbacks") or {}).items():
+        if key.startswith("ModelCheckpoint") and callback.get("monitor") == state.get("monitor"):
+            score = callback.get("best_model_score")
+            return score is not None and recorded is not None and float(score) == float(recorded)
+    return False
