@@ -13,22 +13,16 @@ import argparse
 import numpy as np
 import torch
 
+from band_limited_input import add_case_arguments, read_cases  # this folder's
 from lass.api import Separator
 from lass.audio import resample
-from lass.datasets import ClipBank, read_dataset
-from lass.evaluation.protocols import label_mixtures, mixture_list
 from lass.inference import InputSurvey
 from lass.metrics import sdr, si_sdr
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="ESC-50 folder: fold-4 label mixtures, one interferer")
-    parser.add_argument("--list", help="a mixture list (as lass evaluate --list)")
-    parser.add_argument("--data-root", default=".")
-    parser.add_argument("--limit", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rates", type=int, nargs="+", default=[16000, 11025, 8000])
+    add_case_arguments(parser)
     parser.add_argument("--stored-at", type=int, default=16000, help="the rate the band-limited audio is stored at")
     parser.add_argument("--quality", default="HQ", choices=["LQ", "MQ", "HQ", "VHQ"],
                         help="the soxr quality of the resampling up (LQ: a wide transition band)")
@@ -36,11 +30,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     sep = Separator()
     model_rate = sep.model.sample_rate
-    if opts.list:
-        cases = mixture_list(opts.list, opts.data_root, model_rate)
-    else:
-        bank = ClipBank(read_dataset({"type": "esc50", "path": opts.data, "folds": [4]}), model_rate)
-        cases = label_mixtures(bank, 1, seed=opts.seed, limit=opts.limit)
+    cases = read_cases(opts, model_rate)
     stored = opts.stored_at
 
     def played_at(x: np.ndarray, rate: int) -> np.ndarray:

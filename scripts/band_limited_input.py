@@ -22,23 +22,31 @@ from lass.metrics import sdr, si_sdr
 from lass.models import separator as separator_module
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """The mixtures this script and band_detection.py play at lower rates."""
     parser.add_argument("--data", help="ESC-50 folder: fold-4 label mixtures, one interferer")
-    parser.add_argument("--list", help="a mixture list (as lass evaluate --list), cut to its shortest mixture")
+    parser.add_argument("--list", help="a mixture list (as lass evaluate --list)")
     parser.add_argument("--data-root", default=".")
     parser.add_argument("--limit", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rates", type=int, nargs="+", default=[16000, 11025, 8000])
+
+
+def read_cases(opts: argparse.Namespace, sample_rate: int) -> list:
+    if opts.list:
+        return mixture_list(opts.list, opts.data_root, sample_rate)
+    bank = ClipBank(read_dataset({"type": "esc50", "path": opts.data, "folds": [4]}), sample_rate)
+    return label_mixtures(bank, 1, seed=opts.seed, limit=opts.limit)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_case_arguments(parser)  # a --list is cut to its shortest mixture here
     opts = parser.parse_args()
     torch.set_grad_enabled(False)
     sep = Separator()
     model = sep.model
-    if opts.list:
-        cases = mixture_list(opts.list, opts.data_root, model.sample_rate)
-    else:
-        bank = ClipBank(read_dataset({"type": "esc50", "path": opts.data, "folds": [4]}), model.sample_rate)
-        cases = label_mixtures(bank, 1, seed=opts.seed, limit=opts.limit)
+    cases = read_cases(opts, model.sample_rate)
     queries = sorted(set(c.query for c in cases))
     conds = sep.conditions(queries)[[queries.index(c.query) for c in cases]]
     length = min(c.mixture.shape[-1] for c in cases)
