@@ -258,6 +258,11 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         (("train", "--config", str(tmp_path / "gone.csv.yaml")), "left out 2 clips that are not found"),
         (("train", "--config", str(config), "--set", "data.mixing.segment_seconds=0.01"),
          "data.mixing.segment_seconds (0.01 s) must hold at least one STFT frame"),
+        (("train", "--config", str(config), "--set", "data.phases=[{from_epoch: 2, segment_seconds: 0.01}]"),
+         "data.phases[0].segment_seconds (0.01 s) must hold at least one STFT frame"),
+        (("train", "--config", str(config), "--set", "model.n_fft=512", "--set", "model.hop_length=128", "--set",
+          "data.mixing.segment_seconds=0.05", "--init", "default", "--print-config"),  # the initial model's STFT
+         "data.mixing.segment_seconds (0.05 s) must hold at least one STFT frame of the model's n_fft (1024 samples"),
         (("train", "--config", str(tmp_path / "no_fold.yaml")), "meta.csv: expected columns filename, fold, "
                                                                 "category; found filename, category"),
         (("train", "--config", str(tmp_path / "empty_validation.yaml")), "data.validation: no clips to make "

@@ -231,11 +231,21 @@ def _check_values(config: TrainConfig) -> None:
                          f"0) must be lists of the same length, got {counts} and {probs}")
     if model.hop_length > model.n_fft:
         raise ValueError(f"model.hop_length ({model.hop_length}) must not exceed model.n_fft ({model.n_fft})")
-    crops = [mixing.segment_seconds] + [p["segment_seconds"] for p in data.phases  # phases' types: _check_phases
-                                        if isinstance(p, dict) and isinstance(p.get("segment_seconds"), (int, float))]
-    if min(crops) * model.sample_rate < model.n_fft:  # shorter than one STFT frame: nothing to learn from
-        raise ValueError(f"data.mixing.segment_seconds ({min(crops):g} s) must hold at least one STFT frame of "
-                         f"model.n_fft ({model.n_fft} samples, {model.n_fft / model.sample_rate:g} s)")
+    check_crops(config)
+
+
+def check_crops(config: TrainConfig) -> None:
+    """Crops shorter than one STFT frame leave nothing to learn from; checked again once --init or --resume has
+    brought its model's STFT (settle_config)."""
+    model = config.model
+    crops = {"data.mixing.segment_seconds": config.data.mixing.segment_seconds}
+    for i, phase in enumerate(config.data.phases):  # the phases' types are _check_phases's
+        if isinstance(phase, dict) and isinstance(phase.get("segment_seconds"), (int, float)):
+            crops[f"data.phases[{i}].segment_seconds"] = phase["segment_seconds"]
+    for where, seconds in crops.items():
+        if seconds * model.sample_rate < model.n_fft:
+            raise ValueError(f"{where} ({seconds:g} s) must hold at least one STFT frame of the model's n_fft "
+                             f"({model.n_fft} samples, {model.n_fft / model.sample_rate:g} s)")
 
 
 def _resolve_paths(specs: list[dict], base: Path) -> None:

@@ -16,7 +16,8 @@ from ..datasets import ClipBank, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
 from ..query import build_condition, shared_text_encoder
-from .config import FINE_TUNE_LR, SCRATCH_LR, TrainConfig, check_trainer_settings, trainer_settings
+from .config import (FINE_TUNE_LR, SCRATCH_LR, TrainConfig, check_crops, check_trainer_settings,
+                     trainer_settings)
 from .machine import choose_precision
 from .mixtures import TrainingMixtures
 from .phrasing import phrasings
@@ -143,6 +144,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
     if started is None and config.optim.lr is None and initial is not None:
         _say(f"fine-tuning {init} at optim.lr {FINE_TUNE_LR:g} (set optim.lr to choose another rate)")
     config.optim.lr = started or config.optim.lr or (FINE_TUNE_LR if initial is not None else SCRATCH_LR)
+    check_crops(config)  # against the STFT of the model the run trains
     return initial
 
 
