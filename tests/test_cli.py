@@ -384,7 +384,8 @@ def test_audio_resampled_up_is_separated_as_its_lower_rate(capsys, tmp_path, mod
     heard.clear()
     code, _, err = run_cli(capsys, "separate", str(phone), *tiny, "-o", str(tmp_path / "given"), "--band", "3000")
     assert code == 0 and set(heard) == {3000.0} and "holds nothing" not in err
-    for wrong, message in (("0", "a frequency of at least 1000 Hz"), ("150", "a frequency of at least 1000 Hz"),
+    for wrong, message in (("0", "a frequency of at least 1000 Hz, got 0.0"), ("nan", "at least 1000 Hz, got nan"),
+                           ("150", "a frequency of at least 1000 Hz, got 150.0"),
                            ("loud", "expected auto, full or a frequency in Hz")):
         with pytest.raises(SystemExit):
             main(["separate", str(phone), *tiny, "--band", wrong])

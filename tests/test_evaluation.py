@@ -369,3 +369,23 @@ def test_training_step_timing_asks_each_mixture_several_queries(monkeypatch):
     assert len(times["float32"]) == 1 and seen == [(2, 6)] * 3  # 3 conditions per mixture, each step
     with pytest.raises(ValueError, match="at least 1"):
         time_training_steps(config, 2, 0.5, 1, ("float32",), queries=0)
+
+
+def test_class_folders_say_what_they_leave_out(tmp_path, capsys):
+    """A folder per class: an empty class folder is left out with a line, and a flat folder of clips (no class
+    folders) is one error saying how clips are laid out."""
+    import soundfile as sf
+
+    from lass.datasets import read_class_folders
+
+    for label in ("rain", "dog"):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        sf.write(tmp_path / "set" / label / "a.wav", np.zeros(800, np.float32), 16000)
+    (tmp_path / "set" / "empty one").mkdir()
+    items = read_class_folders(tmp_path / "set")
+    assert sorted(item.label for item in items) == ["dog", "rain"]
+    assert "1 class folder of " in capsys.readouterr().err
+    (tmp_path / "flat").mkdir()
+    sf.write(tmp_path / "flat" / "a.wav", np.zeros(800, np.float32), 16000)
+    with pytest.raises(ValueError, match="audio files, but no class folders: the clips must be in a folder per class"):
+        read_class_folders(tmp_path / "flat")

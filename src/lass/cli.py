@@ -112,8 +112,8 @@ def cmd_separate(args) -> int:
 
 
 def _band(text: str) -> float | str:
-    """--band: 'auto', 'full' (the file's rate alone) or a frequency in Hz."""
-    from .inference import MIN_BAND_HZ
+    """--band: 'auto', 'full' (the file's rate alone) or a frequency in Hz, checked as the API checks it."""
+    from .inference import check_band
 
     if text.strip().lower() in ("auto", "full"):
         return text.strip().lower()
@@ -121,9 +121,10 @@ def _band(text: str) -> float | str:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected auto, full or a frequency in Hz, got {text!r}") from None
-    if not MIN_BAND_HZ <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"a frequency of at least {MIN_BAND_HZ:.0f} Hz (telephone audio: 4000), "
-                                         f"got {text!r}")
+    try:
+        check_band(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return value
 
 

@@ -44,6 +44,14 @@ def read_table(path: str | os.PathLike) -> tuple[list[dict[str, str]], list[str]
     return rows, [name for name in reader.fieldnames or [] if name]
 
 
+def need_cells(path, index: int, row: dict[str, str], columns: tuple[str, ...]) -> None:
+    """A table row (from `read_table`) must fill these columns: a short row, or an empty caption (which no query
+    can be), is one line naming the row."""
+    missing = [col for col in columns if not (row.get(col) or "").strip()]
+    if missing:
+        raise ValueError(f"{path}, row {index + 1} after the header: no {' and no '.join(missing)}")
+
+
 def _need_columns(path, found: list[str], needed: tuple[str, ...]) -> None:
     missing = [name for name in needed if name not in found]
     if missing:
@@ -121,9 +129,7 @@ def read_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
         _need_columns(path, columns, ("path", "caption"))
         rows = []
         for i, row in enumerate(table):
-            missing = [col for col in ("path", "caption") if not (row.get(col) or "").strip()]
-            if missing:  # a short row, or an empty caption (which no query can be)
-                raise ValueError(f"{path}, row {i + 1} after the header: no {' and no '.join(missing)}")
+            need_cells(path, i, row, ("path", "caption"))
             rows.append((row["path"].strip(), row["caption"]))
     # Clotho-style manifests list a file once per caption: one clip with its captions, not one class per caption,
     # which would mix a file with itself as its own interferer and ask for "absent" captions it holds

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import read, read_mono, resample
-from ..datasets import ClipBank, label_text, read_table
+from ..datasets import ClipBank, label_text, need_cells, read_table
 from ..mixing import mix
 
 DEFAULT_TEMPLATE = "the sound of {label}"
@@ -86,9 +86,7 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
     root = Path(data_root)
     cases = []
     for i, row in enumerate(rows[:limit] if limit else rows):
-        missing = [col for col in (cap, src, noise_col) if not (row.get(col) or "").strip()]
-        if missing:  # a short row, or an empty caption (which no query can be)
-            raise ValueError(f"{path}, row {i + 1} after the header: no {' and no '.join(missing)}")
+        need_cells(path, i, row, (cap, src, noise_col))
         target = read_mono(_under(root, row[src]), sample_rate)
         noise = read_mono(_under(root, row[noise_col]), sample_rate)
         mixture, target, interference = mix(target, [noise], snr_db)
