@@ -1,6 +1,7 @@
 """Every user mistake through the CLI: one line naming the problem, non-zero exit, no traceback."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -237,6 +238,10 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):
     (broken.parent / "default.safetensors").write_bytes(Path(tiny_model).read_bytes())
     code, out, err = run_cli(capsys, "models")
     assert code == 0 and f"{broken.parent / 'default.safetensors'} takes the place of the bundled 'default'" in err
+    # it was saved as "tiny": the list names the file (what -m takes) and says what the file calls itself
+    assert f"{broken.parent / 'default.safetensors'} calls itself 'tiny'; -m takes its file name, default" in err
+    code, out, _ = run_cli(capsys, "models", "--json")
+    assert {"name": "default", "stored_name": "tiny"}.items() <= json.loads(out)[0].items()
     assert registry.resolve("default").parent == broken.parent
 
 

@@ -36,6 +36,16 @@ def write_config(tmp_path, data_root, optim=None, **trainer):
     return path
 
 
+class _TouchesWhenLoaded:
+    """Unpickling this creates a file: what a checkpoint from an untrusted source could do instead."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (type(self.path).touch, (self.path,))
+
+
 def validation_rows(run_dir, version: str) -> list[dict]:
     """The rows of a run's CSV log that carry a validation score."""
     with open(run_dir / "logs" / version / "metrics.csv", newline="") as log:
@@ -237,6 +247,9 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         raw = yaml.safe_load(config.read_text())
         raw["data"]["train"] = [{"type": "manifest", "path": str(tmp_path / name)}]
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    # a checkpoint from elsewhere that would run code when unpickled: refused, and the code never runs
+    torch.save({"lass_model_config": "{}", "state_dict": {}, "extra": _TouchesWhenLoaded(tmp_path / "ran")},
+               tmp_path / "foreign.ckpt")
     (tmp_path / "my_esc" / "audio").mkdir(parents=True)
     (tmp_path / "my_esc" / "meta.csv").write_text("filename,category\n1-1-A-0.wav,dog\n")
     (tmp_path / "empty_validation").mkdir()
@@ -294,6 +307,10 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         (("train", "--config", str(config), "--resume", str(tmp_path / "gone.ckpt")), "checkpoint to resume not found"),
         (("export", str(not_ckpt), "-o", str(tmp_path / "x.safetensors")), "notes.ckpt: not a lass training checkpoint"),
         (("export", str(config), "-o", str(tmp_path / "x.safetensors")), "not a lass training checkpoint"),
+        (("export", str(tmp_path / "foreign.ckpt"), "-o", str(tmp_path / "x.safetensors")),
+         "foreign.ckpt: not a lass training checkpoint (it holds Python objects beyond tensors and plain values"),
+        (("train", "--config", str(config), "--resume", str(tmp_path / "foreign.ckpt")),
+         "foreign.ckpt: not a lass training checkpoint (it holds Python objects"),
     ]
     from lass.cli import main
 
@@ -304,6 +321,7 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
     done = lass_cmd(*cases[0][0], "--quiet")  # and once as a command: one line, no traceback
     assert done.returncode == 1 and cases[0][1] in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "x.safetensors").exists()
+    assert not (tmp_path / "ran").exists()
 
 
 def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):

@@ -182,10 +182,13 @@ def cmd_models(args) -> int:
     if not rows:
         print("no models installed")
         return 0
-    print(f"{'name':<16} {'rate':>6} {'params':>8} {'size':>8}  licence / source")
+    print(f"{'name (-m)':<16} {'rate':>6} {'params':>8} {'size':>8}  licence / source")
     for row in rows:
         print(f"{row.name:<16} {row.sample_rate:>6} {row.parameters / 1e6:>7.2f}M {row.size_mb:>6.1f}MB  "
               f"{row.licence} / {row.source}")
+    for row in rows:  # a file exported with --name under another file name: -m takes the file's name
+        if row.stored_name != row.name:
+            _say(f"lass: note: {row.path} calls itself '{row.stored_name}'; -m takes its file name, {row.name}")
     return 0
 
 

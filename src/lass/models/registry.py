@@ -127,7 +127,8 @@ def load(name_or_path: str | os.PathLike | None = None) -> MaskSeparator:
 
 @dataclass
 class ModelSummary:
-    name: str
+    name: str  # what `-m` takes: the file's name without .safetensors
+    stored_name: str  # what the file calls itself (`lass export --name`), shown in evaluation reports
     path: str
     sample_rate: int
     parameters: int
@@ -146,5 +147,5 @@ def describe(name: str, path: Path) -> ModelSummary:
         for key in f.keys():
             if not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
                 count += math.prod(f.get_slice(key).get_shape())
-    return ModelSummary(name, str(path), config.sample_rate, count, path.stat().st_size / 1e6,
+    return ModelSummary(name, config.name, str(path), config.sample_rate, count, path.stat().st_size / 1e6,
                         config.licence, config.source, config.description)

@@ -52,7 +52,7 @@ def _same_run(path: str, state: dict) -> bool:
     if not path or not Path(path).is_file():
         return False
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a damaged file is not this run's best either
         return False
     recorded = state.get("best_model_score")

@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import pickle
 import sys
 import warnings
 from pathlib import Path
@@ -343,7 +344,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
                 if trainer.is_global_zero:
                     _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
                          f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
-            trainer.fit(module, datamodule=data, ckpt_path=resume)
+            trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)  # as read_checkpoint reads it
         except SystemExit:  # how Lightning ends a run after Ctrl-C and its graceful shutdown (SIGINT ignored now)
             if trainer.is_global_zero:
                 keep_what_was_trained(out, trainer.global_step)
@@ -405,9 +406,12 @@ def keep_what_was_trained(out: Path, step: int) -> None:
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as err:  # pickle, zip and torch all have their own ways of saying "not a checkpoint"
+    try:  # weights only: tensors and plain values, so a checkpoint from elsewhere cannot run code when read
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # what torch's weights-only reader raises for anything beyond those
+        raise ValueError(f"{path}: not a lass training checkpoint (it holds Python objects beyond tensors and "
+                         "plain values, which lass does not load)") from None
+    except Exception as err:  # zip and torch have their own ways of saying "not a checkpoint"
         raise ValueError(f"{path}: not a lass training checkpoint (unreadable: {type(err).__name__})") from None
     if not isinstance(ckpt, dict) or "lass_model_config" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a lass training checkpoint")
