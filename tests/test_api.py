@@ -183,7 +183,7 @@ def test_output_options_are_checked_before_any_file_work(tiny, tmp_path):
 def test_engine_settings_must_be_numbers(model_dir):
     sep = Separator(str(model_dir / "tiny.safetensors"), device="cpu")
     for bad in ("10", True, [1.0]):
-        with pytest.raises(ValueError, match="--segment must be a number"):
+        with pytest.raises(ValueError, match=r"segment \(--segment\) must be a number"):
             sep.update_parameter(segment=bad)
     assert sep.engine.segment == 10.0  # a refused value leaves the setting as it was
     sep.update_parameter(segment=np.float32(2.0), overlap=np.float64(0.3))  # numpy numbers are numbers

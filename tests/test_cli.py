@@ -63,7 +63,8 @@ def test_a_query_that_matches_little_of_the_input_gets_a_note(capsys, song, tmp_
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-o", str(tmp_path / "a"), "-m", str(faint),
                            "--quiet")
     assert code == 0, err
-    assert "note: 'a drum' came out 26 dB below the input: little of the input matched it" in err
+    # under --quiet no line names the file, so the note does
+    assert f"{song}: note: 'a drum' came out 26 dB below the input: little of the input matched it" in err
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "a drum", "-o", str(tmp_path / "b"),
                            "-m", str(model_dir / "zeros.safetensors"), "--quiet")
     assert code == 0 and "note: 'a drum' is silent: little of the input matched it" in err
@@ -98,6 +99,16 @@ def test_refuses_to_overwrite_without_force(capsys, song, tmp_path, tiny_model):
     assert_one_line_error(code, err, "exists", "--force")
     assert run_cli(capsys, *args, "--force", "--int24")[0] == 0
     assert sf.info(tmp_path / "song" / "rain.wav").subtype == "PCM_24"
+    # another query into the same folder: the residual exists; how to add a sound is said, and with --force the
+    # earlier run's track is kept and named, since the new residual no longer takes it out
+    other = ["separate", str(song), "-q", "a drum", "-o", str(tmp_path), "-m", tiny_model, "--quiet"]
+    code, _, err = run_cli(capsys, *other)
+    assert_one_line_error(code, err, f"output exists: {tmp_path / 'song' / 'residual.wav'}",
+                          "to add a sound to an earlier run's, ask for all of them in one run")
+    code, _, err = run_cli(capsys, *other, "--force", "--band", "8000")
+    assert code == 0 and (f"{song}: note: {tmp_path / 'song'} also holds rain.wav from an earlier run; the "
+                          "residual is the input minus this run's tracks only") in err
+    assert f"{song}: note: --band 8000 Hz is not below the input's 8 kHz Nyquist frequency" in err
 
 
 def test_missing_file(capsys, tmp_path, tiny_model):
@@ -214,6 +225,17 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(checkpoint), "-o", str(tmp_path))
     assert_one_line_error(code, err, f"{checkpoint}: a training checkpoint, not a model file: export it first "
                                      f"with lass export {checkpoint} -o MODEL.safetensors")
+    # another system's checkpoint (AudioSep's is a Lightning .ckpt; LASS-Net's an older bare-pickle .pt): not
+    # "export it first", which lass export would refuse, but what lass can load; found by name in this folder too
+    torch.save({"state_dict": {"ss_model.weight": torch.zeros(2)}}, tmp_path / "audiosep.ckpt")
+    import pickle
+
+    (tmp_path / "lassnet.pt").write_bytes(pickle.dumps({"weights": [0.0]}, protocol=2))
+    monkeypatch.chdir(tmp_path)
+    for name in ("audiosep.ckpt", "lassnet.pt", str(tmp_path / "lassnet.pt")):
+        code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", name, "-o", str(tmp_path))
+        assert_one_line_error(code, err, f"{name}: a PyTorch checkpoint that lass did not write; lass loads its own "
+                                         ".safetensors model files", "no loader for other systems' checkpoints")
     run = tmp_path / "run"  # a training run's folder, where its model file is meant
     run.mkdir()
     (run / "model.safetensors").write_bytes(Path(tiny_model).read_bytes())

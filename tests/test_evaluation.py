@@ -71,6 +71,95 @@ def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, ca
     assert len(list((tmp_path / "ev" / "audio" / "1int").glob("*.wav"))) == 3
 
 
+def test_query_checks_score_the_interferer_asked_for_alone(tmp_path, model_dir):
+    """With several interferers, the query names the first one's class: the reference is that interferer, not
+    the sum of all of them. A mask of 1 returns the whole mixture, so its SDRi against the one interferer is
+    that interferer's SDR in the mixture, against 0 dB's worth if scored against the sum."""
+    from lass.api import Separator
+    from lass.datasets import ClipBank, read_class_folders
+    from lass.evaluation.run import query_checks
+
+    from lass.evaluation.protocols import label_mixtures
+
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    bank = ClipBank(read_class_folders(data), 16000)
+    cases = label_mixtures(bank, 2, seed=0)
+    assert all(case.first_interferer is not None for case in cases)
+    for case in cases:  # the mixture holds the target and each interferer, the first among them
+        assert np.allclose(case.mixture, case.target + case.interference, atol=1e-5)
+        assert 0 < np.sum(case.first_interferer ** 2) < np.sum(case.interference ** 2)
+    separator = Separator(str(model_dir / "zeros.safetensors"))
+    zeros = query_checks(separator, cases, bank.label_names)
+    # silence scores SDR 0, so its SDRi is minus the mixture's SDR against the reference: the interferer asked for
+    asked = np.mean([-sdr(c.mixture, c.first_interferer) for c in cases])
+    summed = np.mean([-sdr(c.mixture, c.interference) for c in cases])
+    assert zeros["interferer_query_sdri"] == pytest.approx(asked, abs=1e-3) and abs(asked - summed) > 1
+    # an estimate that is exactly the first interferer scores high only against it
+    case = cases[0]
+    against_one = sdr(case.first_interferer, case.first_interferer)
+    against_sum = sdr(case.first_interferer, case.interference)
+    assert against_one > 100 and against_sum < 10
+    one = label_mixtures(bank, 1, seed=0)
+    assert all(case.first_interferer is None for case in one)  # one interferer: the interference itself
+
+
+def test_evaluate_limit_takes_rows_of_the_full_protocol(tmp_path):
+    from lass.datasets import ClipBank, read_class_folders
+    from lass.evaluation.protocols import label_mixtures
+
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=3)
+    bank = ClipBank(read_class_folders(data), 16000)
+    full = {case.name: case for case in label_mixtures(bank, 2, seed=0)}
+    small, larger = (label_mixtures(bank, 2, seed=0, limit=n, rows_of_full=True) for n in (3, 7))
+    assert len(small) == 3 and len(larger) == 7 and {c.name for c in small} <= {c.name for c in larger}
+    for case in larger:  # same clips, same interferers, same mixture
+        assert case.interferer_labels == full[case.name].interferer_labels
+        assert np.array_equal(case.mixture, full[case.name].mixture)
+    # the training runs' validation subset is drawn as it always was (their scores stay comparable)
+    drawn = label_mixtures(bank, 2, seed=0, limit=7)
+    assert [c.name for c in drawn] != [c.name for c in larger] or any(
+        c.interferer_labels != full[c.name].interferer_labels for c in drawn)
+
+
+def test_evaluate_refuses_options_its_protocol_does_not_use_and_records_its_settings(tmp_path, model_dir, capsys):
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    with open(tmp_path / "audiosep.csv", "w") as f:
+        f.write("caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,humming/humming_1.wav\n")
+    (tmp_path / "songs").mkdir()
+    model = ["-m", str(model_dir / "half.safetensors"), "--no-plots", "--no-oracle"]
+    for source, options, message in (
+            (["--stems", str(tmp_path / "songs")], ["--negative", "--snr", "10"],
+             "--negative, --snr do not apply to --stems (each stem is scored in its own song's mix"),
+            (["--list", str(tmp_path / "audiosep.csv")], ["--template", "{label}", "--query-checks"],
+             "--template, --query-checks do not apply to --list (a list names each mixture's two clips"),
+            (["--list", str(tmp_path / "audiosep.csv"), "--data-root", str(data)], ["--negative"],
+             "has no negative captions (audiosep layout)"),
+            (["--data", str(data)], ["--snr", "nan"], "--snr must be a number of dB, got nan")):
+        assert main(["evaluate", *source, *model, *options, "-o", str(tmp_path / "ev")]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
+    with open(tmp_path / "empty.csv", "w"):
+        pass
+    assert main(["evaluate", "--list", str(tmp_path / "empty.csv"), *model, "-o", str(tmp_path / "ev")]) == 1
+    assert f"{tmp_path / 'empty.csv'}: empty mixture list" in capsys.readouterr().err
+    with open(tmp_path / "gone.csv", "w") as f:
+        f.write("caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,humming/humming_1.wav\n"
+                "a hum,humming/gone.wav,beeping/beeping_1.wav\n")
+    assert main(["evaluate", "--list", str(tmp_path / "gone.csv"), "--data-root", str(data), *model,
+                 "-o", str(tmp_path / "ev")]) == 1
+    assert (f"{tmp_path / 'gone.csv'}, row 2 after the header: {data / 'humming' / 'gone.wav'}: no such file "
+            f"(relative paths are taken from --data-root, here {data})") in capsys.readouterr().err
+    # what the scores were made with is kept beside them
+    assert main(["evaluate", "--data", str(data), *model, "--mask-power", "0.5", "--template", "{label}", "--seed",
+                 "3", "--negative", "--aggregate", "class-median", "-o", str(tmp_path / "ev")]) == 0
+    made = json.loads((tmp_path / "ev" / "summary.json").read_text())["1int"]["settings"]
+    assert made["model_file"] == str(model_dir / "half.safetensors") and made["mask_power"] == 0.5
+    assert (made["template"], made["seed"], made["negative"], made["aggregate"]) == ("{label}", 3, True,
+                                                                                    "class-median")
+    report = (tmp_path / "ev" / "summary.md").read_text()
+    assert "template {label}" in report and "| metric | mean of class medians | median |" in report
+
+
 def test_evaluate_mask_power_override(tmp_path, model_dir):
     """A constant 0.5 mask returns -6.02 dB of the mixture's energy; at power 0.5 it returns -3.01 dB."""
     data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
@@ -115,8 +204,8 @@ def test_evaluate_mixture_list_layouts(tmp_path, model_dir, capsys):
         f.write("source_file,positive_caption,noise_file,negative_caption\n")
         for s, n in rows:
             f.write(f"{s},a beep,{n},a hum\n")
-    for name in ("audiosep.csv", "clapsep.csv"):
-        code = main(["evaluate", "--list", str(tmp_path / name), "--data-root", str(data), "--negative",
+    for name, negative in (("audiosep.csv", []), ("clapsep.csv", ["--negative"])):  # only CLAPSep's has them
+        code = main(["evaluate", "--list", str(tmp_path / name), "--data-root", str(data), *negative,
                      "-m", str(model_dir / "half.safetensors"), "-o", str(tmp_path / f"ev_{name}"), "--no-plots"])
         assert code == 0
         summary = json.loads((tmp_path / f"ev_{name}" / "summary.json").read_text())["list"]["summary"]
@@ -297,7 +386,7 @@ def test_evaluate_passes_the_segment_to_the_engine(tmp_path, model_dir, capsys):
     levels = [float(row["level_db"]) for row in csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv"))]
     assert levels and all(level == pytest.approx(-6.02, abs=0.2) for level in levels)  # each estimate: half of it
     assert main([*args, "-o", str(tmp_path / "ev0"), "--segment", "0"]) == 1
-    assert "--segment must be more than 0" in capsys.readouterr().err
+    assert "segment (--segment) must be more than 0" in capsys.readouterr().err
 
 
 def test_training_step_timing_skips_compiling_without_a_cpp_compiler(monkeypatch, capsys):
@@ -325,6 +414,23 @@ def test_bench_prints_measured_figures(tmp_path, model_dir, capsys):
     figures = json.loads((tmp_path / "b.json").read_text())
     assert all(len(t) == 1 and t[0] > 0 for t in figures["train_step"].values())
     assert figures["speedup_vs_audiosep"] > 1 and figures["long_0.2min"]["samples"] == figures["long_0.2min"]["expected"]
+
+
+def test_bench_gives_query_throughput_against_one_query_and_checks_its_json_path_first(tmp_path, model_dir,
+                                                                                     capsys):
+    args = ["bench", "-m", str(model_dir / "tiny.safetensors"), "--seconds", "1", "--repeats", "1", "--long-minutes",
+            "--no-baseline", "--queries", "4"]
+    assert main([*args, "--json", str(tmp_path / "gone" / "b.json")]) == 1  # before any measuring
+    captured = capsys.readouterr()
+    assert f"--json {tmp_path / 'gone' / 'b.json'}: cannot write a file there" in captured.err
+    assert "real-time factor" not in captured.out
+    assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "queries on one" in line]
+    assert [line.split()[0] for line in lines] == ["1", "4"]  # one query timed too, the baseline of the ratio
+    assert "(1.0x the throughput of one query at a time)" in lines[0]
+    figures = json.loads((tmp_path / "b.json").read_text())
+    ratio = float(lines[1].split("(")[1].split("x")[0])
+    assert ratio == pytest.approx(4 * np.median(figures["queries_1"]) / np.median(figures["queries_4"]), abs=0.051)
 
 
 def test_bench_refuses_counts_and_lengths_below_one(capsys):

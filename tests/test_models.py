@@ -301,3 +301,19 @@ def test_mask_max_scales_the_mask_and_lets_the_separator_amplify():
     assert torch.allclose(high_band_gain, torch.ones_like(high_band_gain))
     with pytest.raises(ValueError, match="mask_max"):
         FiLMTCN(n_bins=33, cond_dim=8, mask_max=0.0, **args)
+
+
+def test_a_model_file_that_cannot_be_written_is_one_clear_error(tmp_path):
+    """lass export and lass train end in save_model: a folder that cannot be made (a file in the way, no
+    permission, a full disk) is an OutputError naming the file, not safetensors' or the OS's traceback."""
+    from lass.audio import OutputError
+    from lass.models.config import ModelConfig
+    from lass.models.registry import save_model
+    from lass.models.separator import MaskSeparator
+
+    (tmp_path / "afile").write_text("in the way")
+    model = MaskSeparator(ModelConfig(name="c", network="constant", network_args={"value": 0.5}))
+    with pytest.raises(OutputError, match=f"cannot write the model file {tmp_path / 'afile' / 'm.safetensors'}"):
+        save_model(model, tmp_path / "afile" / "m.safetensors")
+    assert save_model(model, tmp_path / "ok" / "m.safetensors").is_file()
+    assert not list(tmp_path.rglob("*.part"))

@@ -30,7 +30,7 @@ def pick_device(device: str = "auto") -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown device '{device}' (auto, cpu, cuda)")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+        raise ValueError(f"device {device} (--device) was asked for, but no CUDA device is available")
     return device
 
 
@@ -92,6 +92,9 @@ class FileResult:
     # correlations[a][b]: how alike the tracks of queries a and b are (1: the same sound; 0 where one is silent).
     # The residual is the input minus every track, so two queries that find one sound take it out twice.
     correlations: dict[str, dict[str, float]] = field(default_factory=dict)
+    # audio files beside the outputs that this run did not write (an earlier run's tracks, kept as they were): the
+    # residual is the input minus this run's tracks only
+    earlier_outputs: list[str] = field(default_factory=list)
 
 
 class Separator:
@@ -251,7 +254,8 @@ class Separator:
         if not options.force:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
-                raise FileExistsError(f"output exists: {existing[0]} (use --force to overwrite)")
+                raise FileExistsError(f"output exists: {existing[0]} (force=True or --force overwrites it; to add "
+                                      f"a sound to an earlier run's, ask for all of them in one run)")
         created = [p for p in (folder, *folder.parents) if not p.exists()]  # innermost first
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -316,6 +320,8 @@ class Separator:
             for name, final in finals.items():  # all converted: the renames take no time, so all or none appear
                 final.commit()
                 result.outputs[name] = str(targets[name])
+            result.earlier_outputs = sorted(str(p) for p in folder.iterdir() if p.is_file() and p not in
+                                            targets.values() and p.suffix[1:].lower() in audio.FORMATS)
             result.clipped_samples = clipped
             for q, query in enumerate(queries):
                 result.levels_db[query] = level_db(products[q, q] / max(out_samples, 1), rms ** 2)  # mean powers

@@ -38,10 +38,11 @@ def read_table(path: str | os.PathLike) -> tuple[list[dict[str, str]], list[str]
     writes them: utf-8-sig, since its "CSV UTF-8" starts with a byte-order mark that would join the first name."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, skipinitialspace=True)
-        if reader.fieldnames:
-            reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames]
+        names = [(name or "").strip().lower() for name in reader.fieldnames or []]  # none: an empty file
+        if names:
+            reader.fieldnames = names
         rows = list(reader)
-    return rows, [name for name in reader.fieldnames or [] if name]
+    return rows, [name for name in names if name]
 
 
 def need_cells(path, index: int, row: dict[str, str], columns: tuple[str, ...]) -> None:

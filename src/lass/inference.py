@@ -39,11 +39,11 @@ class EngineConfig:
         for name in ("segment", "overlap"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ValueError(f"--{name} must be a number, got {value!r}")
+                raise ValueError(f"{name} (--{name}) must be a number, got {value!r}")
         if not 0 < self.segment <= 3600:  # a segment is held whole in memory, with the network's activations
-            raise ValueError(f"--segment must be more than 0 and at most 3600 seconds, got {self.segment}")
+            raise ValueError(f"segment (--segment) must be more than 0 and at most 3600 seconds, got {self.segment}")
         if not 0 <= self.overlap < 1:
-            raise ValueError(f"--overlap must be in [0, 1), got {self.overlap}")
+            raise ValueError(f"overlap (--overlap) must be in [0, 1), got {self.overlap}")
         if self.context is not None and self.context < 0:
             raise ValueError(f"context must be >= 0, got {self.context}")
 

@@ -105,8 +105,8 @@ def validate_query(text: object, negative: bool = False) -> str:
     cleaned = " ".join(text.split())
     if not cleaned:
         if negative:
-            raise QueryError("empty negative query: describe the sound to suppress, e.g. --negative 'music'")
-        raise QueryError("empty query: describe the sound to extract, e.g. -q 'a dog barking'")
+            raise QueryError("empty negative query (--negative): describe the sound to suppress, e.g. 'music'")
+        raise QueryError("empty query (-q): describe the sound to extract, e.g. 'a dog barking'")
     return cleaned
 
 

@@ -62,6 +62,14 @@ def _stats(values: list[float]) -> str:
     return f"min {min(values):.4f} / median {float(np.median(values)):.4f} / max {max(values):.4f}"
 
 
+def _pace(rtf: float) -> str:
+    """A real-time factor in words: "43x faster than real time", "1.7x slower than real time"."""
+    if rtf <= 0:
+        return "no time measured"
+    ratio = 1 / rtf if rtf < 1 else rtf
+    return f"{ratio:.{0 if ratio >= 10 else 1}f}x {'faster' if rtf < 1 else 'slower'} than real time"
+
+
 def time_file(separator, path: str, repeats: int, out_dir: str) -> list[float]:
     """Real-time factors of separating `path` to files, I/O included."""
     from ..api import OutputOptions
@@ -199,6 +207,11 @@ def _check_arguments(args) -> None:
         for value in values:
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{option} must be a positive number, got {value:g}")
+    if args.json:  # before minutes of measuring, not after
+        target = Path(args.json)
+        if target.is_dir() or not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+            raise ValueError(f"--json {args.json}: cannot write a file there "
+                             f"({'a folder' if target.is_dir() else 'no writable folder ' + str(target.parent)})")
 
 
 def run_from_args(args) -> int:
@@ -225,11 +238,12 @@ def run_from_args(args) -> int:
         ours = time_file(separator, path, args.repeats, tmp)
         figures["rtf"] = ours
         print(f"real-time factor, {args.seconds:g} s {args.channels}-ch {args.rate} Hz file, I/O included: "
-              f"{_stats(ours)}  ({1 / float(np.median(ours)):.0f}x faster than real time)")
-        if not args.no_baseline:
+              f"{_stats(ours)}  ({_pace(float(np.median(ours)))})")
+        if not args.no_baseline:  # timed as lass is: one warm-up run, then --repeats
             baseline = Separator(args.model, device="cpu", segment=args.segment)
             baseline.model = BaselineAdapter()
-            base = time_file(baseline, path, max(1, min(args.repeats, 2)), tmp)
+            time_file(baseline, path, 1, tmp)
+            base = time_file(baseline, path, args.repeats, tmp)
             figures["baseline_rtf"] = base
             ratio = float(np.median(base)) / float(np.median(ours))
             figures["speedup_vs_audiosep"] = ratio
@@ -237,10 +251,10 @@ def run_from_args(args) -> int:
             print(f"AudioSep ResUNet30 baseline ({base_params / 1e6:.1f} M params, same engine and I/O): "
                   f"{_stats(base)}  -> lass is {ratio:.1f}x faster")
 
-    if args.queries:
+    if args.queries:  # one query is always timed: the throughput of the others is given against it
         mixture = _test_signal(10.0, cfg.sample_rate, 1)
         single = None
-        for q in args.queries:
+        for q in sorted({1, *args.queries}):
             conds = separator.conditions([f"query number {i}" for i in range(q)])
             from ..inference import separate_array
 
@@ -250,7 +264,7 @@ def run_from_args(args) -> int:
                 separate_array(separator.model, conds, mixture, cfg.sample_rate, separator.engine)
                 times.append(time.perf_counter() - started)
             med = float(np.median(times))
-            single = single or med
+            single = med if q == 1 else single
             figures[f"queries_{q}"] = times
             print(f"{q:>3} queries on one 10 s mixture: {_stats(times)} s -> {q / med:.1f} queries/s "
                   f"({q * single / med:.1f}x the throughput of one query at a time)")
@@ -267,7 +281,7 @@ def run_from_args(args) -> int:
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
         figures[f"long_{minutes:g}min"] = result
-        print(f"{minutes:g} min stereo 44.1 kHz (generated, streamed): peak RSS {result['peak_rss_mb']:.0f} MB, "
+        print(f"{minutes:g} min stereo 44.1 kHz (generated, streamed), lass: peak RSS {result['peak_rss_mb']:.0f} MB, "
               f"{result['seconds']:.0f} s (real-time factor {result['seconds'] / (minutes * 60):.4f}), "
               f"output length {'exact' if result['samples'] == result['expected'] else 'WRONG'}")
     if args.train_step:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import read, read_mono, resample
+from ..audio import AudioError, read, read_mono, resample
 from ..datasets import ClipBank, label_text, need_cells, read_table
-from ..mixing import mix
+from ..mixing import mix, mix_sources
 
 DEFAULT_TEMPLATE = "the sound of {label}"
 
@@ -33,17 +33,29 @@ class Case:
     # the highest frequency the sources hold, where their files' rates put it below sample_rate / 2; "auto": found in
     # the mixture's content, as `lass separate` finds it (Separator.separate_tensor)
     band_hz: float | str | None = "auto"
+    # the first interferer alone, as it sits in the mixture: what the query for its class must return (of several
+    # interferers, the others are not asked for); None: the interference is that one interferer
+    first_interferer: np.ndarray | None = None
 
 
 def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, seed: int = 0,
                    template: str = DEFAULT_TEMPLATE, limit: int | None = None,
-                   negative: bool = False) -> list[Case]:
+                   negative: bool = False, rows_of_full: bool = False) -> list[Case]:
     """Each clip in turn is the target, with `interferers` clips of other classes, mixed by energy
-    over the whole clip at `snr_db`, peak-protected (the field's protocol)."""
+    over the whole clip at `snr_db`, peak-protected (the field's protocol).
+
+    `limit`: a deterministic subset of that many. With `rows_of_full` (`lass evaluate --limit`) the subset is
+    rows of the full protocol: the same names, clips and interferers, and a smaller limit's rows are among a
+    larger one's. Without it the subset is drawn before the interferers, so its mixtures differ from the full
+    protocol's; training runs validate on such a set, kept as it is so that their scores stay comparable."""
     rng = np.random.default_rng(seed)
     order = list(range(len(bank)))
+    kept = None
     if limit is not None and limit < len(order):
-        order = sorted(rng.choice(len(order), size=limit, replace=False).tolist())
+        if rows_of_full:  # its own stream, so the interferers are drawn as in the full protocol
+            kept = set(np.random.default_rng([seed, 1]).permutation(len(order))[:limit].tolist())
+        else:
+            order = sorted(rng.choice(len(order), size=limit, replace=False).tolist())
     cases = []
     for index in order:
         label = bank.labels[index]
@@ -54,11 +66,14 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
                              f"({', '.join(bank.label_names)})")
         labels = [others[i] for i in rng.choice(len(others), size=interferers, replace=False)]
         chosen = [bank.by_label[lab][rng.integers(len(bank.by_label[lab]))] for lab in labels]
-        mixture, target, noise = mix(bank.clips[index], [bank.clips[k] for k in chosen], snr_db)
+        if kept is not None and index not in kept:
+            continue
+        mixture, target, scaled = mix_sources(bank.clips[index], [bank.clips[k] for k in chosen], snr_db)
         band = max(bank.band(k) for k in (index, *chosen))
-        cases.append(Case(f"{index:05d}", mixture, target, noise, label, template.format(label=label),
-                          template.format(label=labels[0]) if negative else None, labels, bank.sample_rate,
-                          band if band < bank.sample_rate / 2 else "auto"))
+        cases.append(Case(f"{index:05d}", mixture, target, np.sum(scaled, axis=0).astype(np.float32), label,
+                          template.format(label=label), template.format(label=labels[0]) if negative else None,
+                          labels, bank.sample_rate, band_hz=band if band < bank.sample_rate / 2 else "auto",
+                          first_interferer=scaled[0] if len(scaled) > 1 else None))
     return cases
 
 
@@ -83,12 +98,19 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
                          f"(AudioSep) or {', '.join(LIST_LAYOUTS['clapsep'])} (CLAPSep); found "
                          f"{', '.join(columns) or 'none'}")
     cap, src, noise_col, neg_col = LIST_LAYOUTS[layout]
+    if use_negative and neg_col is None:
+        raise ValueError(f"--negative: {path} has no negative captions ({layout} layout); a list in CLAPSep's "
+                         f"layout has them ({LIST_LAYOUTS['clapsep'][3]})")
     root = Path(data_root)
     cases = []
     for i, row in enumerate(rows[:limit] if limit else rows):
         need_cells(path, i, row, (cap, src, noise_col))
-        target = read_mono(_under(root, row[src]), sample_rate)
-        noise = read_mono(_under(root, row[noise_col]), sample_rate)
+        try:
+            target = read_mono(_under(root, row[src]), sample_rate)
+            noise = read_mono(_under(root, row[noise_col]), sample_rate)
+        except AudioError as err:  # which row, and where its relative paths were looked for
+            raise AudioError(f"{path}, row {i + 1} after the header: {err} (relative paths are taken from "
+                             f"--data-root, here {root})") from None
         mixture, target, interference = mix(target, [noise], snr_db)
         negative = row.get(neg_col) if (neg_col and use_negative) else None
         if negative is not None and " ".join(negative.split()).casefold() == " ".join(row[cap].split()).casefold():
@@ -104,10 +126,10 @@ def _under(root: Path, name: str) -> str:
 
 
 def stem_cases(folder: str | os.PathLike, template: str = "{label}",
-               stems: list[str] | None = None) -> list[Case]:
+               stems: list[str] | None = None, limit: int | None = None) -> list[Case]:
     """Songs with ground-truth stems: each song folder holds a '*mix.*' file and its stem files.
 
-    Each stem is queried by its name; the interference is the mix minus the stem.
+    Each stem is queried by its name; the interference is the mix minus the stem. `limit`: the first stems.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -117,6 +139,8 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
         raise ValueError(f"{folder}: no '*mix.<ext>' file found under it")
     cases = []
     for song in songs:
+        if limit and len(cases) >= limit:
+            break
         mix_file = next(p for p in sorted(song.iterdir()) if p.is_file() and re.search(r"mix\.\w+$", p.name))
         mixture, rate = read(mix_file)
         count = len(cases)
@@ -138,6 +162,8 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
             mx = np.ascontiguousarray(mixture[:, :n])
             cases.append(Case(f"{song.name}/{name}", mx, tgt, mx - tgt, name, template.format(label=name),
                               sample_rate=rate))
+            if limit and len(cases) >= limit:
+                break
         if len(cases) == count and not stems:
             raise ValueError(f"{song}: a mix ({mix_file.name}) but no stems (.wav, .flac or .ogg) beside it or in "
                              f"its folders to score it against")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..metrics import bss_sdr, level_db, sdr, si_sdr
 from ..stft import STFTConfig
 from .oracle import oracle_estimates
@@ -63,23 +65,25 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
     return score, (estimate if keep_audio else None)
 
 
-def query_checks(separator, cases: list[Case], label_names: list[str]) -> dict[str, float]:
-    """Does the model follow the query? (a) Asking for the interferer's class must return the
-    interferer (SDRi measured against it); (b) asking for a class absent from the mixture must return
+def query_checks(separator, cases: list[Case], label_names: list[str],
+                 template: str = DEFAULT_TEMPLATE) -> dict[str, float]:
+    """Does the model follow the query? (a) Asking for the (first) interferer's class must return that
+    interferer (SDRi measured against it alone); (b) asking for a class absent from the mixture must return
     little energy (output energy re. the mixture, dB)."""
     interferer_gains, absent_levels = [], []
     for i, case in enumerate(cases):
         mixture = np.atleast_2d(case.mixture)
-        query = DEFAULT_TEMPLATE.format(label=case.interferer_labels[0])
+        query = template.format(label=case.interferer_labels[0])
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
                                         band_hz=case.band_hz)[query]
-        ref = np.atleast_2d(case.interference).reshape(-1)
+        asked = case.interference if case.first_interferer is None else case.first_interferer
+        ref = np.atleast_2d(asked).reshape(-1)
         interferer_gains.append(float(sdr(est.reshape(-1), ref) - sdr(mixture.reshape(-1), ref)))
         present = {case.label, *case.interferer_labels}
         absent = [lab for lab in label_names if lab not in present]
         if not absent:
             continue
-        query = DEFAULT_TEMPLATE.format(label=absent[i % len(absent)])
+        query = template.format(label=absent[i % len(absent)])
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
                                         band_hz=case.band_hz)[query]
         absent_levels.append(max(level_db(float(np.sum(est**2)), float(np.sum(mixture**2))), -200.0))
@@ -123,8 +127,10 @@ def per_class(scores: list[Score]) -> dict[str, dict[str, float]]:
                     "si_sdri": float(np.mean([s.si_sdri for s in v]))} for label, v in sorted(table.items())}
 
 
-def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, dict[str, float]] | None) -> str:
-    lines = [f"## {title}", "", "| metric | mean | median |", "|---|---|---|"]
+def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, dict[str, float]] | None,
+                     how: str = "mean") -> str:
+    central = "mean of class medians" if how == "class-median" else "mean"
+    lines = [f"## {title}", "", f"| metric | {central} | median |", "|---|---|---|"]
     names = {"sdri": "SDRi (SNR-style, AudioSep)", "si_sdri": "SI-SDRi", "bss_sdri": "SDRi (bss_eval, 512 taps)",
              "irm_sdri": "oracle IRM SDRi", "psm_sdri": "oracle PSM SDRi"}
     for key, name in names.items():
@@ -134,7 +140,8 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
         if key in summary:
             lines.append(f"| {name} | {100 * summary[key]:.0f} % | |")
     if "interferer_query_sdri" in summary:
-        lines.append(f"| query = interferer's class: SDRi w.r.t. the interferer | {summary['interferer_query_sdri']:.2f} dB | |")
+        lines.append(f"| query = (first) interferer's class: SDRi w.r.t. that interferer | "
+                     f"{summary['interferer_query_sdri']:.2f} dB | |")
     if "absent_query_energy_db" in summary:
         lines.append(f"| query = absent class: output energy re. mixture | {summary['absent_query_energy_db']:.1f} dB "
                      f"| {summary['absent_query_energy_db_median']:.1f} dB |")
@@ -198,7 +205,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr", type=float, default=0.0, help="target-to-interference ratio in dB")
     p.add_argument("--template", default=None, help=f"query template (default '{DEFAULT_TEMPLATE}'; stems: '{{label}}')")
     p.add_argument("--negative", action="store_true", help="also pass an interferer's label as the negative query")
-    p.add_argument("--limit", type=int, default=None, help="evaluate a deterministic subset of this many")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate a deterministic subset of this many: label mixtures, a fixed sample of the full "
+                        "protocol's (same names and interferers; a smaller limit's are among a larger one's); "
+                        "--list, its first rows")
     p.add_argument("--seed", type=int, default=0, help="seed of the label mixtures (default 0, the protocol's)")
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path (default: default)")
     p.add_argument("--mask-power", type=float, default=None,
@@ -287,17 +297,62 @@ def _protocols(args, model_rate: int):
                 raise ValueError(f"--data {root}: no clips listed in meta.csv for folds {args.folds or 'any'}")
             raise ValueError(f"--data {root}: no labelled clips found; without meta.csv (ESC-50) the clips must be "
                              f"in a folder per class, {root}/<label>/*.wav")
+        if esc50 and not args.folds:  # the field's protocol scores fold 4 alone: say what "all" takes in
+            print(f"lass: note: no --folds: every fold in {root} is evaluated; the bundled model was trained on "
+                  f"ESC-50 folds 1-3, so only fold 4 (--folds 4) is unheard by it", file=sys.stderr)
         bank = ClipBank(items, model_rate)
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
         for n in args.interferers:
             yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",
                    f"{n}int", label_mixtures(bank, n, args.snr, args.seed, args.template or DEFAULT_TEMPLATE,
-                                             args.limit, args.negative), bank.label_names)
+                                             args.limit, args.negative, rows_of_full=True), bank.label_names)
     elif args.mixture_list:
         yield (Path(args.mixture_list).name, "list",
                mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative), None)
     else:
-        yield (f"stems: {Path(args.stems).name}", "stems", stem_cases(args.stems, args.template or "{label}"), None)
+        yield (f"stems: {Path(args.stems).name}", "stems",
+               stem_cases(args.stems, args.template or "{label}", limit=args.limit), None)
+
+
+# what each protocol takes from the options that shape mixtures and queries; any other given is refused
+PROTOCOL_OPTIONS = {
+    "list": ({"--snr", "--negative", "--limit"}, "a list names each mixture's two clips and its caption"),
+    "stems": ({"--template", "--limit"}, "each stem is scored in its own song's mix, queried by its name"),
+}
+
+
+def _check_options(args) -> None:
+    given = {"--folds": args.folds is not None, "--interferers": args.interferers != [1], "--seed": args.seed != 0,
+             "--template": args.template is not None, "--negative": args.negative, "--snr": args.snr != 0.0,
+             "--query-checks": args.query_checks, "--limit": args.limit is not None}
+    protocol = "list" if args.mixture_list else "stems" if args.stems else None
+    if protocol:
+        takes, why = PROTOCOL_OPTIONS[protocol]
+        unused = [option for option, on in given.items() if on and option not in takes]
+        if unused:
+            raise ValueError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to "
+                             f"--{protocol} ({why})")
+    if not math.isfinite(args.snr):
+        raise ValueError(f"--snr must be a number of dB, got {args.snr}")
+
+
+def settings(args, separator) -> dict:
+    """How an evaluation was made, kept beside its scores: what another run must repeat to compare."""
+    from ..models import registry
+
+    config = separator.model.config
+    out = {"lass": __version__, "model": args.model or registry.DEFAULT_MODEL,
+           "model_file": str(registry.resolve(args.model)), "model_name": config.name,
+           "mask_power": config.mask_power, "input_level_db": config.input_level_db, "segment": args.segment,
+           "aggregate": args.aggregate, "limit": args.limit}
+    if args.data:
+        out.update(data=args.data, folds=args.folds, template=args.template or DEFAULT_TEMPLATE, snr_db=args.snr,
+                   seed=args.seed, negative=args.negative)
+    elif args.mixture_list:
+        out.update(list=args.mixture_list, data_root=args.data_root, snr_db=args.snr, negative=args.negative)
+    else:
+        out.update(stems=args.stems, template=args.template or "{label}")
+    return out
 
 
 def run_from_args(args) -> int:
@@ -306,6 +361,7 @@ def run_from_args(args) -> int:
     from ..api import Separator
     from ..audio import write
 
+    _check_options(args)
     if min(args.interferers) < 1:  # 0 scored a mixture of the target alone (-108 dB "SDRi"); below 0 crashed
         raise ValueError(f"--interferers: each count must be at least 1, got {min(args.interferers)}")
     if args.limit is not None and args.limit < 1:
@@ -329,9 +385,11 @@ def run_from_args(args) -> int:
         separator.model.config.input_level_db = args.input_level
     separator.conditions("warm-up")  # the text encoder loads here, not inside the first case's timing
     config = separator.model.config
+    made = settings(args, separator)
     level = "as given" if config.input_level_db is None else f"at {config.input_level_db:g} dB RMS"
-    report = [f"# Evaluation of `{config.name}` (mask power {config.mask_power:g}, the network hears the input "
-              f"{level})\n"]
+    report = [f"# Evaluation of `{config.name}` ({made['model_file']}; mask power {config.mask_power:g}, the network "
+              f"hears the input {level})\n",
+              "Settings: " + ", ".join(f"{key} {value}" for key, value in made.items() if value is not None) + "\n"]
     results = {}
     for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
         try:  # once the data has loaded: a mistake leaves no empty folder
@@ -359,14 +417,20 @@ def run_from_args(args) -> int:
         audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
         summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
         if args.query_checks and label_names:
-            summary.update(query_checks(separator, cases, label_names))
+            summary.update(query_checks(separator, cases, label_names, args.template or DEFAULT_TEMPLATE))
         classes = per_class(scores) if key != "list" else None
-        results[key] = {"title": title, "summary": summary, "per_class": classes}
+        results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
         with open(out / f"scores_{key}.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(Score.__dataclass_fields__))
             writer.writeheader()
             writer.writerows(s.__dict__ for s in scores)
-        report.append(markdown_summary(title, summary, classes))
+        report.append(markdown_summary(title, summary, classes, args.aggregate))
+        rates = sorted({case.sample_rate for case in cases} - {separator.model.sample_rate})
+        if rates and not args.no_oracle:  # the oracle masks work on the model's STFT, at its rate
+            said = (f"The oracle masks are scored at the model's {separator.model.sample_rate} Hz, the model at the "
+                    f"audio's own {', '.join(map(str, rates))} Hz: the model / IRM ratio compares the two.")
+            report.append(said + "\n")
+            print(said)
         if not args.no_plots:
             folder = out / f"plots_{key}"
             folder.mkdir(exist_ok=True)
@@ -377,7 +441,7 @@ def run_from_args(args) -> int:
                      f" | model reaches {100 * summary.get('fraction_of_irm', 0):.0f}% of IRM")
         if "bss_sdri" in summary:
             line += f" | bss_eval SDRi {summary['bss_sdri']:.2f} dB"
-        print(markdown_summary(title, summary, None))
+        print(markdown_summary(title, summary, None, args.aggregate))
         print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
     (out / "summary.md").write_text("\n".join(report))
     (out / "summary.json").write_text(json.dumps(results, indent=2))

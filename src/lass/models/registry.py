@@ -30,15 +30,21 @@ def user_model_dir() -> Path:
 def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
 
+    from ..audio import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".part")
-    save_file(state, str(tmp), metadata={"lass_config": model.config.to_json(), "format": "lass-1"})
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(state, str(tmp), metadata={"lass_config": model.config.to_json(), "format": "lass-1"})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except Exception as err:  # OSError, or safetensors' own error for the same causes (no space, no permission)
+        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        raise OutputError(f"cannot write the model file {path}: {_first_line(err)}") from None
     return path
 
 
@@ -49,13 +55,37 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error type for a damaged or foreign file
-        if zipfile.is_zipfile(path):  # torch.save's format: a `lass train` checkpoint, most likely
+        if _is_lass_checkpoint(path):
             raise ModelNotFound(f"{path}: a training checkpoint, not a model file: export it first with "
                                 f"lass export {path} -o MODEL.safetensors") from None
+        if _is_torch_pickle(path):
+            raise ModelNotFound(f"{path}: a PyTorch checkpoint that lass did not write; lass loads its own "
+                                f".safetensors model files (`lass models`), and has no loader for other systems' "
+                                f"checkpoints (AudioSep, CLAPSep, LASS-Net)") from None
         raise ModelNotFound(f"{path}: not a readable safetensors model file ({_first_line(err)})") from None
     if "lass_config" not in meta:
         raise ModelNotFound(f"{path}: not a lass model file (no lass_config metadata)")
     return ModelConfig.from_json(meta["lass_config"])
+
+
+def _is_torch_pickle(path: str | os.PathLike) -> bool:
+    """torch.save's zip, or the older bare pickle (which starts with pickle's protocol byte)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(1)
+            return first == b"\x80" or zipfile.is_zipfile(f)
+    except OSError:
+        return False
+
+
+def _is_lass_checkpoint(path: str | os.PathLike) -> bool:
+    """A `lass train` checkpoint: its pickle names lass's own key. Looked for in the bytes, not unpickled."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickled = next((name for name in archive.namelist() if name.endswith("data.pkl")), None)
+            return pickled is not None and b"lass_model_config" in archive.read(pickled)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def load_model_file(path: str | os.PathLike) -> MaskSeparator:
@@ -105,7 +135,8 @@ def damaged_models() -> dict[str, str]:
 
 def resolve(name_or_path: str | os.PathLike | None) -> Path:
     name_or_path = str(name_or_path or DEFAULT_MODEL)
-    if name_or_path.endswith(".safetensors") or os.sep in name_or_path:
+    if name_or_path.endswith(".safetensors") or os.sep in name_or_path or (
+            Path(name_or_path).is_file() and name_or_path not in installed_models()):  # model.ckpt: a file here
         path = Path(name_or_path)
         if path.is_dir() and (path / "model.safetensors").is_file():  # a `lass train` run folder
             raise ModelNotFound(f"{path} is a training run's folder: its model is {path / 'model.safetensors'}")
