@@ -94,11 +94,6 @@ def test_query_checks_score_the_interferer_asked_for_alone(tmp_path, model_dir):
     asked = np.mean([-sdr(c.mixture, c.first_interferer) for c in cases])
     summed = np.mean([-sdr(c.mixture, c.interference) for c in cases])
     assert zeros["interferer_query_sdri"] == pytest.approx(asked, abs=1e-3) and abs(asked - summed) > 1
-    # an estimate that is exactly the first interferer scores high only against it
-    case = cases[0]
-    against_one = sdr(case.first_interferer, case.first_interferer)
-    against_sum = sdr(case.first_interferer, case.interference)
-    assert against_one > 100 and against_sum < 10
     one = label_mixtures(bank, 1, seed=0)
     assert all(case.first_interferer is None for case in one)  # one interferer: the interference itself
 
@@ -115,10 +110,13 @@ def test_evaluate_limit_takes_rows_of_the_full_protocol(tmp_path):
     for case in larger:  # same clips, same interferers, same mixture
         assert case.interferer_labels == full[case.name].interferer_labels
         assert np.array_equal(case.mixture, full[case.name].mixture)
-    # the training runs' validation subset is drawn as it always was (their scores stay comparable)
+    # the training runs' validation subset is drawn as it always was (their scores stay comparable): these are
+    # the rows lass 0.1.0 drew before rows_of_full existed (checked against that code, d8e4197)
     drawn = label_mixtures(bank, 2, seed=0, limit=7)
-    assert [c.name for c in drawn] != [c.name for c in larger] or any(
-        c.interferer_labels != full[c.name].interferer_labels for c in drawn)
+    assert [(c.name, c.interferer_labels) for c in drawn] == [
+        ("00000", ["hissing", "humming"]), ("00001", ["hissing", "humming"]), ("00002", ["hissing", "humming"]),
+        ("00003", ["beeping", "humming"]), ("00004", ["beeping", "humming"]), ("00006", ["hissing", "beeping"]),
+        ("00008", ["hissing", "beeping"])]
 
 
 def test_evaluate_refuses_options_its_protocol_does_not_use_and_records_its_settings(tmp_path, model_dir, capsys):
@@ -128,6 +126,9 @@ def test_evaluate_refuses_options_its_protocol_does_not_use_and_records_its_sett
     (tmp_path / "songs").mkdir()
     model = ["-m", str(model_dir / "half.safetensors"), "--no-plots", "--no-oracle"]
     for source, options, message in (
+            (["--data", str(data)], ["--data-root", str(data)], "--data-root does not apply to --data"),
+            (["--list", str(tmp_path / "audiosep.csv"), "--stems", str(tmp_path / "songs")], ["--template", "x"],
+             "give exactly one of --data, --list or --stems"),
             (["--stems", str(tmp_path / "songs")], ["--negative", "--snr", "10"],
              "--negative, --snr do not apply to --stems (each stem is scored in its own song's mix"),
             (["--list", str(tmp_path / "audiosep.csv")], ["--template", "{label}", "--query-checks"],
@@ -425,7 +426,7 @@ def test_bench_gives_query_throughput_against_one_query_and_checks_its_json_path
     assert f"--json {tmp_path / 'gone' / 'b.json'}: cannot write a file there" in captured.err
     assert "real-time factor" not in captured.out
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if "queries on one" in line]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "on one 10 s mixture" in line]
     assert [line.split()[0] for line in lines] == ["1", "4"]  # one query timed too, the baseline of the ratio
     assert "(1.0x the throughput of one query at a time)" in lines[0]
     figures = json.loads((tmp_path / "b.json").read_text())

@@ -306,7 +306,7 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         (("train", "--config", str(config), "--resume", str(not_ckpt)), "notes.ckpt: not a lass training checkpoint"),
         (("train", "--config", str(config), "--resume", str(tmp_path / "gone.ckpt")), "checkpoint to resume not found"),
         (("export", str(not_ckpt), "-o", str(tmp_path / "x.safetensors")), "notes.ckpt: not a lass training checkpoint"),
-        (("export", str(config), "-o", str(tmp_path / "x.safetensors")), "not a lass training checkpoint"),
+        (("export", str(config), "-o", str(tmp_path / "x.safetensors")), "not a lass training checkpoint (unreadable"),
         (("export", str(tmp_path / "foreign.ckpt"), "-o", str(tmp_path / "x.safetensors")),
          "foreign.ckpt: not a lass training checkpoint (it holds Python objects beyond tensors and plain values"),
         (("train", "--config", str(config), "--resume", str(tmp_path / "foreign.ckpt")),

@@ -92,7 +92,7 @@ class FileResult:
     # correlations[a][b]: how alike the tracks of queries a and b are (1: the same sound; 0 where one is silent).
     # The residual is the input minus every track, so two queries that find one sound take it out twice.
     correlations: dict[str, dict[str, float]] = field(default_factory=dict)
-    # audio files beside the outputs that this run did not write (an earlier run's tracks, kept as they were): the
+    # other audio files beside the outputs (an earlier run's tracks, say, kept as they were; not the input): the
     # residual is the input minus this run's tracks only
     earlier_outputs: list[str] = field(default_factory=list)
 
@@ -321,7 +321,8 @@ class Separator:
                 final.commit()
                 result.outputs[name] = str(targets[name])
             result.earlier_outputs = sorted(str(p) for p in folder.iterdir() if p.is_file() and p not in
-                                            targets.values() and p.suffix[1:].lower() in audio.FORMATS)
+                                            targets.values() and p.suffix[1:].lower() in audio.FORMATS
+                                            and not os.path.samefile(p, path))
             result.clipped_samples = clipped
             for q, query in enumerate(queries):
                 result.levels_db[query] = level_db(products[q, q] / max(out_samples, 1), rms ** 2)  # mean powers

@@ -86,9 +86,10 @@ def cmd_separate(args) -> int:
             if args.band == "auto" and result.band_hz is not None and result.band_hz < result.input_sample_rate / 2:
                 note(f"the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
                      f"lower rate?): separated as such a recording is (--band full to trust the file's rate)")
-        if isinstance(args.band, float) and args.band >= result.input_sample_rate / 2:
-            note(f"--band {args.band:g} Hz is not below the input's {result.input_sample_rate / 2000:g} kHz Nyquist "
-                 f"frequency: the whole band was used")
+        top, whose = min((result.input_sample_rate / 2, "input"), (model_rate / 2, "model"))
+        if isinstance(args.band, float) and args.band >= top:
+            note(f"--band {args.band:g} Hz is not below the {whose}'s Nyquist frequency, {top / 1000:g} kHz: it "
+                 f"changes nothing (as --band full)")
         for query, level in result.levels_db.items():
             if level < QUIET_TRACK_DB:
                 how = "is silent" if level == -math.inf else f"came out {-level:.0f} dB below the input"
@@ -102,7 +103,7 @@ def cmd_separate(args) -> int:
         if result.earlier_outputs and "residual" in result.outputs:
             names = ", ".join(Path(p).name for p in result.earlier_outputs[:3])
             more = f" and {len(result.earlier_outputs) - 3} more" if len(result.earlier_outputs) > 3 else ""
-            note(f"{Path(result.outputs['residual']).parent} also holds {names}{more} from an earlier run; "
+            note(f"{Path(result.outputs['residual']).parent} also holds {names}{more} (an earlier run's?); "
                  f"the residual is the input minus this run's tracks only")
         if "residual" in result.outputs:
             pairs = [(first, second, result.correlations[first][second])

@@ -50,7 +50,12 @@ def need_cells(path, index: int, row: dict[str, str], columns: tuple[str, ...]) 
     can be), is one line naming the row."""
     missing = [col for col in columns if not (row.get(col) or "").strip()]
     if missing:
-        raise ValueError(f"{path}, row {index + 1} after the header: no {' and no '.join(missing)}")
+        raise ValueError(f"{table_row(path, index)}: no {' and no '.join(missing)}")
+
+
+def table_row(path, index: int) -> str:
+    """How a message names row `index` (0: the first after the header) of a table from `read_table`."""
+    return f"{path}, row {index + 1} after the header"
 
 
 def _need_columns(path, found: list[str], needed: tuple[str, ...]) -> None:
@@ -74,7 +79,7 @@ def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[
         try:
             fold = int(row["fold"])
         except (TypeError, ValueError):
-            raise ValueError(f"{meta}, row {i + 1} after the header: fold {row['fold']!r} is not a number") from None
+            raise ValueError(f"{table_row(meta, i)}: fold {row['fold']!r} is not a number") from None
         present.add(fold)
         if folds and fold not in folds:
             continue

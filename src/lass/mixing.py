@@ -26,8 +26,13 @@ def mix(target: np.ndarray, interferers: list[np.ndarray], snr_db: float = 0.0,
     """
     mixture, target, scaled = mix_sources(target, interferers, snr_db, interferer_gains_db, peak_limit,
                                           peak_target)
+    return mixture, target, interference(scaled, target)
+
+
+def interference(scaled: list[np.ndarray], target: np.ndarray) -> np.ndarray:
+    """The sum of `mix_sources`' interferers (silence where there are none)."""
     noise = np.sum(scaled, axis=0) if scaled else np.zeros_like(target)
-    return mixture, target, noise.astype(np.float32)
+    return noise.astype(np.float32)
 
 
 def mix_sources(target: np.ndarray, interferers: list[np.ndarray], snr_db: float = 0.0,

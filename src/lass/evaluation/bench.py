@@ -209,9 +209,12 @@ def _check_arguments(args) -> None:
                 raise ValueError(f"{option} must be a positive number, got {value:g}")
     if args.json:  # before minutes of measuring, not after
         target = Path(args.json)
-        if target.is_dir() or not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
-            raise ValueError(f"--json {args.json}: cannot write a file there "
-                             f"({'a folder' if target.is_dir() else 'no writable folder ' + str(target.parent)})")
+        folder = target.parent
+        why = ("a folder" if target.is_dir() else f"no writable folder {folder}" if not folder.is_dir() or
+               not os.access(folder, os.W_OK) else "a read-only file" if target.exists() and
+               not os.access(target, os.W_OK) else None)
+        if why:
+            raise ValueError(f"--json {args.json}: cannot write a file there ({why})")
 
 
 def run_from_args(args) -> int:
@@ -249,7 +252,8 @@ def run_from_args(args) -> int:
             figures["speedup_vs_audiosep"] = ratio
             base_params = sum(p.numel() for p in baseline.model.parameters())
             print(f"AudioSep ResUNet30 baseline ({base_params / 1e6:.1f} M params, same engine and I/O): "
-                  f"{_stats(base)}  -> lass is {ratio:.1f}x faster")
+                  f"{_stats(base)}  -> lass is {ratio if ratio >= 1 else 1 / ratio:.1f}x "
+                  f"{'faster' if ratio >= 1 else 'slower'}")
 
     if args.queries:  # one query is always timed: the throughput of the others is given against it
         mixture = _test_signal(10.0, cfg.sample_rate, 1)
@@ -266,7 +270,7 @@ def run_from_args(args) -> int:
             med = float(np.median(times))
             single = med if q == 1 else single
             figures[f"queries_{q}"] = times
-            print(f"{q:>3} queries on one 10 s mixture: {_stats(times)} s -> {q / med:.1f} queries/s "
+            print(f"{q:>3} quer{'y' if q == 1 else 'ies'} on one 10 s mixture: {_stats(times)} s -> {q / med:.1f} queries/s "
                   f"({q * single / med:.1f}x the throughput of one query at a time)")
 
     for minutes in args.long_minutes or []:

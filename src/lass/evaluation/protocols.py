@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AudioError, read, read_mono, resample
-from ..datasets import ClipBank, label_text, need_cells, read_table
-from ..mixing import mix, mix_sources
+from ..datasets import ClipBank, label_text, need_cells, read_table, table_row
+from ..mixing import interference, mix, mix_sources
 
 DEFAULT_TEMPLATE = "the sound of {label}"
 
@@ -70,7 +70,7 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
             continue
         mixture, target, scaled = mix_sources(bank.clips[index], [bank.clips[k] for k in chosen], snr_db)
         band = max(bank.band(k) for k in (index, *chosen))
-        cases.append(Case(f"{index:05d}", mixture, target, np.sum(scaled, axis=0).astype(np.float32), label,
+        cases.append(Case(f"{index:05d}", mixture, target, interference(scaled, target), label,
                           template.format(label=label), template.format(label=labels[0]) if negative else None,
                           labels, bank.sample_rate, band_hz=band if band < bank.sample_rate / 2 else "auto",
                           first_interferer=scaled[0] if len(scaled) > 1 else None))
@@ -99,7 +99,7 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
                          f"{', '.join(columns) or 'none'}")
     cap, src, noise_col, neg_col = LIST_LAYOUTS[layout]
     if use_negative and neg_col is None:
-        raise ValueError(f"--negative: {path} has no negative captions ({layout} layout); a list in CLAPSep's "
+        raise ValueError(f"--negative (use_negative): {path} has no negative captions ({layout} layout); a list in CLAPSep's "
                          f"layout has them ({LIST_LAYOUTS['clapsep'][3]})")
     root = Path(data_root)
     cases = []
@@ -109,7 +109,7 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
             target = read_mono(_under(root, row[src]), sample_rate)
             noise = read_mono(_under(root, row[noise_col]), sample_rate)
         except AudioError as err:  # which row, and where its relative paths were looked for
-            raise AudioError(f"{path}, row {i + 1} after the header: {err} (relative paths are taken from "
+            raise AudioError(f"{table_row(path, i)}: {err} (relative paths are taken from "
                              f"--data-root, here {root})") from None
         mixture, target, interference = mix(target, [noise], snr_db)
         negative = row.get(neg_col) if (neg_col and use_negative) else None

@@ -83,7 +83,8 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
         absent = [lab for lab in label_names if lab not in present]
         if not absent:
             continue
-        query = template.format(label=absent[i % len(absent)])
+        row = int(case.name) if case.name.isdigit() else i  # its row in the full protocol, also under --limit
+        query = template.format(label=absent[row % len(absent)])
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
                                         band_hz=case.band_hz)[query]
         absent_levels.append(max(level_db(float(np.sum(est**2)), float(np.sum(mixture**2))), -200.0))
@@ -139,11 +140,12 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
     for key, name in (("fraction_of_irm", "model / IRM"), ("fraction_of_psm", "model / PSM")):
         if key in summary:
             lines.append(f"| {name} | {100 * summary[key]:.0f} % | |")
+    over = " (mean over mixtures)" if how == "class-median" else ""
     if "interferer_query_sdri" in summary:
-        lines.append(f"| query = (first) interferer's class: SDRi w.r.t. that interferer | "
+        lines.append(f"| query = (first) interferer's class: SDRi w.r.t. that interferer{over} | "
                      f"{summary['interferer_query_sdri']:.2f} dB | |")
     if "absent_query_energy_db" in summary:
-        lines.append(f"| query = absent class: output energy re. mixture | {summary['absent_query_energy_db']:.1f} dB "
+        lines.append(f"| query = absent class: output energy re. mixture{over} | {summary['absent_query_energy_db']:.1f} dB "
                      f"| {summary['absent_query_energy_db_median']:.1f} dB |")
     lines.append(f"\n{summary['cases']} cases.")
     if classes:
@@ -208,7 +210,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate a deterministic subset of this many: label mixtures, a fixed sample of the full "
                         "protocol's (same names and interferers; a smaller limit's are among a larger one's); "
-                        "--list, its first rows")
+                        "--list, its first rows; --stems, the first stems")
     p.add_argument("--seed", type=int, default=0, help="seed of the label mixtures (default 0, the protocol's)")
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path (default: default)")
     p.add_argument("--mask-power", type=float, default=None,
@@ -280,10 +282,7 @@ def _level_or_none(text: str) -> float | None:
 def _protocols(args, model_rate: int):
     from ..datasets import ClipBank, read_class_folders, read_esc50
 
-    given = [x for x in (args.data, args.mixture_list, args.stems) if x]
-    if len(given) != 1:
-        raise ValueError("give exactly one of --data, --list or --stems")
-    if args.data:
+    if args.data:  # one of the three: _check_options
         root = Path(args.data)
         if not root.is_dir():
             raise FileNotFoundError(f"--data: no such folder: {root}")
@@ -297,7 +296,7 @@ def _protocols(args, model_rate: int):
                 raise ValueError(f"--data {root}: no clips listed in meta.csv for folds {args.folds or 'any'}")
             raise ValueError(f"--data {root}: no labelled clips found; without meta.csv (ESC-50) the clips must be "
                              f"in a folder per class, {root}/<label>/*.wav")
-        if esc50 and not args.folds:  # the field's protocol scores fold 4 alone: say what "all" takes in
+        if esc50 and not args.folds and (args.model or "default") == "default":  # the protocol scores fold 4 alone
             print(f"lass: note: no --folds: every fold in {root} is evaluated; the bundled model was trained on "
                   f"ESC-50 folds 1-3, so only fold 4 (--folds 4) is unheard by it", file=sys.stderr)
         bank = ClipBank(items, model_rate)
@@ -316,22 +315,26 @@ def _protocols(args, model_rate: int):
 
 # what each protocol takes from the options that shape mixtures and queries; any other given is refused
 PROTOCOL_OPTIONS = {
-    "list": ({"--snr", "--negative", "--limit"}, "a list names each mixture's two clips and its caption"),
+    "list": ({"--data-root", "--snr", "--negative", "--limit"}, "a list names each mixture's two clips and its caption"),
     "stems": ({"--template", "--limit"}, "each stem is scored in its own song's mix, queried by its name"),
 }
 
 
 def _check_options(args) -> None:
-    given = {"--folds": args.folds is not None, "--interferers": args.interferers != [1], "--seed": args.seed != 0,
+    if len([x for x in (args.data, args.mixture_list, args.stems) if x]) != 1:
+        raise ValueError("give exactly one of --data, --list or --stems")
+    given = {"--data-root": args.data_root != ".","--folds": args.folds is not None, "--interferers": args.interferers != [1], "--seed": args.seed != 0,
              "--template": args.template is not None, "--negative": args.negative, "--snr": args.snr != 0.0,
              "--query-checks": args.query_checks, "--limit": args.limit is not None}
-    protocol = "list" if args.mixture_list else "stems" if args.stems else None
-    if protocol:
+    protocol = "list" if args.mixture_list else "stems" if args.stems else "data"
+    if protocol in PROTOCOL_OPTIONS:
         takes, why = PROTOCOL_OPTIONS[protocol]
         unused = [option for option, on in given.items() if on and option not in takes]
         if unused:
             raise ValueError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to "
                              f"--{protocol} ({why})")
+    elif given["--data-root"]:
+        raise ValueError("--data-root does not apply to --data (it is where the paths of a --list are taken from)")
     if not math.isfinite(args.snr):
         raise ValueError(f"--snr must be a number of dB, got {args.snr}")
 

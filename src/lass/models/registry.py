@@ -69,11 +69,12 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
 
 
 def _is_torch_pickle(path: str | os.PathLike) -> bool:
-    """torch.save's zip, or the older bare pickle (which starts with pickle's protocol byte)."""
+    """torch.save's zip, or the older bare pickle (which starts with pickle's protocol byte); not a damaged
+    safetensors file (an 8-byte header length, then its JSON header)."""
     try:
         with open(path, "rb") as f:
-            first = f.read(1)
-            return first == b"\x80" or zipfile.is_zipfile(f)
+            head = f.read(9)
+            return head[8:9] != b"{" and (head[:1] == b"\x80" or zipfile.is_zipfile(f))
     except OSError:
         return False
 

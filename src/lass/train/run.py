@@ -344,7 +344,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
                 if trainer.is_global_zero:
                     _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
                          f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
-            trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)  # as read_checkpoint reads it
+            trainer.fit(module, datamodule=data, ckpt_path=resume)  # read_checkpoint has read it weights-only first
         except SystemExit:  # how Lightning ends a run after Ctrl-C and its graceful shutdown (SIGINT ignored now)
             if trainer.is_global_zero:
                 keep_what_was_trained(out, trainer.global_step)
@@ -408,7 +408,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
     try:  # weights only: tensors and plain values, so a checkpoint from elsewhere cannot run code when read
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # what torch's weights-only reader raises for anything beyond those
+    except pickle.UnpicklingError as err:  # torch's weights-only reader: objects beyond those, or not a pickle
+        if "Unsupported global" not in str(err):
+            raise ValueError(f"{path}: not a lass training checkpoint (unreadable: UnpicklingError)") from None
         raise ValueError(f"{path}: not a lass training checkpoint (it holds Python objects beyond tensors and "
                          "plain values, which lass does not load)") from None
     except Exception as err:  # zip and torch have their own ways of saying "not a checkpoint"
