@@ -65,6 +65,7 @@ def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, ca
     assert one["absent_query_energy_db"] == pytest.approx(0.0, abs=1e-3)
     rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv")))
     assert len(rows) == 9 and rows[0]["query"].startswith("the sound of ")
+    assert all(row["interferers"] and row["label"] not in row["interferers"] for row in rows)
     for plot in ("per_class_sdri.png", "sdri_hist.png", "spectrograms.png"):
         assert (tmp_path / "ev" / "plots_1int" / plot).stat().st_size > 1000
     assert (tmp_path / "ev" / "summary.md").read_text().count("| SDRi") >= 2

@@ -33,6 +33,8 @@ class Score:
     psm_sdri: float | None = None
     seconds: float = 0.0
     level_db: float = 0.0  # the estimate's energy re. the mixture's (dB): far below it, the query found little
+    interferers: str = ""  # the interferers' labels (label mixtures), "; "-separated
+    negative: str = ""  # the negative query, if one was given
 
 
 def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, keep_audio: bool = False):
@@ -48,7 +50,8 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
     score = Score(case.name, case.label, case.query, float(sdr(est, ref) - sdr(mix, ref)),
                   float(si_sdr(est, ref) - si_sdr(mix, ref)), float(sdr(est, ref)), float(si_sdr(est, ref)),
                   seconds=seconds, level_db=level_db(float(np.sum(est.astype(np.float64) ** 2)),
-                                                     float(np.sum(mix.astype(np.float64) ** 2))))
+                                                     float(np.sum(mix.astype(np.float64) ** 2))),
+                  interferers="; ".join(case.interferer_labels), negative=case.negative or "")
     if bss:
         score.bss_sdri = float(np.mean(bss_sdr(estimate, target) - bss_sdr(mixture, target)))
     if oracle:
