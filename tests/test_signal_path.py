@@ -109,6 +109,11 @@ def test_an_empty_upper_band_is_heard_filled(model_dir):
     assert torch.allclose(heard[250:], top.expand(heard.shape[0] - 250, -1))
     assert torch.equal(model.heard(spec, 2.0), 2.0 * spec.abs())
     assert torch.equal(model.heard(spec, 2.0, band_hz=8000), 2.0 * spec.abs())
+    # a model trained on such audio (band_fill false) hears the empty band as it is; true fills as None does
+    model.config.band_fill = True
+    assert torch.equal(model.heard(spec, 2.0, band_hz=4000), heard)
+    model.config.band_fill = False
+    assert torch.equal(model.heard(spec, 2.0, band_hz=4000), 2.0 * spec.abs())
 
 
 def test_level_normalisation_makes_separation_follow_the_input_level(model_dir):

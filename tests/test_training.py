@@ -1205,6 +1205,33 @@ def test_a_manifest_listing_a_file_per_caption_gives_one_clip_with_its_captions(
     assert {item.label for item in named} == {"noise"} and all(item.also == () for item in named)
 
 
+def test_a_model_trained_on_low_rate_clips_hears_their_empty_band_as_it_is(tmp_path, capsys):
+    """band_fill is decided from the training data where the config leaves it unset: off once a quarter of the
+    clips come from files below the model's rate; a fine-tune keeps the config's own setting, not its base's."""
+    import soundfile as sf
+
+    from lass.datasets import ClipBank, read_class_folders
+    from lass.models.config import ModelConfig
+    from lass.train.run import band_fill_for, fine_tune_config
+
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=4)
+    assert band_fill_for(ClipBank(read_class_folders(data), 16000)) is True
+    low = [path for path in sorted(data.rglob("*.wav")) if path.stem.endswith(("_0", "_1"))]
+    for path in low[:2]:  # 2 of 12 clips at 8 kHz: the network still learns from full-band audio
+        audio, rate = sf.read(path)
+        sf.write(path, audio[::2], rate // 2)
+    assert band_fill_for(ClipBank(read_class_folders(data), 16000)) is True
+    assert "training clips are below" not in capsys.readouterr().err
+    for path in low[2:]:  # 6 of 12
+        audio, rate = sf.read(path)
+        sf.write(path, audio[::2], rate // 2)
+    assert band_fill_for(ClipBank(read_class_folders(data), 16000)) is False
+    assert "6 of 12 training clips are below the model's 16000 Hz" in capsys.readouterr().err
+    base = ModelConfig(name="base", band_fill=False)
+    assert fine_tune_config(ModelConfig(), base, "base").band_fill is None  # decided again from the new data
+    assert fine_tune_config(ModelConfig(band_fill=True), base, "base").band_fill is True
+
+
 def test_shipped_training_lists_keep_the_held_out_recordings_unheard():
     """The held-out recordings (and the stem song kept for evaluation) measure generalisation only while no
     training manifest holds their files, and their classes that no training label names (a frame drum, an

@@ -26,6 +26,12 @@ class ModelConfig:
     # 20 dB quieter and 5.1 dB at 40 dB quieter (docs/benchmarks.md). Training mixtures lie around this
     # level (mixing.level_db). None: the network sees the input as given. Training ignores it.
     input_level_db: float | None = -25.0
+    # Inference: an input that holds less than the model's band (a low-rate file, or one resampled up from it) is
+    # heard with its empty upper band filled (MaskSeparator.heard), as a network trained on full-band audio needs.
+    # A model trained mostly on such audio learned from the empty band, and hears it as it is (False). None (files
+    # from before the setting): filled. lass train decides from its data where the config does not say
+    # (lass/train/run.py, band_fill_for). Training ignores it.
+    band_fill: bool | None = None
     licence: str = "unknown"
     source: str = "random init"
     description: str = ""
