@@ -270,7 +270,8 @@ def run_from_args(args) -> int:
             med = float(np.median(times))
             single = med if q == 1 else single
             figures[f"queries_{q}"] = times
-            print(f"{q:>3} quer{'y' if q == 1 else 'ies'} on one 10 s mixture: {_stats(times)} s -> {q / med:.1f} queries/s "
+            print(f"{q:>3} quer{'y' if q == 1 else 'ies'} on one 10 s mixture: {_stats(times)} s -> "
+                  f"{q / med:.1f} queries/s "
                   f"({q * single / med:.1f}x the throughput of one query at a time)")
 
     for minutes in args.long_minutes or []:

@@ -99,8 +99,8 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
                          f"{', '.join(columns) or 'none'}")
     cap, src, noise_col, neg_col = LIST_LAYOUTS[layout]
     if use_negative and neg_col is None:
-        raise ValueError(f"--negative (use_negative): {path} has no negative captions ({layout} layout); a list in CLAPSep's "
-                         f"layout has them ({LIST_LAYOUTS['clapsep'][3]})")
+        raise ValueError(f"--negative (use_negative): {path} has no negative captions ({layout} layout); a list "
+                         f"in CLAPSep's layout has them ({LIST_LAYOUTS['clapsep'][3]})")
     root = Path(data_root)
     cases = []
     for i, row in enumerate(rows[:limit] if limit else rows):

@@ -148,7 +148,8 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
         lines.append(f"| query = (first) interferer's class: SDRi w.r.t. that interferer{over} | "
                      f"{summary['interferer_query_sdri']:.2f} dB | |")
     if "absent_query_energy_db" in summary:
-        lines.append(f"| query = absent class: output energy re. mixture{over} | {summary['absent_query_energy_db']:.1f} dB "
+        lines.append(f"| query = absent class: output energy re. mixture{over} | "
+                     f"{summary['absent_query_energy_db']:.1f} dB "
                      f"| {summary['absent_query_energy_db_median']:.1f} dB |")
     lines.append(f"\n{summary['cases']} cases.")
     if classes:
@@ -318,7 +319,8 @@ def _protocols(args, model_rate: int):
 
 # what each protocol takes from the options that shape mixtures and queries; any other given is refused
 PROTOCOL_OPTIONS = {
-    "list": ({"--data-root", "--snr", "--negative", "--limit"}, "a list names each mixture's two clips and its caption"),
+    "list": ({"--data-root", "--snr", "--negative", "--limit"},
+             "a list names each mixture's two clips and its caption"),
     "stems": ({"--template", "--limit"}, "each stem is scored in its own song's mix, queried by its name"),
 }
 
@@ -326,7 +328,8 @@ PROTOCOL_OPTIONS = {
 def _check_options(args) -> None:
     if len([x for x in (args.data, args.mixture_list, args.stems) if x]) != 1:
         raise ValueError("give exactly one of --data, --list or --stems")
-    given = {"--data-root": args.data_root != ".","--folds": args.folds is not None, "--interferers": args.interferers != [1], "--seed": args.seed != 0,
+    given = {"--data-root": args.data_root != ".", "--folds": args.folds is not None,
+             "--interferers": args.interferers != [1], "--seed": args.seed != 0,
              "--template": args.template is not None, "--negative": args.negative, "--snr": args.snr != 0.0,
              "--query-checks": args.query_checks, "--limit": args.limit is not None}
     protocol = "list" if args.mixture_list else "stems" if args.stems else "data"

@@ -43,7 +43,8 @@ def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except Exception as err:  # OSError, or safetensors' own error for the same causes (no space, no permission)
-        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write the model file {path}: {_first_line(err)}") from None
     return path
 
