@@ -75,6 +75,8 @@ def test_train_export_and_resume(tmp_path):
     given = load_config(config)
     assert given.optim.lr is None  # the config sets none: the run keeps the rate it chose
     given.optim.lr = SCRATCH_LR
+    assert given.model.band_fill is None  # nor band_fill: decided from the data (all clips at the model's rate)
+    given.model.band_fill = True
     assert config_yaml(load_config(kept)) == config_yaml(given)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
