@@ -420,7 +420,8 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
 
 def test_audio_resampled_up_is_separated_as_its_lower_rate(capsys, tmp_path, model_dir, monkeypatch):
     """Telephone audio stored at 44.1 kHz: its band is found and the network hears it as an 8 kHz file (the band
-    passed to MaskSeparator.heard), which the run says; --band full and --band HZ override, a wrong --band is refused."""
+    passed to MaskSeparator.heard), which the run says; --band full and --band HZ override, a wrong --band is
+    refused."""
     from lass.audio import resample
     from lass.models.separator import MaskSeparator
 

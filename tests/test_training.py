@@ -536,8 +536,8 @@ def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
 
 def test_a_run_folder_in_use_or_holding_a_model_is_refused_and_resuming_must_match(tmp_path):
     """A folder another training is writing to (it holds the folder's lock), or that holds a model, takes no new
-    run; a lock file left by a killed run is taken over. Resuming refuses max_steps already reached, another optimizer, --init, and
-    --set takes the config's own top-level settings by name."""
+    run; a lock file left by a killed run is taken over. Resuming refuses max_steps already reached, another
+    optimizer, --init, and --set takes the config's own top-level settings by name."""
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, max_steps=2)
     run = tmp_path / "run"

@@ -292,12 +292,18 @@ class InputSurvey:
         self.tail = data[:, frames * hop :]
 
     def _add(self, windowed: np.ndarray) -> None:
+        log_power, power, weight = self._sums(windowed)
+        self.log_power += log_power
+        self.power += power
+        self.weight += weight
+
+    @staticmethod
+    def _sums(windowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Windowed frames (channels, frames, size) -> their energy-weighted log power, power and energy."""
         with np.errstate(over="ignore", invalid="ignore"):  # absurd sample values (1e30) make no band, not noise
             power = np.square(np.abs(np.fft.rfft(windowed, axis=-1)), dtype=np.float64)
             energy = power.sum(-1, keepdims=True)
-            self.log_power += (energy * np.log10(power + 1e-30)).sum(axis=(0, 1))
-            self.power += power.sum(axis=(0, 1))
-            self.weight += float(energy.sum())
+            return (energy * np.log10(power + 1e-30)).sum(axis=(0, 1)), power.sum(axis=(0, 1)), float(energy.sum())
 
     @property
     def rms(self) -> float:
@@ -310,9 +316,7 @@ class InputSurvey:
             n = self.tail.shape[1]
             frame = np.zeros((self.tail.shape[0], 1, self.size), np.float32)
             frame[:, 0, :n] = self.tail * np.hanning(n + 2)[1:-1].astype(np.float32)  # a window over what is there
-            self._add(frame)
-            log_power, power, weight = self.log_power, self.power, self.weight
-            self.log_power, self.power, self.weight = np.zeros_like(log_power), np.zeros_like(power), 0.0
+            log_power, power, weight = self._sums(frame)
         if not weight > 0 or not math.isfinite(weight):
             return None
         return 10 * np.log10(power + 1e-30) if plain else 10 * log_power / weight
@@ -447,8 +451,8 @@ def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray,
     model's level normalisation. `band_hz`: see `heard_band`."""
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     step = max(1, int(block_seconds * rate))
-    blocks = (audio[:, i : i + step] for i in range(0, audio.shape[1], step))
-    survey = InputSurvey.of((audio[:, i : i + step] for i in range(0, audio.shape[1], step)), rate)
+    blocks = [audio[:, i : i + step] for i in range(0, audio.shape[1], step)]  # views: no copy
+    survey = InputSurvey.of(blocks, rate)
     gain = input_gain(survey.rms, model.config.input_level_db)
     band = heard_band(survey, band_hz, model.sample_rate)
     pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain,

@@ -30,7 +30,8 @@ class RunCheckpoint(ModelCheckpoint):
         here = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
         best = state.get("best_model_path") or ""
         if self.monitor and best and not _same_run(here(best), state):  # (without a monitor: the latest file)
-            if Path(best).exists() and _same_run(best, state) and os.path.realpath(best) != os.path.realpath(here(best)):
+            elsewhere = os.path.realpath(best) != os.path.realpath(here(best))
+            if Path(best).exists() and _same_run(best, state) and elsewhere:
                 Path(self.dirpath).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(best, here(best))
             else:
