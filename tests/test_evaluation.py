@@ -482,7 +482,7 @@ def test_training_step_timing_asks_each_mixture_several_queries(monkeypatch):
 
 def test_class_folders_say_what_they_leave_out(tmp_path, capsys):
     """A folder per class: an empty class folder is left out with a line, and a flat folder of clips (no class
-    folders) is one error saying how clips are laid out."""
+    folders) is one error saying how clips are laid out, as is a folder of songs with stems."""
     import soundfile as sf
 
     from lass.datasets import read_class_folders
@@ -498,3 +498,9 @@ def test_class_folders_say_what_they_leave_out(tmp_path, capsys):
     sf.write(tmp_path / "flat" / "a.wav", np.zeros(800, np.float32), 16000)
     with pytest.raises(ValueError, match="audio files, but no class folders: the clips must be in a folder per class"):
         read_class_folders(tmp_path / "flat")
+    song = tmp_path / "songs" / "a song"  # the --stems layout: a song's mix with its stems is not a class folder
+    (song / "tracks").mkdir(parents=True)
+    sf.write(song / "a_song__mix.flac", np.zeros(800, np.float32), 16000)
+    sf.write(song / "tracks" / "a_song__bass.flac", np.zeros(800, np.float32), 16000)
+    with pytest.raises(ValueError, match=r"a song's mix, so this is a folder of songs with stems.*lass evaluate --stems"):
+        read_class_folders(tmp_path / "songs")

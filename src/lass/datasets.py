@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ class Item:
     first_epoch: int = 0  # training only: the first epoch whose mixtures may draw this clip
     join_seconds: float = 0.0  # join with the next clips of the label until at least this long (ClipBank)
     also: tuple[str, ...] = ()  # the clip's other captions (a manifest that lists a file once per caption)
+
+
+def is_song_mix(path: str | os.PathLike) -> bool:
+    """A multitrack song's mixture ('..._mix.flac'), whose stems lie beside it: the layout `--stems` scores."""
+    return re.search(r"mix\.\w+$", Path(path).name) is not None
 
 
 def label_text(label: str) -> str:
@@ -97,6 +103,11 @@ def read_class_folders(root: str | os.PathLike) -> list[Item]:
     items, empty = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         found = [file for file in sorted(folder.rglob("*")) if file.suffix.lower() in AUDIO_EXTENSIONS]
+        mixes = [file for file in found if is_song_mix(file)]
+        if mixes:  # a song's mix and its stems are not clips of one sound called by the folder's name
+            raise ValueError(f"{root}: {mixes[0].relative_to(root)} is a song's mix, so this is a folder of songs "
+                             f"with stems, not of class folders: `lass evaluate --stems {root}` scores such songs; "
+                             f"to train on stems, list them with their names in a manifest (configs/music_stems.csv)")
         items += [Item(str(file), label_text(folder.name)) for file in found]
         if not found:
             empty.append(folder.name)

@@ -6,14 +6,13 @@ queries. Scoring is the same for all of them (`lass.evaluation.run`).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import AudioError, read, read_mono, resample
-from ..datasets import ClipBank, label_text, need_cells, read_table, table_row
+from ..datasets import ClipBank, is_song_mix, label_text, need_cells, read_table, table_row
 from ..mixing import interference, mix, mix_sources
 
 DEFAULT_TEMPLATE = "the sound of {label}"
@@ -134,14 +133,14 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--stems: no such folder: {folder}")
-    songs = [p.parent for p in sorted(folder.rglob("*")) if p.is_file() and re.search(r"mix\.\w+$", p.name)]
+    songs = [p.parent for p in sorted(folder.rglob("*")) if p.is_file() and is_song_mix(p)]
     if not songs:
         raise ValueError(f"{folder}: no '*mix.<ext>' file found under it")
     cases = []
     for song in songs:
         if limit and len(cases) >= limit:
             break
-        mix_file = next(p for p in sorted(song.iterdir()) if p.is_file() and re.search(r"mix\.\w+$", p.name))
+        mix_file = next(p for p in sorted(song.iterdir()) if p.is_file() and is_song_mix(p))
         mixture, rate = read(mix_file)
         count = len(cases)
         for stem_file in sorted(song.rglob("*")):
