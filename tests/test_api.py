@@ -250,3 +250,73 @@ def test_two_queries_for_one_sound_are_told_apart_from_two_sounds(tmp_path):
     same, different = result.correlations["a dog barking"]["dog"], result.correlations["dog"]["rain"]
     assert same > 0.9 and abs(different) < 0.3, result.correlations
     assert result.correlations["rain"]["dog"] == different and "dog" not in result.correlations["dog"]
+
+
+def test_queries_as_any_iterable_and_clear_errors_for_what_is_not_text(tiny):
+    """A generator of queries is read once (it was used up by the encoder, and every track was lost while the
+    residual had them all taken out); numbers, or an audio array, as queries are one clear QueryError."""
+    x = tone_noise(1.0, 16000)
+    listed = tiny.separate_tensor(x, 16000, ["rain", "a dog barking"])
+    generated = tiny.separate_tensor(x, 16000, (q for q in ["rain", "a dog barking"]))
+    assert set(generated) == set(listed) == {"rain", "a dog barking", "residual"}
+    assert np.array_equal(generated["residual"], listed["residual"])
+    from_numpy = tiny.separate_tensor(x, 16000, np.array(["rain", "a dog barking"]), negative=np.array(["wind"]))
+    assert set(from_numpy) == set(listed)
+    for audio_query in (np.zeros(1600, np.float32), torch.zeros(1600)):
+        with pytest.raises(QueryError, match="queries must be text, got a .* of numbers"):
+            tiny.separate_tensor(x, 16000, audio_query)
+    with pytest.raises(QueryError, match="queries must be text or a list of texts, got int"):
+        tiny.separate_tensor(x, 16000, 3)
+
+
+def test_silent_audio_is_refused_by_every_call(tiny):
+    """All-zero input is an error for arrays as for files and the command line, not a set of silent tracks."""
+    with pytest.raises(AudioError, match="the audio is silent"):
+        tiny.separate_tensor(np.zeros((2, 1600), np.float32), 16000, "rain")
+
+
+def test_devices_by_name_torch_device_or_none():
+    from lass.api import pick_device
+
+    assert pick_device(None) == pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device(torch.device("cpu")) == pick_device(" CPU ") == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        pick_device("tpu")
+    with pytest.raises(ValueError, match="a device is 'auto', 'cpu', 'cuda' or 'cuda:N', got int"):
+        pick_device(0)
+
+
+def test_one_separator_serves_threads_from_its_first_call(model_dir):
+    """The text encoder is loaded on first use; threads that separate at once in a fresh process must not each
+    start loading it (transformers' lazy imports raised ImportError), nor share its tokenizer at once."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+from lass import Separator
+separator = Separator({str(model_dir / "tiny.safetensors")!r}, device="cpu")
+x = np.random.default_rng(0).standard_normal((1, 16000)).astype(np.float32)
+texts = ["rain", "a dog barking", "wind", "speech", "a siren", "birds"]
+with ThreadPoolExecutor(6) as pool:
+    results = list(pool.map(lambda q: separator.separate_tensor(x, 16000, q, residual=False)[q], texts))
+for text, result in zip(texts, results):
+    assert np.array_equal(result, separator.separate_tensor(x, 16000, text, residual=False)[text])
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
+def test_tracks_report_their_level_against_the_input(tiny, tmp_path):
+    """Arrays get each track's level in dB as files do (FileResult.levels_db), by the query as given."""
+    x = tone_noise(2.0, 16000, 2)
+    tracks = tiny.separate_tensor(x, 16000, ["rain", " a dog "])
+    assert set(tracks.levels_db) == {"rain", " a dog "}
+    for query, level in tracks.levels_db.items():
+        assert level == pytest.approx(10 * np.log10(np.sum(tracks[query] ** 2.0) / np.sum(x ** 2.0)), abs=1e-4)
+    path = tmp_path / "x.wav"
+    sf.write(path, x.T, 16000, subtype="FLOAT")
+    result = tiny.separate_to_files(path, ["rain", " a dog "], options=OutputOptions(directory=str(tmp_path / "o")))
+    assert result.levels_db == pytest.approx(tracks.levels_db, abs=1e-3)

@@ -60,10 +60,10 @@ def test_mask_power_must_be_positive(power):
 
 
 def separated_whole(model, x: np.ndarray, conds: torch.Tensor) -> np.ndarray:
-    """The whole input in one network call, heard at the level the engine gives it."""
-    gain = input_gain(float(np.sqrt(np.mean(x.astype(np.float64) ** 2))), model.config.input_level_db)
+    """The whole input in one network call, each channel heard at the level the engine gives it."""
+    gain = input_gain(np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=-1)), model.config.input_level_db)
     with torch.inference_mode():
-        return model.separate_many(torch.from_numpy(x), conds, gain)[0].numpy()
+        return model.separate_many(torch.from_numpy(x), conds, torch.from_numpy(gain.astype(np.float32)))[0].numpy()
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny-strided", "tiny-band"])
@@ -130,6 +130,22 @@ def test_level_normalisation_makes_separation_follow_the_input_level(model_dir):
     assert np.max(np.abs(separate_array(model, conds, x / 100, 16000) * 100 - loud)) > 1e-2 * np.max(np.abs(loud))
     assert input_gain(0.0, -25.0) == 1.0 and input_gain(0.1, None) == 1.0 and input_gain(float("nan"), -25.0) == 1.0
     assert 20 * np.log10(input_gain(0.01, -25.0) * 0.01) == pytest.approx(-25.0)
+
+
+def test_each_channel_is_separated_as_it_would_be_alone(model_dir):
+    """The level the network hears is set per channel: a channel 40 dB quieter than the other, or a silent one
+    beside it, gives the tracks that channel gives as a mono input (a dead microphone, a panned source)."""
+    model = load_model_file(model_dir / "tiny.safetensors")
+    x = tone_noise(3.0, 16000, 1, seed=5)[0]
+    other = tone_noise(3.0, 16000, 1, seed=6)[0]
+    conds = torch.randn(2, 768)
+    alone = separate_array(model, conds, x[None], 16000)[:, 0]
+    for partner in (other * 100, np.zeros_like(x)):
+        pair = separate_array(model, conds, np.stack([x, partner]), 16000)
+        assert np.max(np.abs(pair[:, 0] - alone)) < 1e-4 * np.max(np.abs(alone))
+    quiet = separate_array(model, conds, np.stack([other, x / 100]), 16000)[:, 1]
+    assert np.max(np.abs(quiet * 100 - alone)) < 1e-4 * np.max(np.abs(alone))
+    assert np.allclose(input_gain(np.array([0.0, 0.01]), -25.0), [1.0, 10 ** (-25 / 20) / 0.01])
 
 
 def test_no_context_differs_but_crossfade_keeps_it_close(model_dir):

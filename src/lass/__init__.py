@@ -3,12 +3,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Separator", "__version__"]
+__all__ = ["AudioError", "OutputOptions", "QueryError", "Separator", "__version__"]
+
+_LAZY = {"Separator": "api", "OutputOptions": "api", "AudioError": "audio", "QueryError": "query"}
 
 
 def __getattr__(name):  # keep `import lass` light: torch and transformers load on first use
-    if name == "Separator":
-        from .api import Separator
+    if name in _LAZY:
+        from importlib import import_module
 
-        return Separator
-    raise AttributeError(name)
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'lass' has no attribute {name!r}")

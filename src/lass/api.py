@@ -5,6 +5,7 @@ import dataclasses
 import itertools
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,14 +25,36 @@ RESIDUAL = "residual"
 SAME_QUERY = 0.999  # cosine similarity above which two texts are one query to the encoder
 
 
-def pick_device(device: str = "auto") -> str:
+def pick_device(device: str | torch.device | None = "auto") -> str:
+    """'auto' (or None): CUDA where available, else the CPU; a torch.device is taken by its name."""
+    if device is None:
+        device = "auto"
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"a device is 'auto', 'cpu', 'cuda' or 'cuda:N', got {type(device).__name__}")
+    device = device.strip().lower()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device '{device}' (auto, cpu, cuda)")
+    if device not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
+        raise ValueError(f"unknown device '{device}' (auto, cpu, cuda, cuda:N)")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device} (--device) was asked for, but no CUDA device is available")
     return device
+
+
+def query_list(queries: object, kind: str = "queries") -> list:
+    """One query (text) or any iterable of them (a list, a tuple, a generator, a numpy array) -> a list, read
+    once: a generator would otherwise be used up before its tracks are named."""
+    if isinstance(queries, str):
+        return [queries]
+    if isinstance(queries, torch.Tensor) or (isinstance(queries, np.ndarray) and queries.dtype.kind not in "USO"):
+        raise QueryError(f"{kind} must be text, got a {type(queries).__name__} of numbers (audio queries are not "
+                         f"supported: describe the sound in words)")
+    try:
+        return list(queries)
+    except TypeError:
+        raise QueryError(f"{kind} must be text or a list of texts, got {type(queries).__name__}") from None
 
 
 def slugify(text: str, limit: int = 60) -> str:
@@ -56,11 +79,14 @@ def output_names(queries: Sequence[str]) -> list[str]:
 
 
 class Tracks(dict):
-    """name -> (channels, samples) float32 array; `sample_rate` says at which rate."""
+    """name -> (channels, samples) float32 array; `sample_rate` says at which rate. `levels_db`: each query's
+    track against the input, in dB, as `FileResult.levels_db`: far below the input (the command line notes
+    below -15 dB), the sound may be absent or described in words the model does not know."""
 
-    def __init__(self, *args, sample_rate: int, **kwargs):
+    def __init__(self, *args, sample_rate: int, levels_db: dict[str, float] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.sample_rate = sample_rate
+        self.levels_db = levels_db if levels_db is not None else {}
 
 
 @dataclass
@@ -98,16 +124,24 @@ class FileResult:
 
 
 class Separator:
-    """Load once, separate many times.
+    """Load once, separate many times; one Separator may serve several threads.
 
     >>> sep = Separator()                                     # bundled default model, offline
     >>> tracks = sep.separate_file("mix.wav", ["a dog barking"])
     >>> tracks["a dog barking"].shape, tracks.sample_rate
+
+    Queries are English text (the text encoder, all-MiniLM-L6-v2, was trained on English; it reads up to 128
+    tokens, about 90 words). Audio queries are not supported.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, device: str = "auto", segment: float = 10.0,
-                 overlap: float = 0.25, progress: bool = False,
+    def __init__(self, model: str | os.PathLike | None = None, device: str | torch.device | None = "auto",
+                 segment: float = 10.0, overlap: float = 0.25, progress: bool = False,
                  callback: Callable[[int, int], None] | None = None):
+        """`model`: an installed model's name (`lass models`) or a .safetensors file; None for the bundled default.
+        `device`: "auto" (CUDA where available), "cpu", "cuda" or "cuda:N". `segment`: seconds per network call;
+        `overlap`: the share of a segment crossfaded with the next (results differ by rounding only).
+        `progress` (a progress bar on stderr) and `callback(samples done, samples in all)`: for
+        `separate_to_files`, the call that takes long on long files."""
         self.device = pick_device(device)
         self.model = registry.load(model).to(self.device).eval()
         self.engine = EngineConfig(segment=segment, overlap=overlap, device=self.device)
@@ -115,9 +149,11 @@ class Separator:
         self.progress = progress
         self.callback = callback
         self._encoder = None
+        self._encoder_lock = threading.Lock()
 
     @property
     def samplerate(self) -> int:
+        """The rate the model separates at; inputs at any rate are resampled to it and back."""
         return self.model.sample_rate
 
     @property
@@ -137,14 +173,15 @@ class Separator:
 
     @property
     def encoder(self):
-        if self._encoder is None:
-            self._encoder = shared_text_encoder(self.model.config.text_encoder)
+        """The model's text encoder (`encode(texts)` -> unit-norm embeddings), loaded on first use."""
+        with self._encoder_lock:  # threads that separate at once would otherwise each start loading it
+            if self._encoder is None:
+                self._encoder = shared_text_encoder(self.model.config.text_encoder)
         return self._encoder
 
     def conditions(self, queries: Sequence[str] | str, negative: Sequence[str] | str | None = None) -> torch.Tensor:
         """Positive queries (Q) and optional negative queries (averaged) -> (Q, 2*dim) conditions."""
-        if isinstance(queries, str):
-            queries = [queries]
+        queries = query_list(queries)
         if not queries:
             raise QueryError("no query given: say what to extract, e.g. -q 'a dog barking'")
         queries = [validate_query(q) for q in queries]
@@ -157,7 +194,7 @@ class Separator:
             if same(pos[i], pos[j]):  # 'dog' and 'Dog': the encoder reads no case, so two identical tracks
                 raise QueryError(f"the queries '{queries[i]}' and '{queries[j]}' are one query to the text "
                                  f"encoder: give it once")
-        negatives = [] if negative is None else [negative] if isinstance(negative, str) else list(negative)
+        negatives = [] if negative is None else query_list(negative, "negative queries")
         negatives = [validate_query(q, negative=True) for q in negatives]
         neg = None
         if negatives:
@@ -177,21 +214,27 @@ class Separator:
 
         `band_hz`: the highest frequency the audio holds, where it was resampled up from a lower rate (4000 for
         telephone audio stored at 16 kHz): the network then hears it as it hears a file of that Nyquist frequency.
-        "auto" (the default) finds such a band in the audio itself; "full" or None trusts `sample_rate` alone."""
-        if isinstance(queries, str):
-            queries = [queries]
+        "auto" (the default) finds such a band in the audio itself; "full" or None trusts `sample_rate` alone.
+
+        `queries`: one text or a list; `negative`: what to suppress, one text or several (averaged). Silent audio
+        (all zeros) raises `AudioError`, as the command line refuses it."""
+        queries = query_list(queries)
         sample_rate = check_sample_rate(sample_rate)
         _check_band(band_hz)
         wav = as_channels_first(wav)
         check_finite(wav)
+        if not np.any(wav):
+            raise AudioError("the audio is silent (all samples are zero)")
         conds = self.conditions(queries, negative)
         if residual and any(validate_query(q) == RESIDUAL for q in queries):
             raise QueryError(f"the query '{RESIDUAL}' would share its name with the residual track: "
                              "rephrase it or pass residual=False")
         targets = separate_array(self.model, conds, wav, sample_rate, self.engine, band_hz=band_hz)
         tracks = Tracks(sample_rate=sample_rate)
+        energy = float(np.square(wav, dtype=np.float64).sum())
         for query, target in zip(queries, targets):
             tracks[query] = target
+            tracks.levels_db[query] = level_db(float(np.square(target, dtype=np.float64).sum()), energy)
         if residual:
             tracks[RESIDUAL] = wav - targets.sum(0)
         return tracks
@@ -199,10 +242,10 @@ class Separator:
     def separate_file(self, path: str | os.PathLike, queries: Sequence[str] | str,
                       negative: Sequence[str] | str | None = None, residual: bool = True,
                       band_hz: float | str | None = "auto") -> Tracks:
+        """A whole file, decoded into memory, as `separate_tensor` separates an array (at the file's rate and
+        channels). For long files, `separate_to_files` streams to disk in bounded memory."""
         _check_band(band_hz)  # before the file is decoded: a wrong band is not the file's fault
         data, rate = audio.read(path)
-        if not np.any(data):
-            raise AudioError(f"{path}: the audio is silent (all samples are zero)")
         try:
             return self.separate_tensor(data, rate, queries, negative, residual, band_hz)
         except AudioError as err:  # separate_tensor checks the samples; say which file they came from
@@ -221,8 +264,7 @@ class Separator:
         options = OutputOptions() if options is None else options
         check_output_options(options)
         _check_band(band_hz)
-        if isinstance(queries, str):
-            queries = [queries]
+        queries = query_list(queries)
         conds = self.conditions(queries, negative)  # query errors before any file work
         meta = audio.info(path)
         # a first pass: the level the network hears, and the band the content fills
@@ -293,7 +335,7 @@ class Separator:
                     peak = max(peak, float(np.abs(block).max(initial=0)))
                     writers[name].write(block)
 
-            level_gain = input_gain(rms, self.model.config.input_level_db)
+            level_gain = input_gain(survey.channel_rms, self.model.config.input_level_db)
             pending = None  # one block behind, so that the resamplers know which block is the last
             for mixture, est in separate_stream(self.model, conds, _file_blocks(path, meta, block_seconds),
                                                 meta.sample_rate, meta.channels, self.engine, advance, level_gain,

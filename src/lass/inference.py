@@ -111,10 +111,11 @@ class ChunkedSeparator:
     """Overlap-add over segments at the model's rate, consuming and producing blocks in order."""
 
     def __init__(self, model: MaskSeparator, conds: torch.Tensor, channels: int, config: EngineConfig,
-                 input_gain: float = 1.0, band_hz: float | None = None):
+                 input_gain: float | np.ndarray = 1.0, band_hz: float | None = None):
         config.validate()
         self.model = model
-        self.input_gain = input_gain
+        gains = np.broadcast_to(np.asarray(input_gain, np.float32), (channels,))  # one per channel
+        self.input_gain = torch.from_numpy(gains.copy()).to(config.device)
         self.band_hz = band_hz  # the input's own Nyquist frequency, where it is below the model's
         self.conds = conds
         self.queries = conds.shape[0]
@@ -240,9 +241,9 @@ class LinearInterpolator:
 
 
 class InputSurvey:
-    """A first pass over an input, in blocks (a whole file in bounded memory): its RMS over all samples and
-    channels (the level the network hears, `input_gain`) and its long-term spectrum, from which `band_hz` tells
-    audio that was resampled up from a lower rate (telephone audio stored at 44.1 kHz).
+    """A first pass over an input, in blocks (a whole file in bounded memory): each channel's RMS (the level the
+    network hears it at, `input_gain`) and the long-term spectrum, from which `band_hz` tells audio that was
+    resampled up from a lower rate (telephone audio stored at 44.1 kHz).
 
     The long-term spectrum is the mean of the frames' log power spectra, each frame weighted by its energy:
     loud frames count most (a quiet frame's rounding noise does not fill a stop band), silent ones not at all,
@@ -266,7 +267,8 @@ class InputSurvey:
         self.log_power = np.zeros(self.size // 2 + 1)  # sum over frames of energy * log10(power)
         self.power = np.zeros(self.size // 2 + 1)  # sum over frames of power
         self.weight = 0.0  # sum of the frames' energies
-        self.energy, self.count = 0.0, 0
+        self.energy: np.ndarray | None = None  # each channel's sum of squares
+        self.count = 0  # samples per channel
         self.tail: np.ndarray | None = None  # samples not yet in a whole frame
 
     @classmethod
@@ -279,9 +281,11 @@ class InputSurvey:
     def push(self, block: np.ndarray) -> None:
         """One (channels, n) block, in order."""
         block = np.asarray(block, dtype=np.float32)
+        if self.energy is None:
+            self.energy = np.zeros(block.shape[0])
         for first in range(0, block.shape[-1], 1 << 18):  # float64 sums in bounded pieces
-            self.energy += float(np.square(block[..., first : first + (1 << 18)], dtype=np.float64).sum())
-        self.count += block.size
+            self.energy += np.square(block[:, first : first + (1 << 18)], dtype=np.float64).sum(-1)
+        self.count += block.shape[-1]
         data = block if self.tail is None else np.concatenate([self.tail, block], axis=1)
         hop = self.size // 2  # Hann windows at half overlap weigh every sample alike
         frames = max(0, (data.shape[1] - self.size) // hop + 1)
@@ -307,7 +311,16 @@ class InputSurvey:
 
     @property
     def rms(self) -> float:
-        return math.sqrt(self.energy / self.count) if self.count else 0.0
+        """Over all samples and channels: the input's level, against which tracks' levels are reported."""
+        return math.sqrt(self.energy.sum() / (self.count * self.energy.size)) if self.count else 0.0
+
+    @property
+    def channel_rms(self) -> np.ndarray:
+        """Each channel's RMS: the engine brings each channel to the network's level on its own, so that a quiet
+        channel (a dead microphone, a panned source) is separated as it would be alone."""
+        if not self.count:
+            return np.zeros(0 if self.energy is None else self.energy.size)
+        return np.sqrt(self.energy / self.count)
 
     def spectrum_db(self, plain: bool = False) -> np.ndarray | None:
         """The long-term spectrum (dB, `size // 2 + 1` bins), or with `plain` the mean power's; None for silence."""
@@ -356,24 +369,29 @@ class InputSurvey:
         return float(max(edge, int(1000 / hz)) * hz)
 
 
-def input_gain(rms: float, level_db: float | None) -> float:
-    """The gain that brings an input of this RMS (over the whole input, all channels) to `level_db`, the
-    level the network hears (`ModelConfig.input_level_db`). One gain per input, not per segment, so that
-    chunked output still equals whole-file output; 1 for silence or when the model asks for none."""
-    if level_db is None or not rms > 0 or not math.isfinite(rms):
-        return 1.0
-    return 10 ** (level_db / 20) / rms
+def input_gain(rms: float | np.ndarray, level_db: float | None) -> float | np.ndarray:
+    """The gain that brings a channel of this RMS (over the whole input) to `level_db`, the level the network
+    hears (`ModelConfig.input_level_db`); an array of RMS gives one gain per channel. One gain per channel of the
+    whole input, not per segment, so that chunked output still equals whole-file output; 1 for silence or when the
+    model asks for none."""
+    values = np.asarray(rms, dtype=np.float64)
+    usable = (values > 0) & np.isfinite(values)
+    gains = np.ones_like(values) if level_db is None else np.where(usable, 10 ** (level_db / 20) / np.where(
+        usable, values, 1.0), 1.0)
+    return float(gains) if gains.ndim == 0 else gains
 
 
 def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[np.ndarray], rate: int,
                     channels: int, config: EngineConfig | None = None,
                     progress: Callable[[int], None] | None = None,
-                    gain: float = 1.0, band_hz: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                    gain: float | np.ndarray = 1.0,
+                    band_hz: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Separate a stream of (channels, n) blocks at `rate`.
 
     Yields (mixture (C, n), targets (Q, C, n)) blocks at `rate`, in order; their total length is
     exactly the input's. `progress` is called with the number of input samples consumed. The network
-    hears the input times `gain` (see `input_gain`); the outputs keep the input's level. Below the model's
+    hears the input times `gain`, one for all channels or one per channel (see `input_gain`); the outputs keep
+    the input's level. Below the model's
     rate, or below `band_hz` where given, the input's empty upper band is heard filled (`MaskSeparator.heard`).
     """
     config = config or EngineConfig()
@@ -453,7 +471,7 @@ def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray,
     step = max(1, int(block_seconds * rate))
     blocks = [audio[:, i : i + step] for i in range(0, audio.shape[1], step)]  # views: no copy
     survey = InputSurvey.of(blocks, rate)
-    gain = input_gain(survey.rms, model.config.input_level_db)
+    gain = input_gain(survey.channel_rms, model.config.input_level_db)
     band = heard_band(survey, band_hz, model.sample_rate)
     pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain,
                                                 band_hz=band)]

@@ -6,6 +6,7 @@ query (what to suppress), CLAPSep-style: the two embeddings side by side, zeros 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Protocol, Sequence
 
 import torch
@@ -75,11 +76,16 @@ class TextEncoder(torch.nn.Module):
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
         self._cache: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()  # a fast tokenizer refuses two threads at once ("Already borrowed")
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(len(texts), dim) float32 on CPU."""
         texts = [validate_query(t) for t in texts]
+        with self._lock:
+            return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> torch.Tensor:
         missing = sorted({t for t in texts if t not in self._cache})
         for start in range(0, len(missing), 64):
             batch = missing[start : start + 64]
@@ -120,10 +126,12 @@ def build_condition(positive: torch.Tensor, negative: torch.Tensor | None) -> to
 
 
 _SHARED: dict[str, TextEncoder] = {}
+_SHARED_LOCK = threading.Lock()  # transformers' lazy imports fail when two threads start them at once
 
 
 def shared_text_encoder(name_or_path: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
     """One encoder per process: loading it takes about a second and 90 MB."""
-    if name_or_path not in _SHARED:
-        _SHARED[name_or_path] = TextEncoder(name_or_path)
-    return _SHARED[name_or_path]
+    with _SHARED_LOCK:
+        if name_or_path not in _SHARED:
+            _SHARED[name_or_path] = TextEncoder(name_or_path)
+        return _SHARED[name_or_path]

@@ -40,11 +40,12 @@ class BaselineAdapter(nn.Module):
         self.context_frames = 0
         self.frame_multiple = 1
 
-    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor, input_gain: float = 1.0,
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor, input_gain: float | torch.Tensor = 1.0,
                       band_hz: float | None = None):
         queries, (channels, length) = conds.shape[0], mixture.shape
         cond = conds[:, :512].repeat_interleave(channels, 0)
-        est = self.net(mixture.repeat(queries, 1) * input_gain, cond).reshape(queries, channels, length) / input_gain
+        gain = torch.as_tensor(input_gain, dtype=mixture.dtype).reshape(-1, 1).expand(channels, 1).repeat(queries, 1)
+        est = (self.net(mixture.repeat(queries, 1) * gain, cond) / gain).reshape(queries, channels, length)
         return est, torch.ones_like(est)
 
 

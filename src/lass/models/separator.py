@@ -105,10 +105,12 @@ class MaskSeparator(nn.Module):
         spec = per_query(spec, mask.shape[0])
         return self.stft.inverse(spec * mask, mixture.shape[-1]), encoded
 
-    def heard(self, spec: torch.Tensor, input_gain: float = 1.0, band_hz: float | None = None) -> torch.Tensor:
+    def heard(self, spec: torch.Tensor, input_gain: float | torch.Tensor = 1.0,
+              band_hz: float | None = None) -> torch.Tensor:
         """The magnitude the network hears of a (..., F, T) spectrogram: at the engine's level, and where the input
         holds only frequencies below `band_hz` (its own Nyquist frequency, below the model's), the empty bins above
-        filled frame by frame at the level of the band's top, UPPER_BAND_DB down. Trained on full-band audio, the
+        filled frame by frame at the level of the band's top, UPPER_BAND_DB down. `input_gain`: a number, or a
+        tensor that broadcasts to the spectrogram (one per channel: (C, 1, 1)). Trained on full-band audio, the
         network heard an empty upper band as "none of the queried sound here": fold-4 mixtures played at 8 kHz
         scored 2.4 dB SDRi as heard and 6.7 dB filled (docs/benchmarks.md, "Band-limited input")."""
         magnitude = spec.abs() * input_gain
@@ -121,13 +123,13 @@ class MaskSeparator(nn.Module):
         top = magnitude[..., cut - cut // 12 : cut, :].mean(-2, keepdim=True) * 10 ** (UPPER_BAND_DB / 20)
         return torch.cat([magnitude[..., :cut, :], torch.maximum(magnitude[..., cut:, :], top)], dim=-2)
 
-    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor, input_gain: float = 1.0,
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor, input_gain: float | torch.Tensor = 1.0,
                       band_hz: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """mixture (C, L), conds (Q, 2*query_dim) -> estimates (Q, C, L) and high-band gains (Q, C, L).
 
-        The network hears the mixture times `input_gain` (the engine's level normalisation, `input_gain`
-        in lass/inference.py), with an empty band above `band_hz` filled (`heard`); its masks apply to the
-        mixture as given.
+        The network hears the mixture times `input_gain`, one number or one per channel (C,) (the engine's level
+        normalisation, `input_gain` in lass/inference.py), with an empty band above `band_hz` filled (`heard`);
+        its masks apply to the mixture as given.
 
         The STFT and the mixture encoding are computed once per channel and shared by all queries.
         Masks are raised to `config.mask_power` here (inference), not in `forward` (training).
@@ -137,6 +139,8 @@ class MaskSeparator(nn.Module):
         channels, length = mixture.shape
         queries = conds.shape[0]
         spec = self.stft(mixture)  # (C, F, T)
+        if isinstance(input_gain, torch.Tensor):
+            input_gain = input_gain.reshape(-1, 1, 1)  # one per channel
         encoded = self.network.encode_mixture(self.heard(spec, input_gain, band_hz))  # (C, D, T)
         masks = []
         for group in conds.split(self.query_group):  # bounded activations: large groups fall out of cache

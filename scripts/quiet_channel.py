@@ -1,0 +1,41 @@
+"""Is a quiet channel separated as well as it would be alone? Each fold-4 protocol mixture (mono) becomes a stereo
+file whose second channel is the same mixture 20 or 40 dB down (a panned source, a weak microphone); prints the
+mean SDRi of that channel against its target, beside the mono figure. Results: docs/benchmarks.md, "Input level".
+
+    python scripts/quiet_channel.py --data ../shared/data/esc50-16k [--limit 40] [-m MODEL]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from lass.api import Separator
+from lass.datasets import ClipBank, read_esc50
+from lass.evaluation.protocols import label_mixtures
+from lass.metrics import sdr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the ESC-50 folder (meta.csv)")
+    parser.add_argument("--limit", type=int, default=40, help="the protocol's first N mixtures")
+    parser.add_argument("-m", "--model", default=None, help="model file (default: the bundled one)")
+    opts = parser.parse_args()
+    separator = Separator(opts.model)
+    bank = ClipBank(read_esc50(opts.data, [4]), separator.samplerate)
+    gains_db = (0.0, -20.0, -40.0)
+    improvements: dict[float, list[float]] = {g: [] for g in gains_db}
+    for case in label_mixtures(bank, limit=opts.limit, rows_of_full=True):
+        mixture, target = np.atleast_2d(case.mixture)[0], np.atleast_2d(case.target)[0]
+        for gain_db in gains_db:
+            gain = 10 ** (gain_db / 20)
+            stereo = np.stack([mixture, mixture * gain])
+            track = separator.separate_tensor(stereo, case.sample_rate, case.query, residual=False)[case.query]
+            improvements[gain_db].append(float(sdr(track[1] / gain, target) - sdr(mixture, target)))
+    for gain_db, values in improvements.items():
+        print(f"second channel {gain_db:+.0f} dB: SDRi {np.mean(values):.2f} dB (mean of {len(values)})")
+
+
+if __name__ == "__main__":
+    main()
