@@ -73,7 +73,7 @@ def test_bad_samples_rates_and_repeated_queries_are_errors(tiny, tmp_path):
     sf.write(path, bad.T, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match=f"^{re.escape(str(path))}: the audio contains NaN or infinite samples$"):
         tiny.separate_file(path, "rain")
-    for rate in (0, -8000, 44100.5, True, "16k"):
+    for rate in (0, 1, 1999, -8000, 44100.5, True, "16k"):
         with pytest.raises(AudioError, match="sample rate"):
             tiny.separate_tensor(x, rate, "rain")
     with pytest.raises(QueryError, match="more than once"):

@@ -22,6 +22,7 @@ from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
 
 RESIDUAL = "residual"
+MIN_SAMPLE_RATE = 2000  # a band of 1 kHz, the narrowest the engine hears (inference.MIN_BAND_HZ)
 SAME_QUERY = 0.999  # cosine similarity above which two texts are one query to the encoder
 
 
@@ -417,13 +418,15 @@ def _check_band(band_hz: object) -> None:
 
 
 def check_sample_rate(sample_rate: object) -> int:
-    """A sample rate must be a positive whole number of Hz."""
+    """A sample rate must be a whole number of Hz, at least MIN_SAMPLE_RATE (a rate of 1 is a mistaken argument,
+    and took seconds per hundred samples to resample)."""
     try:
         rate = int(sample_rate)
     except (TypeError, ValueError, OverflowError):
         rate = None
-    if isinstance(sample_rate, bool) or rate is None or rate != sample_rate or rate <= 0:
-        raise AudioError(f"the sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    if isinstance(sample_rate, bool) or rate is None or rate != sample_rate or rate < MIN_SAMPLE_RATE:
+        raise AudioError(f"the sample rate must be a whole number of Hz, at least {MIN_SAMPLE_RATE}, got "
+                         f"{sample_rate!r}")
     return rate
 
 
