@@ -498,6 +498,14 @@ def test_class_folders_say_what_they_leave_out(tmp_path, capsys):
     sf.write(tmp_path / "flat" / "a.wav", np.zeros(800, np.float32), 16000)
     with pytest.raises(ValueError, match="audio files, but no class folders: the clips must be in a folder per class"):
         read_class_folders(tmp_path / "flat")
+    for label in ("rain", "dog"):  # every clip silent: no class left to mix, one line (was a KeyError)
+        (tmp_path / "silent" / label).mkdir(parents=True)
+        sf.write(tmp_path / "silent" / label / "a.wav", np.zeros(8000, np.float32), 16000)
+    from lass.cli import main
+
+    assert main(["evaluate", "--data", str(tmp_path / "silent"), "-o", str(tmp_path / "out")]) == 1
+    assert "0 classes with usable clips, and mixtures need two" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
     song = tmp_path / "songs" / "a song"  # the --stems layout: a song's mix with its stems is not a class folder
     (song / "tracks").mkdir(parents=True)
     sf.write(song / "a_song__mix.flac", np.zeros(800, np.float32), 16000)

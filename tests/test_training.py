@@ -218,6 +218,8 @@ def test_compile_without_a_cpp_compiler_trains_uncompiled_with_a_note(tmp_path):
 
 
 def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
+    import soundfile as sf
+
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data)
     broken = tmp_path / "broken.yaml"
@@ -255,9 +257,14 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
     (tmp_path / "my_esc" / "audio").mkdir(parents=True)
     (tmp_path / "my_esc" / "meta.csv").write_text("filename,category\n1-1-A-0.wav,dog\n")
     (tmp_path / "empty_validation").mkdir()
+    for label in ("rain", "dog"):  # clips, all digital silence: every one left out
+        (tmp_path / "silent_validation" / label).mkdir(parents=True)
+        sf.write(tmp_path / "silent_validation" / label / "a.wav", np.zeros(8000, np.float32), 16000)
     for name, key, value in (("no_fold", "train", [{"type": "esc50", "path": str(tmp_path / "my_esc")}]),
                              ("empty_validation", "validation", {"type": "folders",
-                                                                 "path": str(tmp_path / "empty_validation")})):
+                                                                 "path": str(tmp_path / "empty_validation")}),
+                             ("silent_validation", "validation", {"type": "folders",
+                                                                  "path": str(tmp_path / "silent_validation")})):
         raw = yaml.safe_load(config.read_text())
         raw["data"][key] = value
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
@@ -280,8 +287,11 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
          "data.mixing.segment_seconds (0.05 s) must hold at least one STFT frame of the model's n_fft (1024 samples"),
         (("train", "--config", str(tmp_path / "no_fold.yaml")), "meta.csv: expected columns filename, fold, "
                                                                 "category; found filename, category"),
-        (("train", "--config", str(tmp_path / "empty_validation.yaml")), "data.validation: no clips to make "
-                                                                         "validation mixtures from"),
+        (("train", "--config", str(tmp_path / "empty_validation.yaml")),
+         f"data.validation: {tmp_path / 'empty_validation'}: no audio files"),
+        (("train", "--config", str(tmp_path / "silent_validation.yaml")),
+         f"data.validation: no clips to make validation mixtures from in {tmp_path / 'silent_validation'} (the lines "
+         f"above say which were left out and why)"),
         (("train", "--config", str(config), "--set", "model.text_encoder=/no/such/encoder", "--print-config"),
          "text encoder '/no/such/encoder': not a local model folder"),
         (("train", "--config", str(tmp_path / "no_train.yaml")),
@@ -307,6 +317,8 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         (("train", "--config", str(config), "--set", "data.batch_size=0"), "data.batch_size must be at least 1, got 0"),
         (("train", "--config", str(config), "--resume", str(not_ckpt)), "notes.ckpt: not a lass training checkpoint"),
         (("train", "--config", str(config), "--resume", str(tmp_path / "gone.ckpt")), "checkpoint to resume not found"),
+        (("train", "--config", str(config), "--resume", str(tmp_path)), f"--resume takes a checkpoint file, and "
+                                                                         f"{tmp_path} is a folder"),
         (("export", str(not_ckpt), "-o", str(tmp_path / "x.safetensors")), "notes.ckpt: not a lass training checkpoint"),
         (("export", str(config), "-o", str(tmp_path / "x.safetensors")), "not a lass training checkpoint (unreadable"),
         (("export", str(tmp_path / "foreign.ckpt"), "-o", str(tmp_path / "x.safetensors")),
@@ -1282,3 +1294,69 @@ def test_docs_name_every_setting_and_the_readme_config_loads(tmp_path):
     (tmp_path / "my.yaml").write_text(minimal)
     config = load_config(tmp_path / "my.yaml")
     assert config.data.train[0]["type"] == "folders" and config.trainer["max_steps"] > 0
+
+
+def test_config_paths_keys_and_bare_settings_say_what_they_mean(tmp_path, monkeypatch):
+    """`~` in paths is the home folder (a run's files were split between `./~/...` and the home folder); a data
+    path found only from the config's own folder is taken from there; a config without output_dir gets a folder
+    of its own; a key given twice, or a bare --set name of another section's setting, is one clear error."""
+    import soundfile as sf
+
+    from lass.datasets import read_dataset
+    from lass.train.config import load_config
+
+    home = tmp_path / "home"
+    (home / "clips" / "rain").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "clips" / "dog").mkdir(parents=True)
+    config = project / "configs" / "mine.yaml"
+    config.write_text("data:\n  train: [{type: folders, path: ~/clips}]\n"
+                      "  validation: {type: folders, path: ../clips}\n")
+    monkeypatch.chdir(tmp_path)
+    loaded = load_config(config)
+    assert loaded.data.train[0]["path"] == str(home / "clips")
+    assert loaded.data.validation["path"] == str(project / "clips")  # from the config's folder: proj/clips
+    assert loaded.output_dir == "runs/mine"
+    config.write_text("data: {batch_size: 2}\noptim: {lr: 1e-3}\ndata: {batch_size: 4}\n")
+    with pytest.raises(ValueError, match=r"not valid YAML \(line 3\): 'data' is given twice in one section"):
+        load_config(config)
+    config.write_text("optim: {lr: 1e-3}\n")
+    for bare, meant in (("lr", "optim.lr"), ("batch_size", "data.batch_size"),
+                        ("segment_seconds", "data.mixing.segment_seconds")):
+        with pytest.raises(ValueError, match=re.escape(f"did you mean --set {meant}=2?")):
+            load_config(config, [f"{bare}=2"])
+    assert load_config(config, ["max_steps=2"]).trainer["max_steps"] == 2
+    # sources of the wrong kind, and folders with nothing to train on, say so and name the folder
+    (tmp_path / "esc").mkdir()
+    (tmp_path / "esc" / "meta.csv").write_text("filename,fold,category\n")
+    for spec, message in (({"type": "folders", "path": str(tmp_path / "esc")}, "an ESC-50 folder (meta.csv)"),
+                          ({"type": "manifest", "path": str(project / "clips")}, "a manifest is a CSV"),
+                          ({"type": "folders", "path": str(project / "clips")},
+                           "no audio files (.aif, .aiff, .flac, .mp3, .ogg, .wav) in it: its class folders (dog) are "
+                           "empty"),
+                          ({"type": "folders", "pth": "x"}, "a data source needs a path (is 'pth' meant to be path?)")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            read_dataset(spec)
+    sf.write(project / "clips" / "dog" / "a.wav", np.zeros(800, np.float32), 16000)
+    assert len(read_dataset({"type": "folders", "path": str(project / "clips")})) == 1
+
+
+def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp_path, capsys):
+    """An output folder below a file, or a model file given as a checkpoint, is one line; a short run that
+    stops inside the learning-rate warm-up gets a note."""
+    from lass.train.config import load_config
+    from lass.train.run import read_checkpoint, train
+
+    config = load_config(write_config(tmp_path, tmp_path / "no data here", optim={"warmup_steps": 300}))
+    config.output_dir = str(tmp_path / "tiny.yaml" / "sub")
+    with pytest.raises(ValueError, match=re.escape(f"cannot make the output folder {config.output_dir}: "
+                                                   f"{tmp_path / 'tiny.yaml'} is a file")):
+        train(config, progress=False)
+    config.output_dir = str(tmp_path / "run")
+    with pytest.raises(ValueError, match="data.train"):  # the data is missing: after the notes on the config
+        train(config, progress=False)
+    assert "warms up over optim.warmup_steps 300, and this run stops at step 4" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="an exported model, not a training checkpoint: separate with it"):
+        read_checkpoint(tmp_path / "model.safetensors")

@@ -238,6 +238,10 @@ def cmd_train(args) -> int:
     if not os.path.isfile(args.config):
         raise UserError(f"config not found: {args.config}")
     config = load_config(args.config, args.set or [])
+    if args.resume and os.path.isdir(args.resume):
+        last = Path(args.resume) / ("checkpoints" if (Path(args.resume) / "checkpoints").is_dir() else "") / "last.ckpt"
+        raise UserError(f"--resume takes a checkpoint file, and {args.resume} is a folder"
+                        f"{f'; its last checkpoint is {last}' if last.is_file() else ''}")
     if args.resume and not os.path.isfile(args.resume):  # its contents are checked before the data loads
         raise UserError(f"checkpoint to resume not found: {args.resume}")
     if args.output:

@@ -114,6 +114,11 @@ def read_class_folders(root: str | os.PathLike) -> list[Item]:
     if not items and any(p.suffix.lower() in AUDIO_EXTENSIONS for p in root.iterdir() if p.is_file()):
         raise ValueError(f"{root}: audio files, but no class folders: the clips must be in a folder per class, "
                          f"{root}/<label>/*.wav")
+    if not items:
+        inside = f": its class folders ({', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}) are empty" \
+            if empty else ", and no class folders"
+        raise ValueError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in it{inside}; the clips "
+                         f"must be in a folder per class, {root}/<label>/*.wav")
     if empty and items:
         print(f"lass: {len(empty)} class folder{'s' * (len(empty) > 1)} of {root} without audio, left out: "
               f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}", file=sys.stderr, flush=True)
@@ -170,7 +175,9 @@ def check_source(spec: dict) -> None:
 
     kind = spec.get("type", "folders")
     if not spec.get("path"):
-        raise ValueError(f"a data source needs a path: {spec!r}")
+        close = difflib.get_close_matches("path", [str(key) for key in spec], n=1, cutoff=0.6)
+        raise ValueError(f"a data source needs a path{f' (is {close[0]!r} meant to be path?)' if close else ''}: "
+                         f"{spec!r}")
     if kind not in SOURCE_SETTINGS:
         raise ValueError(f"unknown data source type {kind!r} (esc50, folders, manifest)")
     known = ("type", "path", "from_epoch", "caption", "join_seconds", *SOURCE_SETTINGS[kind])
@@ -222,8 +229,14 @@ def read_dataset(spec: dict) -> list[Item]:
         if not os.path.isdir(spec["path"]):
             raise ValueError(f"{spec['path']}: a folders source is a folder of class folders; a CSV or JSON list of "
                              f"clips and captions is `type: manifest`")
+        if os.path.exists(os.path.join(spec["path"], "meta.csv")):
+            raise ValueError(f"{spec['path']}: an ESC-50 folder (meta.csv), not a folder per class: `type: esc50` "
+                             f"reads it, with `folds: [...]` to choose folds")
         items = read_class_folders(spec["path"])
     else:
+        if os.path.isdir(spec["path"]):
+            raise ValueError(f"{spec['path']}: a manifest is a CSV (path,caption) or JSON file, not a folder; a "
+                             f"folder of class folders is `type: folders`")
         items = read_manifest(spec["path"], spec.get("root"))
     label, join = source_options(spec)
     first = spec.get("from_epoch", 0)

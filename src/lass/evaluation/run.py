@@ -304,6 +304,9 @@ def _protocols(args, model_rate: int):
             print(f"lass: note: no --folds: every fold in {root} is evaluated; the bundled model was trained on "
                   f"ESC-50 folds 1-3, so only fold 4 (--folds 4) is unheard by it", file=sys.stderr)
         bank = ClipBank(items, model_rate)
+        if len(bank.label_names) < 2:  # every clip left out (silent, too short), or one class: nothing to mix
+            raise ValueError(f"--data {root}: {len(bank.label_names)} class{'es' * (len(bank.label_names) != 1)} with "
+                             f"usable clips, and mixtures need two (the lines above say which clips were left out)")
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
         for n in args.interferers:
             yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",
@@ -454,5 +457,5 @@ def run_from_args(args) -> int:
         print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
     (out / "summary.md").write_text("\n".join(report))
     (out / "summary.json").write_text(json.dumps(results, indent=2))
-    print(f"tables and plots written to {out}/")
+    print(f"tables{'' if args.no_plots else ' and plots'} written to {out}/")
     return 0

@@ -53,6 +53,7 @@ class DataConfig:
 
 SCRATCH_LR = 2e-3
 FINE_TUNE_LR = 3e-4
+FINE_TUNED = "lass train --init "  # how a fine-tuned model's `source` begins
 
 
 @dataclass
@@ -248,13 +249,19 @@ def check_crops(config: TrainConfig) -> None:
                              f"({model.n_fft} samples, {model.n_fft / model.sample_rate:g} s)")
 
 
-def _resolve_paths(specs: list[dict], base: Path) -> None:
+def _resolve_paths(specs: list[dict], base: Path, config_folder: Path) -> None:
+    """Relative data paths: against `base` (the project folder), else where they exist: against the config's own
+    folder, then the current one. `~` is the home folder."""
     for spec in specs:
         for key in ("path", "root"):
-            if key in spec and spec[key] and not Path(spec[key]).is_absolute():
-                cand = base / spec[key]
-                spec[key] = os.path.normpath(cand) if cand.exists() or not Path(spec[key]).exists() \
-                    else os.path.abspath(spec[key])
+            if key not in spec or not isinstance(spec[key], str) or not spec[key]:
+                continue
+            given = os.path.expanduser(spec[key])
+            if Path(given).is_absolute():
+                spec[key] = given
+                continue
+            found = [c for c in (base / given, config_folder / given, Path.cwd() / given) if c.exists()]
+            spec[key] = os.path.normpath(found[0] if found else base / given)
 
 
 def _check_phases(phases: list[dict]) -> None:
@@ -298,13 +305,9 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-t
 def check_trainer_settings(trainer: dict) -> None:
     """The `trainer` section (and `--set` overrides) against lightning.Trainer's own arguments, before any
     data loads: a misspelt or mistyped setting is one line naming it."""
-    import inspect
-
-    import lightning as L
-
     if not isinstance(trainer, dict):
         raise ValueError(f"trainer: expected a mapping of lightning.Trainer settings, got {trainer!r}")
-    known = [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
+    known = trainer_arguments()
     for key, value in trainer.items():
         if key in SET_BY_LASS:
             raise ValueError(f"trainer.{key} is set by lass train itself (CSV log, checkpoints and progress in the "
@@ -329,6 +332,15 @@ def check_trainer_settings(trainer: dict) -> None:
                          f"00:05:00:00 for 5 hours; got {max_time!r}")
 
 
+def trainer_arguments() -> list[str]:
+    """lightning.Trainer's arguments: what a `trainer` section may set."""
+    import inspect
+
+    import lightning as L
+
+    return [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
+
+
 def apply_override(raw: dict, text: str) -> None:
     """`--set KEY=VALUE`: a trainer setting by its name (max_steps=100), seed and output_dir by theirs, any other
     by its dotted path (optim.lr=5e-4, data.mixing.snr_db=[-3,3]); the value is read as YAML."""
@@ -342,6 +354,12 @@ def apply_override(raw: dict, text: str) -> None:
     # a trainer setting by its bare name; the config's own top-level settings (seed, output_dir) by theirs
     top_level = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data", "optim", "trainer"}
     path = key.split(".") if "." in key or key in top_level else ["trainer", key]
+    if path[0] == "trainer" and len(path) == 2:
+        sections = {"optim": OptimConfig, "data": DataConfig, "data.mixing": MixingConfig, "model": ModelConfig}
+        owners = [name for name, kind in sections.items() if key in {f.name for f in dataclasses.fields(kind)}]
+        if owners and key not in trainer_arguments():
+            raise ValueError(f"--set {key}: not a trainer setting; did you mean --set {owners[0]}.{key}={value}? "
+                             f"(a bare name is a lightning.Trainer argument)")
     node = raw
     for depth, part in enumerate(path[:-1]):
         node = node.setdefault(part, {})
@@ -379,12 +397,27 @@ def config_yaml(config: TrainConfig, header: str = "") -> str:
     return comment + yaml.dump(_plain(settings), Dumper=_ConfigDumper, sort_keys=False, width=110)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping: the second `data:` section replaced the first one
+    silently, and the error then said the training data was missing."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice in one section",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """A YAML config (with `--set` overrides applied) -> TrainConfig, every section and value checked."""
     path = Path(path)
     with open(path) as f:
         try:
-            raw = yaml.safe_load(f) or {}
+            raw = yaml.load(f, Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as err:
             where = getattr(err, "problem_mark", None)
             line = f" (line {where.line + 1})" if where is not None else ""
@@ -392,6 +425,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a config is a mapping of sections (model, data, optim, trainer), "
                          f"got {type(raw).__name__}")
+    if "output_dir" not in raw:  # a run of its own, not the bundled recipe's folder
+        raw["output_dir"] = f"runs/{path.stem}"
     for override in overrides:
         apply_override(raw, override)
     _data_sources(raw)
@@ -433,7 +468,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not 0 <= mixing.pair_prob <= 1 or len(pair_gain) != 2 or pair_gain[0] > pair_gain[1]:
         raise ValueError(f"data.mixing: pair_prob must be in [0, 1] and pair_gain_db [lowest, highest] dB, got "
                          f"{mixing.pair_prob} and {list(pair_gain)}")
-    _resolve_paths(config.data.train, base)
+    _resolve_paths(config.data.train, base, path.resolve().parent)
     if config.data.validation:
-        _resolve_paths([config.data.validation], base)
+        _resolve_paths([config.data.validation], base, path.resolve().parent)
     return config

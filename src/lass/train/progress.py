@@ -16,11 +16,13 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
-from .config import TrainConfig, config_yaml
+from .config import FINE_TUNED, TrainConfig, config_yaml
 
 
 def _duration(seconds: float) -> str:
     minutes = int(seconds // 60)
+    if minutes == 0:
+        return "under 1 min"
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
@@ -120,7 +122,11 @@ class KeepConfig(Callback):
             header.append(f"resumed from {self.resume}")
         if self.config.trainer.get("precision") == "auto" and self.precision:
             header.append(f"precision auto -> {self.precision} on this machine")
-        init = f" --init {self.init}" if self.init else ""
+        init = self.init
+        source = self.config.model.source or ""
+        if init is None and source.startswith(FINE_TUNED):  # resumed: the run's first part was given --init
+            init = source[len(FINE_TUNED):].split(", from ")[0]
+        init = f" --init {init}" if init else ""
         header.append(f"to train it again: lass train --config THIS_FILE{init} --output NEW_FOLDER (output_dir "
                       f"is this run's folder)")
         path = Path(trainer.logger.log_dir) / "config.yaml"

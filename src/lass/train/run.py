@@ -17,7 +17,7 @@ from ..datasets import ClipBank, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
 from ..query import build_condition, shared_text_encoder
-from .config import (FINE_TUNE_LR, SCRATCH_LR, TrainConfig, check_crops, check_trainer_settings,
+from .config import (FINE_TUNE_LR, FINE_TUNED, SCRATCH_LR, TrainConfig, check_crops, check_trainer_settings,
                      trainer_settings)
 from .machine import choose_precision
 from .mixtures import TrainingMixtures
@@ -38,12 +38,15 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelCon
     if any(given(key) and getattr(own, key) != getattr(base, key) for key in ARCHITECTURE):
         print(f"lass: note: --init {init} keeps the architecture of {base.name!r}; the config's model "
               f"architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr)
+    if given("licence") and own.licence != base.licence and base.licence:
+        print(f"lass: note: the model's licence is set to {own.licence!r}, but its weights start from {base.name!r} "
+              f"and carry that model's training data, whose terms still apply: {base.licence}", file=sys.stderr)
     return dataclasses.replace(
         base,
         name=own.name if given("name") else f"{base.name}-finetuned",
         licence=own.licence if given("licence") else base.licence,
         description=own.description if given("description") else base.description,
-        source=own.source if given("source") else f"lass train --init {init}, from {base.name} ({base.source})",
+        source=own.source if given("source") else f"{FINE_TUNED}{init}, from {base.name} ({base.source})",
         mask_power=own.mask_power if given("mask_power") else base.mask_power,
         input_level_db=own.input_level_db if given("input_level_db") else base.input_level_db,
         band_fill=own.band_fill,  # the config's, or (None) decided from the data this run trains on
@@ -72,7 +75,8 @@ def build_validation(config: TrainConfig, encoder, items: list | None = None):
     except (ValueError, OSError) as err:  # say which part of the config it is about
         raise ValueError(f"data.validation: {err}") from None
     if not mixtures:
-        raise ValueError(f"data.validation: no clips to make validation mixtures from ({config.data.validation})")
+        raise ValueError(f"data.validation: no clips to make validation mixtures from in "
+                         f"{config.data.validation.get('path')} (the lines above say which were left out and why)")
     cond = build_condition(encoder.encode([m.query for m in mixtures]), None)
     if len({m.mixture.shape[-1] for m in mixtures}) > 1:  # one's own clips of many lengths: batches of one
         return [(torch.from_numpy(m.mixture), torch.from_numpy(m.target), c) for m, c in zip(mixtures, cond)]
@@ -150,7 +154,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
         config.model = saved
     elif initial is not None:  # the sample rate and text encoder are the initial model's
         config.model = fine_tune_config(config.model, initial.config, init)
-    elif (config.model.source or "").startswith("lass train --init "):  # a fine-tuned run's recorded config
+    elif (config.model.source or "").startswith(FINE_TUNED):  # a fine-tuned run's recorded config
         print(f"lass: warning: this config's model was fine-tuned ({config.model.source.split(',')[0]}); without "
               f"--init this run trains from scratch and its model would still say it was fine-tuned. Add the same "
               f"--init to fine-tune again", file=sys.stderr, flush=True)
@@ -165,6 +169,11 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
         _say(f"fine-tuning {init} at optim.lr {FINE_TUNE_LR:g} (set optim.lr to choose another rate)")
     config.optim.lr = started or config.optim.lr or (FINE_TUNE_LR if initial is not None else SCRATCH_LR)
     check_crops(config)  # against the STFT of the model the run trains
+    max_steps = trainer_settings(config).get("max_steps", -1)
+    if resume is None and isinstance(max_steps, int) and 0 < max_steps <= config.optim.warmup_steps:
+        print(f"lass: note: the learning rate warms up over optim.warmup_steps {config.optim.warmup_steps}, and this "
+              f"run stops at step {max_steps}: it never reaches optim.lr {config.optim.lr:g} (a short run: set "
+              f"optim.warmup_steps to a tenth of its steps or so)", file=sys.stderr, flush=True)
     return initial
 
 
@@ -248,6 +257,17 @@ def release_run_lock(handle) -> None:
     handle.close()
 
 
+def check_output_folder(folder: Path) -> None:
+    """Before the data loads: a run folder that could not be made would otherwise fail after minutes of loading."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} is a file: choose a folder with --output")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"cannot make the output folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot make the output folder {folder}: {existing} is not writable")
+
+
 def train(config: TrainConfig, resume: str | None = None, init: str | None = None,
           progress: bool = True) -> Path | None:
     """Trains and exports `output_dir/model.safetensors`; returns its path (None in the other processes of a
@@ -272,8 +292,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     from .progress import KeepConfig, ProgressLines, progress_bar
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
-    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
-        raise ValueError(f"output folder {config.output_dir} is a file: choose a folder with --output")
+    config.output_dir = os.path.expanduser(config.output_dir)  # Lightning expands `~` in its own paths: one folder
+    check_output_folder(Path(config.output_dir))
     if first_process() and Path(config.output_dir, LOCK_NAME).exists():  # before the data loads: say it now
         _lock(Path(config.output_dir), keep=False)
     resumed_here = resume and os.path.realpath(Path(resume).parent.parent) == os.path.realpath(config.output_dir)
@@ -427,6 +447,10 @@ def keep_what_was_trained(out: Path, step: int) -> None:
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
+    if str(path).lower().endswith(".safetensors"):
+        raise ValueError(f"{path}: an exported model, not a training checkpoint: separate with it (-m {path}), or "
+                         f"fine-tune from it (lass train --init {path}); checkpoints are the .ckpt files of a run's "
+                         f"checkpoints/ folder")
     try:  # weights only: tensors and plain values, so a checkpoint from elsewhere cannot run code when read
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # torch's weights-only reader: objects beyond those, or not a pickle
