@@ -168,9 +168,10 @@ def test_output_options_are_checked_before_any_file_work(tiny, tmp_path):
     path = tmp_path / "a.wav"
     sf.write(path, x.T, 16000)
     out = tmp_path / "out"
-    for options, message in ((OutputOptions(directory=str(out), sample_rate=0), "sample rate must be a whole number of Hz, at least 2000"),
-                             (OutputOptions(directory=str(out), sample_rate=-8000), "sample rate must be a whole number of Hz, at least 2000"),
-                             (OutputOptions(directory=str(out), sample_rate=22050.5), "sample rate must be a whole number of Hz, at least 2000"),
+    bad_rate = "sample rate must be a whole number of Hz, at least 2000"
+    for options, message in ((OutputOptions(directory=str(out), sample_rate=0), bad_rate),
+                             (OutputOptions(directory=str(out), sample_rate=-8000), bad_rate),
+                             (OutputOptions(directory=str(out), sample_rate=22050.5), bad_rate),
                              (OutputOptions(directory=str(out), clip_mode="bogus"), "unknown clip mode 'bogus'"),
                              (OutputOptions(directory=str(out), format="mp3"), "unknown output format 'mp3'")):
         with pytest.raises(AudioError, match=message):
@@ -267,12 +268,22 @@ def test_queries_as_any_iterable_and_clear_errors_for_what_is_not_text(tiny):
             tiny.separate_tensor(x, 16000, audio_query)
     with pytest.raises(QueryError, match="queries must be text or a list of texts, got int"):
         tiny.separate_tensor(x, 16000, 3)
+    with pytest.raises(QueryError, match="queries must be text, got bytes: decode it first"):
+        tiny.separate_tensor(x, 16000, b"rain")
 
 
-def test_silent_audio_is_refused_by_every_call(tiny):
-    """All-zero input is an error for arrays as for files and the command line, not a set of silent tracks."""
+def test_silent_audio_is_refused_by_every_call(tiny, tmp_path):
+    """All-zero input is an error for arrays as for files and the command line, not a set of silent tracks; so is
+    a sample rate below 2 kHz, whichever call reads the file."""
     with pytest.raises(AudioError, match="the audio is silent"):
         tiny.separate_tensor(np.zeros((2, 1600), np.float32), 16000, "rain")
+    sf.write(tmp_path / "silent.wav", np.zeros(1600, np.float32), 16000)
+    with pytest.raises(AudioError, match=f"^{re.escape(str(tmp_path / 'silent.wav'))}: the audio is silent"):
+        tiny.separate_file(tmp_path / "silent.wav", "rain")
+    sf.write(tmp_path / "slow.wav", tone_noise(1.0, 1000)[0], 1000)
+    for call in (tiny.separate_file, tiny.separate_to_files):
+        with pytest.raises(AudioError, match="slow.wav: the sample rate must be a whole number of Hz, at least 2000"):
+            call(tmp_path / "slow.wav", "rain")
 
 
 def test_devices_by_name_torch_device_or_none():

@@ -509,6 +509,7 @@ def test_class_folders_say_what_they_leave_out(tmp_path, capsys):
     song = tmp_path / "songs" / "a song"  # the --stems layout: a song's mix with its stems is not a class folder
     (song / "tracks").mkdir(parents=True)
     sf.write(song / "a_song__mix.flac", np.zeros(800, np.float32), 16000)
-    sf.write(song / "tracks" / "a_song__bass.flac", np.zeros(800, np.float32), 16000)
-    with pytest.raises(ValueError, match=r"a song's mix, so this is a folder of songs with stems.*lass evaluate --stems"):
+    for stem in ("bass", "drums"):
+        sf.write(song / "tracks" / f"a_song__{stem}.flac", np.zeros(800, np.float32), 16000)
+    with pytest.raises(ValueError, match=r"a song's mix, so this is a folder of songs with stems.*evaluate --stems"):
         read_class_folders(tmp_path / "songs")

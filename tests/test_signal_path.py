@@ -71,14 +71,15 @@ def separated_whole(model, x: np.ndarray, conds: torch.Tensor) -> np.ndarray:
 def test_chunked_equals_whole_file(model_dir, name, segment):
     """With the automatic context (the network's receptive field) chunking changes nothing (< 1e-4),
     also for a time-strided network, whose frame groups the engine keeps aligned (1.01 s: a segment
-    that is not a whole number of groups)."""
+    that is not a whole number of groups). The second channel is 40 dB down: each is heard at its own level."""
     model = load_model_file(model_dir / f"{name}.safetensors")
-    x = tone_noise(21.3, 16000, 2, seed=3)
+    x = tone_noise(21.3, 16000, 2, seed=3) * np.array([[1.0], [0.01]], np.float32)
     conds = torch.randn(3, 768)
     whole = separated_whole(model, x, conds)
     chunked = separate_array(model, conds, x, 16000, EngineConfig(segment=segment, overlap=0.25))
-    rel = np.max(np.abs(chunked - whole)) / np.max(np.abs(whole))
-    assert rel < 1e-4
+    for channel in range(2):
+        rel = np.max(np.abs(chunked[:, channel] - whole[:, channel])) / np.max(np.abs(whole[:, channel]))
+        assert rel < 1e-4
 
 
 @pytest.mark.parametrize("segment, overlap", [(1.0, 0.6), (1.0, 0.9), (4.0, 0.75), (0.05, 0.5)])
@@ -146,6 +147,15 @@ def test_each_channel_is_separated_as_it_would_be_alone(model_dir):
     quiet = separate_array(model, conds, np.stack([other, x / 100]), 16000)[:, 1]
     assert np.max(np.abs(quiet * 100 - alone)) < 1e-4 * np.max(np.abs(alone))
     assert np.allclose(input_gain(np.array([0.0, 0.01]), -25.0), [1.0, 10 ** (-25 / 20) / 0.01])
+    # a channel of rounding residue (denormals) beside a loud one is silence, and one far down is lifted as one
+    # 60 dB down, not to full scale (a gain of 1e40 overflowed to inf: NaN tracks, then full scale in files)
+    residue = np.zeros_like(x)
+    residue[::1600] = 1e-42
+    pair = separate_array(model, conds, np.stack([other, residue]), 16000)
+    assert np.isfinite(pair).all() and np.max(np.abs(pair[:, 1])) < 1e-30
+    assert input_gain(np.array([1e-8, 0.1]), -25.0)[0] == pytest.approx(10 ** (-25 / 20) / 1e-4)  # 60 dB down
+    assert list(input_gain(np.array([1e-42, 0.1]), -25.0))[0] == 1.0  # below -200 dBFS: silence, not lifted
+    assert separate_array(model, conds, np.zeros((2, 0), np.float32), 16000).shape == (2, 2, 0)
 
 
 def test_no_context_differs_but_crossfade_keeps_it_close(model_dir):

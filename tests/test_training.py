@@ -1322,7 +1322,10 @@ def test_config_paths_keys_and_bare_settings_say_what_they_mean(tmp_path, monkey
     config.write_text("data: {batch_size: 2}\noptim: {lr: 1e-3}\ndata: {batch_size: 4}\n")
     with pytest.raises(ValueError, match=r"not valid YAML \(line 3\): 'data' is given twice in one section"):
         load_config(config)
-    config.write_text("optim: {lr: 1e-3}\n")
+    config.write_text("optim: &fast {lr: 1e-3, weight_decay: 0.1}\ntrainer: {max_steps: 3}\n")
+    config.write_text(config.read_text() + "data: {validation: {<<: {type: folders, path: /x}, path: ~/clips}}\n")
+    merged = load_config(config)  # YAML merge keys: their keys may be overridden, as YAML means
+    assert merged.data.validation == {"type": "folders", "path": str(home / "clips")}
     for bare, meant in (("lr", "optim.lr"), ("batch_size", "data.batch_size"),
                         ("segment_seconds", "data.mixing.segment_seconds")):
         with pytest.raises(ValueError, match=re.escape(f"did you mean --set {meant}=2?")):
@@ -1331,7 +1334,10 @@ def test_config_paths_keys_and_bare_settings_say_what_they_mean(tmp_path, monkey
     # sources of the wrong kind, and folders with nothing to train on, say so and name the folder
     (tmp_path / "esc").mkdir()
     (tmp_path / "esc" / "meta.csv").write_text("filename,fold,category\n")
+    (tmp_path / "esc_repo" / "meta").mkdir(parents=True)  # ESC-50's own repository: meta/esc50.csv
+    (tmp_path / "esc_repo" / "meta" / "esc50.csv").write_text("filename,fold,category\n")
     for spec, message in (({"type": "folders", "path": str(tmp_path / "esc")}, "an ESC-50 folder (meta.csv)"),
+                          ({"type": "folders", "path": str(tmp_path / "esc_repo")}, "an ESC-50 folder (esc50.csv)"),
                           ({"type": "manifest", "path": str(project / "clips")}, "a manifest is a CSV"),
                           ({"type": "folders", "path": str(project / "clips")},
                            "no audio files (.aif, .aiff, .flac, .mp3, .ogg, .wav) in it: its class folders (dog) are "
@@ -1340,7 +1346,8 @@ def test_config_paths_keys_and_bare_settings_say_what_they_mean(tmp_path, monkey
         with pytest.raises(ValueError, match=re.escape(message)):
             read_dataset(spec)
     sf.write(project / "clips" / "dog" / "a.wav", np.zeros(800, np.float32), 16000)
-    assert len(read_dataset({"type": "folders", "path": str(project / "clips")})) == 1
+    sf.write(project / "clips" / "dog" / "kitchen_mix.wav", np.zeros(800, np.float32), 16000)  # a clip, not a song
+    assert len(read_dataset({"type": "folders", "path": str(project / "clips")})) == 2
 
 
 def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp_path, capsys):
@@ -1358,5 +1365,9 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
     with pytest.raises(ValueError, match="data.train"):  # the data is missing: after the notes on the config
         train(config, progress=False)
     assert "warms up over optim.warmup_steps 300, and this run stops at step 4" in capsys.readouterr().err
+    config.optim.warmup_steps = 4  # step k runs at (k + 1) / warmup of the rate: the 4th reaches it
+    with pytest.raises(ValueError, match="data.train"):
+        train(config, progress=False)
+    assert "warms up" not in capsys.readouterr().err
     with pytest.raises(ValueError, match="an exported model, not a training checkpoint: separate with it"):
         read_checkpoint(tmp_path / "model.safetensors")

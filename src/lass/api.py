@@ -5,7 +5,6 @@ import dataclasses
 import itertools
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -49,6 +48,8 @@ def query_list(queries: object, kind: str = "queries") -> list:
     once: a generator would otherwise be used up before its tracks are named."""
     if isinstance(queries, str):
         return [queries]
+    if isinstance(queries, (bytes, bytearray)):
+        raise QueryError(f"{kind} must be text, got {type(queries).__name__}: decode it first")
     if isinstance(queries, torch.Tensor) or (isinstance(queries, np.ndarray) and queries.dtype.kind not in "USO"):
         raise QueryError(f"{kind} must be text, got a {type(queries).__name__} of numbers (audio queries are not "
                          f"supported: describe the sound in words)")
@@ -150,7 +151,6 @@ class Separator:
         self.progress = progress
         self.callback = callback
         self._encoder = None
-        self._encoder_lock = threading.Lock()
 
     @property
     def samplerate(self) -> int:
@@ -175,9 +175,8 @@ class Separator:
     @property
     def encoder(self):
         """The model's text encoder (`encode(texts)` -> unit-norm embeddings), loaded on first use."""
-        with self._encoder_lock:  # threads that separate at once would otherwise each start loading it
-            if self._encoder is None:
-                self._encoder = shared_text_encoder(self.model.config.text_encoder)
+        if self._encoder is None:  # threads that get here at once get one encoder: shared_text_encoder's lock
+            self._encoder = shared_text_encoder(self.model.config.text_encoder)
         return self._encoder
 
     def conditions(self, queries: Sequence[str] | str, negative: Sequence[str] | str | None = None) -> torch.Tensor:
@@ -268,6 +267,10 @@ class Separator:
         queries = query_list(queries)
         conds = self.conditions(queries, negative)  # query errors before any file work
         meta = audio.info(path)
+        try:
+            check_sample_rate(meta.sample_rate)
+        except AudioError as err:
+            raise AudioError(f"{path}: {err}") from None
         # a first pass: the level the network hears, and the band the content fills
         survey = InputSurvey.of(_file_blocks(path, meta, block_seconds), meta.sample_rate)
         rms = survey.rms

@@ -34,6 +34,27 @@ def is_song_mix(path: str | os.PathLike) -> bool:
     return re.search(r"mix\.\w+$", Path(path).name) is not None
 
 
+def _is_song(mix: Path) -> bool:
+    """A '..._mix.flac' with its stems in a folder beside it (SiSEC's layout): a song, not a clip of one sound
+    ('kitchen_mix.wav' among a class's clips is a clip)."""
+    if not re.search(r"(^|[_\-. ])mix\.\w+$", mix.name):
+        return False
+    stems = [p for p in mix.parent.rglob("*") if p.parent != mix.parent and p.suffix.lower() in AUDIO_EXTENSIONS]
+    return len(stems) >= 2
+
+
+def esc50_meta(root: str | os.PathLike) -> Path | None:
+    """The ESC-50 table of a folder: meta.csv, or meta/esc50.csv as in ESC-50's own repository; None if neither."""
+    for meta in (Path(root) / "meta.csv", Path(root) / "meta" / "esc50.csv"):
+        if meta.exists():
+            return meta
+    return None
+
+
+def _first_names(names: list[str]) -> str:
+    return f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+
+
 def label_text(label: str) -> str:
     """'chirping_birds' -> 'chirping birds'."""
     return " ".join(label.replace("_", " ").split())
@@ -72,10 +93,8 @@ def _need_columns(path, found: list[str], needed: tuple[str, ...]) -> None:
 
 def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[Item]:
     root = Path(root)
-    meta = root / "meta.csv"
-    if not meta.exists():
-        meta = root / "meta" / "esc50.csv"
-    if not meta.exists():
+    meta = esc50_meta(root)
+    if meta is None:
         raise FileNotFoundError(f"{root}: no ESC-50 meta.csv found")
     audio_dir = root / "audio"
     items, present = [], set()
@@ -103,7 +122,7 @@ def read_class_folders(root: str | os.PathLike) -> list[Item]:
     items, empty = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         found = [file for file in sorted(folder.rglob("*")) if file.suffix.lower() in AUDIO_EXTENSIONS]
-        mixes = [file for file in found if is_song_mix(file)]
+        mixes = [file for file in found if _is_song(file)]
         if mixes:  # a song's mix and its stems are not clips of one sound called by the folder's name
             raise ValueError(f"{root}: {mixes[0].relative_to(root)} is a song's mix, so this is a folder of songs "
                              f"with stems, not of class folders: `lass evaluate --stems {root}` scores such songs; "
@@ -115,13 +134,12 @@ def read_class_folders(root: str | os.PathLike) -> list[Item]:
         raise ValueError(f"{root}: audio files, but no class folders: the clips must be in a folder per class, "
                          f"{root}/<label>/*.wav")
     if not items:
-        inside = f": its class folders ({', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}) are empty" \
-            if empty else ", and no class folders"
+        inside = f": its class folders ({_first_names(empty)}) are empty" if empty else ", and no class folders"
         raise ValueError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in it{inside}; the clips "
                          f"must be in a folder per class, {root}/<label>/*.wav")
     if empty and items:
         print(f"lass: {len(empty)} class folder{'s' * (len(empty) > 1)} of {root} without audio, left out: "
-              f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}", file=sys.stderr, flush=True)
+              f"{_first_names(empty)}", file=sys.stderr, flush=True)
     return items
 
 
@@ -229,9 +247,9 @@ def read_dataset(spec: dict) -> list[Item]:
         if not os.path.isdir(spec["path"]):
             raise ValueError(f"{spec['path']}: a folders source is a folder of class folders; a CSV or JSON list of "
                              f"clips and captions is `type: manifest`")
-        if os.path.exists(os.path.join(spec["path"], "meta.csv")):
-            raise ValueError(f"{spec['path']}: an ESC-50 folder (meta.csv), not a folder per class: `type: esc50` "
-                             f"reads it, with `folds: [...]` to choose folds")
+        if esc50_meta(spec["path"]) is not None:
+            raise ValueError(f"{spec['path']}: an ESC-50 folder ({esc50_meta(spec['path']).name}), not a folder per "
+                             f"class: `type: esc50` reads it, with `folds: [...]` to choose folds")
         items = read_class_folders(spec["path"])
     else:
         if os.path.isdir(spec["path"]):

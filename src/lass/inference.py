@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .models.separator import MaskSeparator
+from .models.separator import MaskSeparator, channel_gains
 
 
 @dataclass
@@ -114,8 +114,7 @@ class ChunkedSeparator:
                  input_gain: float | np.ndarray = 1.0, band_hz: float | None = None):
         config.validate()
         self.model = model
-        gains = np.broadcast_to(np.asarray(input_gain, np.float32), (channels,))  # one per channel
-        self.input_gain = torch.from_numpy(gains.copy()).to(config.device)
+        self.input_gain = channel_gains(input_gain, channels, torch.empty(0, device=config.device))
         self.band_hz = band_hz  # the input's own Nyquist frequency, where it is below the model's
         self.conds = conds
         self.queries = conds.shape[0]
@@ -317,7 +316,8 @@ class InputSurvey:
     @property
     def channel_rms(self) -> np.ndarray:
         """Each channel's RMS: the engine brings each channel to the network's level on its own, so that a quiet
-        channel (a dead microphone, a panned source) is separated as it would be alone."""
+        channel (a dead microphone, a panned source) is separated as it would be alone. Empty before any sample
+        (any gain then means 1)."""
         if not self.count:
             return np.zeros(0 if self.energy is None else self.energy.size)
         return np.sqrt(self.energy / self.count)
@@ -369,13 +369,20 @@ class InputSurvey:
         return float(max(edge, int(1000 / hz)) * hz)
 
 
+SILENT_RMS = 1e-10  # -200 dBFS: below it a channel is silence (denormal residue), lifted by nothing
+CHANNEL_FLOOR_DB = -60.0  # a channel is heard as if at least this far below the loudest one
+
+
 def input_gain(rms: float | np.ndarray, level_db: float | None) -> float | np.ndarray:
     """The gain that brings a channel of this RMS (over the whole input) to `level_db`, the level the network
     hears (`ModelConfig.input_level_db`); an array of RMS gives one gain per channel. One gain per channel of the
     whole input, not per segment, so that chunked output still equals whole-file output; 1 for silence or when the
-    model asks for none."""
+    model asks for none. A channel far below the loudest (more than CHANNEL_FLOOR_DB) is lifted as one at that
+    floor: its own level would lift rounding noise to full scale."""
     values = np.asarray(rms, dtype=np.float64)
-    usable = (values > 0) & np.isfinite(values)
+    usable = (values > SILENT_RMS) & np.isfinite(values)
+    if values.ndim and usable.any():
+        values = np.maximum(values, values[usable].max() * 10 ** (CHANNEL_FLOOR_DB / 20))
     gains = np.ones_like(values) if level_db is None else np.where(usable, 10 ** (level_db / 20) / np.where(
         usable, values, 1.0), 1.0)
     return float(gains) if gains.ndim == 0 else gains

@@ -76,13 +76,12 @@ class TextEncoder(torch.nn.Module):
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
         self._cache: dict[str, torch.Tensor] = {}
-        self._lock = threading.Lock()  # a fast tokenizer refuses two threads at once ("Already borrowed")
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(len(texts), dim) float32 on CPU."""
         texts = [validate_query(t) for t in texts]
-        with self._lock:
+        with _ENCODE_LOCK:  # a fast tokenizer refuses two threads at once ("Already borrowed")
             return self._encode(texts)
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
@@ -127,6 +126,8 @@ def build_condition(positive: torch.Tensor, negative: torch.Tensor | None) -> to
 
 _SHARED: dict[str, TextEncoder] = {}
 _SHARED_LOCK = threading.Lock()  # transformers' lazy imports fail when two threads start them at once
+# one for every encoder, at module level so that encoders (and Separators) still pickle and deep-copy
+_ENCODE_LOCK = threading.Lock()
 
 
 def shared_text_encoder(name_or_path: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:

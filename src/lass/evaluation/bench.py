@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.separator import channel_gains
+
 
 class BaselineAdapter(nn.Module):
     """Runs AudioSep's ResUNet30 (random weights) through lass's own engine, so both models pay
@@ -40,11 +42,12 @@ class BaselineAdapter(nn.Module):
         self.context_frames = 0
         self.frame_multiple = 1
 
-    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor, input_gain: float | torch.Tensor = 1.0,
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor,
+                      input_gain: float | np.ndarray | torch.Tensor = 1.0,
                       band_hz: float | None = None):
         queries, (channels, length) = conds.shape[0], mixture.shape
         cond = conds[:, :512].repeat_interleave(channels, 0)
-        gain = torch.as_tensor(input_gain, dtype=mixture.dtype).reshape(-1, 1).expand(channels, 1).repeat(queries, 1)
+        gain = channel_gains(input_gain, channels, mixture).reshape(-1, 1).repeat(queries, 1)
         est = (self.net(mixture.repeat(queries, 1) * gain, cond) / gain).reshape(queries, channels, length)
         return est, torch.ones_like(est)
 

@@ -284,29 +284,28 @@ def _level_or_none(text: str) -> float | None:
 
 
 def _protocols(args, model_rate: int):
-    from ..datasets import ClipBank, read_class_folders, read_esc50
+    from ..datasets import ClipBank, esc50_meta, read_class_folders, read_esc50
 
     if args.data:  # one of the three: _check_options
         root = Path(args.data)
         if not root.is_dir():
             raise FileNotFoundError(f"--data: no such folder: {root}")
-        esc50 = (root / "meta.csv").exists()
+        esc50 = esc50_meta(root) is not None
         if args.folds and not esc50:  # a folder per class has no folds: evaluating all of it would mislead
             raise ValueError(f"--folds needs the ESC-50 layout (meta.csv), which {root} does not have; "
                              f"without --folds its class folders are used")
-        items = read_esc50(root, args.folds) if esc50 else read_class_folders(root)
+        items = read_esc50(root, args.folds) if esc50 else read_class_folders(root)  # class folders: some, or an error
         if not items:
-            if esc50:
-                raise ValueError(f"--data {root}: no clips listed in meta.csv for folds {args.folds or 'any'}")
-            raise ValueError(f"--data {root}: no labelled clips found; without meta.csv (ESC-50) the clips must be "
-                             f"in a folder per class, {root}/<label>/*.wav")
+            raise ValueError(f"--data {root}: no clips listed in meta.csv for folds {args.folds or 'any'}")
         if esc50 and not args.folds and (args.model or "default") == "default":  # the protocol scores fold 4 alone
             print(f"lass: note: no --folds: every fold in {root} is evaluated; the bundled model was trained on "
                   f"ESC-50 folds 1-3, so only fold 4 (--folds 4) is unheard by it", file=sys.stderr)
         bank = ClipBank(items, model_rate)
         if len(bank.label_names) < 2:  # every clip left out (silent, too short), or one class: nothing to mix
-            raise ValueError(f"--data {root}: {len(bank.label_names)} class{'es' * (len(bank.label_names) != 1)} with "
-                             f"usable clips, and mixtures need two (the lines above say which clips were left out)")
+            classes = len(bank.label_names)
+            left_out = " (the lines above say which clips were left out)" if len(bank) < len(items) else ""
+            raise ValueError(f"--data {root}: {classes} class{'es' * (classes != 1)} with usable clips, and mixtures "
+                             f"need two{left_out}")
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
         for n in args.interferers:
             yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",

@@ -1,6 +1,7 @@
 """A mask-based separator: STFT -> mask network -> masked mixture (mixture phase) -> iSTFT."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -8,6 +9,17 @@ from ..stft import STFT, STFTConfig
 from .config import ModelConfig
 from .band_split import BandSplitTCN
 from .film_tcn import FiLMTCN, per_query
+
+
+def channel_gains(gain: float | np.ndarray | torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor:
+    """One gain for all channels or one per channel -> a (channels,) tensor on `like`'s device, in its real dtype."""
+    dtype = like.real.dtype if like.is_complex() else like.dtype
+    gains = torch.as_tensor(np.asarray(gain, np.float32) if not isinstance(gain, torch.Tensor) else gain)
+    if gains.numel() == 0:  # an input without samples: nothing to hear at any level
+        gains = torch.ones(1)
+    if gains.numel() not in (1, channels):
+        raise ValueError(f"{gains.numel()} gains for {channels} channels")
+    return gains.to(device=like.device, dtype=dtype).reshape(-1).expand(channels).contiguous()
 
 
 UPPER_BAND_DB = -5.0  # -10 to 0 dB scored within 0.1 dB of each other at 8 and 11.025 kHz (docs/benchmarks.md)
@@ -123,7 +135,8 @@ class MaskSeparator(nn.Module):
         top = magnitude[..., cut - cut // 12 : cut, :].mean(-2, keepdim=True) * 10 ** (UPPER_BAND_DB / 20)
         return torch.cat([magnitude[..., :cut, :], torch.maximum(magnitude[..., cut:, :], top)], dim=-2)
 
-    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor, input_gain: float | torch.Tensor = 1.0,
+    def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor,
+                      input_gain: float | np.ndarray | torch.Tensor = 1.0,
                       band_hz: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """mixture (C, L), conds (Q, 2*query_dim) -> estimates (Q, C, L) and high-band gains (Q, C, L).
 
@@ -139,9 +152,8 @@ class MaskSeparator(nn.Module):
         channels, length = mixture.shape
         queries = conds.shape[0]
         spec = self.stft(mixture)  # (C, F, T)
-        if isinstance(input_gain, torch.Tensor):
-            input_gain = input_gain.reshape(-1, 1, 1)  # one per channel
-        encoded = self.network.encode_mixture(self.heard(spec, input_gain, band_hz))  # (C, D, T)
+        gains = channel_gains(input_gain, channels, spec).reshape(-1, 1, 1)
+        encoded = self.network.encode_mixture(self.heard(spec, gains, band_hz))  # (C, D, T)
         masks = []
         for group in conds.split(self.query_group):  # bounded activations: large groups fall out of cache
             n = group.shape[0]

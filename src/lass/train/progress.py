@@ -124,7 +124,7 @@ class KeepConfig(Callback):
             header.append(f"precision auto -> {self.precision} on this machine")
         init = self.init
         source = self.config.model.source or ""
-        if init is None and source.startswith(FINE_TUNED):  # resumed: the run's first part was given --init
+        if init is None and self.resume and source.startswith(FINE_TUNED):  # resumed: its first part had --init
             init = source[len(FINE_TUNED):].split(", from ")[0]
         init = f" --init {init}" if init else ""
         header.append(f"to train it again: lass train --config THIS_FILE{init} --output NEW_FOLDER (output_dir "

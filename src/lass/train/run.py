@@ -170,7 +170,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
     config.optim.lr = started or config.optim.lr or (FINE_TUNE_LR if initial is not None else SCRATCH_LR)
     check_crops(config)  # against the STFT of the model the run trains
     max_steps = trainer_settings(config).get("max_steps", -1)
-    if resume is None and isinstance(max_steps, int) and 0 < max_steps <= config.optim.warmup_steps:
+    if resume is None and isinstance(max_steps, int) and 0 < max_steps < config.optim.warmup_steps:
         print(f"lass: note: the learning rate warms up over optim.warmup_steps {config.optim.warmup_steps}, and this "
               f"run stops at step {max_steps}: it never reaches optim.lr {config.optim.lr:g} (a short run: set "
               f"optim.warmup_steps to a tenth of its steps or so)", file=sys.stderr, flush=True)
