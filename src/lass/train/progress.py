@@ -20,9 +20,7 @@ from .config import FINE_TUNED, TrainConfig, config_yaml
 
 
 def _duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes == 0:
-        return "under 1 min"
+    minutes = max(1, round(seconds / 60))  # "about 0 min" left a user wondering whether it had stopped
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
