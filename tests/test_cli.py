@@ -213,6 +213,20 @@ def test_a_query_named_like_a_residual_keeps_its_own_file(capsys, song, tmp_path
     assert not np.allclose(other, dog_rest, atol=1e-3)  # the query's own target, not a residual
 
 
+def test_the_summary_names_each_file_by_its_query_as_typed(capsys, song, tmp_path, tiny_model):
+    """-q 'dog!' -q dog-2 -q dog writes dog.wav, dog-2.wav and dog-3.wav: file names alone would say that the query
+    dog went to dog.wav; the summary names the query that each file holds. Standard input is refused by name."""
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "dog!", "-q", "dog-2", "-q", "dog", "-m", tiny_model,
+                           "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    folder = tmp_path / "out" / "song"
+    for line in (f"'dog!': {folder / 'dog.wav'}", f"'dog-2': {folder / 'dog-2.wav'}",
+                 f"'dog': {folder / 'dog-3.wav'}", f"residual: {folder / 'residual.wav'}"):
+        assert f"  {line}\n" in err, err
+    code, _, err = run_cli(capsys, "separate", "-", "-q", "dog", "-m", tiny_model, "-o", str(tmp_path / "o2"))
+    assert_one_line_error(code, err, "reading audio from standard input (-) is not supported")
+
+
 def test_unknown_model(capsys, song, tmp_path):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", "no-such-model", "-o", str(tmp_path))
     assert_one_line_error(code, err, "unknown model", "no-such-model")
@@ -399,7 +413,8 @@ def test_notes_name_a_narrow_band_and_keep_long_queries_short(capsys, tmp_path, 
 
 
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
-    """`timeout` and `kill` send SIGTERM: the run stops with 130 and leaves no temporaries or outputs."""
+    """`timeout` and `kill` send SIGTERM: the run stops with 143 (128 + SIGTERM, as a shell reports it) and leaves
+    no temporaries or outputs."""
     import signal
     import time
 
@@ -413,7 +428,7 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
         time.sleep(0.2)  # until its temporaries exist: separating has begun
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() or not any(out.rglob("*"))
 

@@ -50,6 +50,8 @@ def cmd_separate(args) -> int:
                             force=args.force, sample_rate=args.sample_rate)
     if not args.out.strip():
         raise UserError("-o: the output folder is empty; give a folder, or leave -o out for 'separated'")
+    if "-" in args.inputs and not os.path.exists("-"):
+        raise UserError("reading audio from standard input (-) is not supported: give a file")
     if args.sample_rate is not None and not 1000 <= args.sample_rate <= 384000:
         raise UserError(f"--sample-rate must be between 1000 and 384000 Hz, got {args.sample_rate}")
     from .audio import check_output_format
@@ -57,7 +59,7 @@ def cmd_separate(args) -> int:
     check_output_format(options.format, options.subtype)
     _check_distinct_outputs(args.inputs, args.out)  # before the model loads: a pure check of the arguments
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
-                          progress=not args.quiet)
+                          progress=not args.quiet and sys.stderr.isatty())  # no bar drawn into a log file
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
     model_rate = separator.model.sample_rate
     _interrupt_on_sigterm()  # `timeout` and `kill` send SIGTERM: clean up as for Ctrl-C
@@ -66,13 +68,15 @@ def cmd_separate(args) -> int:
         started = time.perf_counter()
         try:
             result = separator.separate_to_files(path, args.query, args.negative, options, band_hz=args.band)
+        except KeyboardInterrupt:  # first: matching _user_errors() would import
+            done = args.inputs.index(path) - len(failures)
+            _say(f"lass: interrupted; no partial output of {path} was left behind"
+                 f"{f' ({done} of {len(args.inputs)} inputs were separated before it)' if done else ''}")
+            return _interrupted_exit()
         except _user_errors() as err:
             _say(f"lass: error: {err}")
             failures.append(path)
             continue
-        except KeyboardInterrupt:
-            _say("lass: interrupted; no partial output was left behind")
-            return 130
         elapsed = time.perf_counter() - started
 
         def note(text: str, path: str = path) -> None:  # under --quiet no line names the file: the note does
@@ -81,7 +85,7 @@ def cmd_separate(args) -> int:
         if not args.quiet:
             rtf = elapsed / result.duration if result.duration else 0.0
             _say(f"{path}: {result.duration:.1f} s separated in {elapsed:.1f} s (real-time factor {rtf:.3f})")
-            for name, out in result.outputs.items():
+            for name, out in zip(_output_labels(args.query, result.outputs), result.outputs.values()):
                 _say(f"  {name}: {out}")
             if args.band == "auto" and result.band_hz is not None and result.band_hz < result.input_sample_rate / 2:
                 note(f"the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
@@ -148,10 +152,27 @@ def _shown(query: str, limit: int = 60) -> str:
     return query if len(query) <= limit else query[: limit - 1] + "…"
 
 
+def _output_labels(queries: list[str], outputs: dict[str, str]) -> list[str]:
+    """What each written file holds, as the summary names it: a track by its query as typed (its file name may be
+    another's, numbered: -q 'dog!' -q dog writes dog.wav and dog-2.wav), the residuals by their names."""
+    tracks = [f"'{_shown(query)}'" for query in queries]
+    return tracks + list(outputs)[len(queries):]
+
+
+_SIGNALS: list[int] = []  # what interrupted the run: SIGTERM exits 143, Ctrl-C 130, as shells report them
+
+
+def _interrupted_exit() -> int:
+    import signal
+
+    return 128 + (_SIGNALS[-1] if _SIGNALS else int(signal.SIGINT))
+
+
 def _interrupt_on_sigterm() -> None:
     import signal
 
     def interrupt(signum, frame):
+        _SIGNALS.append(int(signum))
         raise KeyboardInterrupt
 
     try:
@@ -378,12 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # first: matching _user_errors() imports torch, which an interrupt can cut short
+        _say("lass: interrupted")
+        return _interrupted_exit()
     except _user_errors() as err:
         _say(f"lass: error: {err}")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        _say("lass: interrupted")
-        return 130
 
 
 if __name__ == "__main__":
