@@ -249,6 +249,9 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--segment", "inf",
                            "-o", str(tmp_path))
     assert_one_line_error(code, err, "--segment")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--sample-rate", "1500",
+                           "-o", str(tmp_path))
+    assert_one_line_error(code, err, "--sample-rate must be between 2000 and 384000 Hz, got 1500")
 
 
 def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):

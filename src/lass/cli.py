@@ -42,7 +42,7 @@ def _say(message: str) -> None:
 
 
 def cmd_separate(args) -> int:
-    from .api import OutputOptions, Separator
+    from .api import MIN_SAMPLE_RATE, OutputOptions, Separator
 
     subtype = "float32" if args.float32 else "int24" if args.int24 else "int16"
     options = OutputOptions(directory=args.out, format=args.format, subtype=subtype, clip_mode=args.clip_mode,
@@ -52,8 +52,8 @@ def cmd_separate(args) -> int:
         raise UserError("-o: the output folder is empty; give a folder, or leave -o out for 'separated'")
     if "-" in args.inputs and not os.path.exists("-"):
         raise UserError("reading audio from standard input (-) is not supported: give a file")
-    if args.sample_rate is not None and not 1000 <= args.sample_rate <= 384000:
-        raise UserError(f"--sample-rate must be between 1000 and 384000 Hz, got {args.sample_rate}")
+    if args.sample_rate is not None and not MIN_SAMPLE_RATE <= args.sample_rate <= 384000:
+        raise UserError(f"--sample-rate must be between {MIN_SAMPLE_RATE} and 384000 Hz, got {args.sample_rate}")
     from .audio import check_output_format
 
     check_output_format(options.format, options.subtype)
