@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .models.separator import MaskSeparator, channel_gains
+from .models.separator import MaskSeparator
 
 
 @dataclass
@@ -114,7 +114,7 @@ class ChunkedSeparator:
                  input_gain: float | np.ndarray = 1.0, band_hz: float | None = None):
         config.validate()
         self.model = model
-        self.input_gain = channel_gains(input_gain, channels, torch.empty(0, device=config.device))
+        self.input_gain = input_gain  # one for all channels or one per channel: MaskSeparator.separate_many
         self.band_hz = band_hz  # the input's own Nyquist frequency, where it is below the model's
         self.conds = conds
         self.queries = conds.shape[0]
@@ -381,10 +381,10 @@ def input_gain(rms: float | np.ndarray, level_db: float | None) -> float | np.nd
     floor: its own level would lift rounding noise to full scale."""
     values = np.asarray(rms, dtype=np.float64)
     usable = (values > SILENT_RMS) & np.isfinite(values)
-    if values.ndim and usable.any():
-        values = np.maximum(values, values[usable].max() * 10 ** (CHANNEL_FLOOR_DB / 20))
-    gains = np.ones_like(values) if level_db is None else np.where(usable, 10 ** (level_db / 20) / np.where(
-        usable, values, 1.0), 1.0)
+    gains = np.ones_like(values)
+    if level_db is not None and usable.any():
+        floor = values[usable].max() * 10 ** (CHANNEL_FLOOR_DB / 20)
+        gains[usable] = 10 ** (level_db / 20) / np.maximum(values[usable], floor)
     return float(gains) if gains.ndim == 0 else gains
 
 
@@ -398,8 +398,8 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
     Yields (mixture (C, n), targets (Q, C, n)) blocks at `rate`, in order; their total length is
     exactly the input's. `progress` is called with the number of input samples consumed. The network
     hears the input times `gain`, one for all channels or one per channel (see `input_gain`); the outputs keep
-    the input's level. Below the model's
-    rate, or below `band_hz` where given, the input's empty upper band is heard filled (`MaskSeparator.heard`).
+    the input's level. Below the model's rate, or below `band_hz` where given, the input's empty upper band is
+    heard filled (`MaskSeparator.heard`).
     """
     config = config or EngineConfig()
     queries = conds.shape[0]
