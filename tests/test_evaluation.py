@@ -513,3 +513,7 @@ def test_class_folders_say_what_they_leave_out(tmp_path, capsys):
         sf.write(song / "tracks" / f"a_song__{stem}.flac", np.zeros(800, np.float32), 16000)
     with pytest.raises(ValueError, match=r"a song's mix, so this is a folder of songs with stems.*evaluate --stems"):
         read_class_folders(tmp_path / "songs")
+    from lass.datasets import is_song_mix
+
+    assert [is_song_mix(name) for name in ("mix.wav", "a_song__mix.flac", "a-mix.ogg", "remix.wav", "mixer.wav")] \
+        == [True, True, True, False, False]

@@ -30,14 +30,15 @@ class Item:
 
 
 def is_song_mix(path: str | os.PathLike) -> bool:
-    """A multitrack song's mixture ('..._mix.flac'), whose stems lie beside it: the layout `--stems` scores."""
-    return re.search(r"mix\.\w+$", Path(path).name) is not None
+    """By its name, a multitrack song's mixture ('mix.flac', '..._mix.flac'; not 'remix.wav'), whose stems lie
+    beside it: the layout `--stems` scores."""
+    return re.search(r"(^|[_\-. ])mix\.\w+$", Path(path).name) is not None
 
 
 def _is_song(mix: Path) -> bool:
-    """A '..._mix.flac' with its stems in a folder beside it (SiSEC's layout): a song, not a clip of one sound
-    ('kitchen_mix.wav' among a class's clips is a clip)."""
-    if not re.search(r"(^|[_\-. ])mix\.\w+$", mix.name):
+    """A song's mix with its stems in a folder beside it (SiSEC's layout), not a clip of one sound that is named
+    so ('kitchen_mix.wav' among a class's clips)."""
+    if not is_song_mix(mix):
         return False
     stems = [p for p in mix.parent.rglob("*") if p.parent != mix.parent and p.suffix.lower() in AUDIO_EXTENSIONS]
     return len(stems) >= 2

@@ -126,7 +126,7 @@ def _under(root: Path, name: str) -> str:
 
 def stem_cases(folder: str | os.PathLike, template: str = "{label}",
                stems: list[str] | None = None, limit: int | None = None) -> list[Case]:
-    """Songs with ground-truth stems: each song folder holds a '*mix.*' file and its stem files.
+    """Songs with ground-truth stems: each song folder holds a 'mix.*' or '..._mix.*' file and its stem files.
 
     Each stem is queried by its name; the interference is the mix minus the stem. `limit`: the first stems.
     """
@@ -135,7 +135,7 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
         raise FileNotFoundError(f"--stems: no such folder: {folder}")
     songs = [p.parent for p in sorted(folder.rglob("*")) if p.is_file() and is_song_mix(p)]
     if not songs:
-        raise ValueError(f"{folder}: no '*mix.<ext>' file found under it")
+        raise ValueError(f"{folder}: no song mix ('mix.<ext>' or '<name>_mix.<ext>') found under it")
     cases = []
     for song in songs:
         if limit and len(cases) >= limit:

@@ -204,7 +204,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("what to evaluate on (one of)")
     src.add_argument("--data", help="labelled set: ESC-50 layout (meta.csv) or a folder per class")
     src.add_argument("--list", dest="mixture_list", help="published mixture list CSV (AudioSep or CLAPSep layout)")
-    src.add_argument("--stems", help="folder of songs, each a '*mix.*' file and its stems")
+    src.add_argument("--stems", help="folder of songs, each a 'mix.*' or '..._mix.*' file and its stems")
     p.add_argument("--data-root", default=".", help="where the paths of --list are relative to")
     p.add_argument("--folds", type=int, nargs="*", default=None, help="ESC-50 folds (e.g. 4)")
     p.add_argument("--interferers", type=int, nargs="+", default=[1], help="interferers per mixture (e.g. 1 5)")
