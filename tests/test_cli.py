@@ -157,6 +157,18 @@ def test_zero_length_file(capsys, tmp_path, tiny_model):
     assert_one_line_error(code, err, "empty.wav", "zero length")
 
 
+@pytest.mark.parametrize("subtype, channels", [("PCM_16", 1), ("PCM_24", 2), ("FLOAT", 2)])
+def test_a_wav_cut_short_is_separated_with_a_note(capsys, tmp_path, tiny_model, subtype, channels):
+    whole, cut = tmp_path / "whole.wav", tmp_path / "cut.wav"
+    sf.write(whole, tone_noise(2.0, 16000, channels).T, 16000, subtype=subtype)
+    cut.write_bytes(whole.read_bytes()[:-(whole.stat().st_size // 2)])  # a download stopped halfway
+    for path in (whole, cut):
+        code, _, err = run_cli(capsys, "separate", str(path), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
+        assert code == 0, err
+        assert ("cut short: its header declares 2.0 s and it holds 1.0 s" in err) == (path == cut), err
+    assert sf.info(tmp_path / "cut" / "rain.wav").frames == sf.info(cut).frames  # what it holds, no more
+
+
 def test_silent_file_leaves_no_output(capsys, tmp_path, tiny_model):
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros((16000, 1), np.float32), 16000)

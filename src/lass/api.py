@@ -110,6 +110,8 @@ class FileResult:
     sample_rate: int = 0  # the outputs'
     duration: float = 0.0
     input_sample_rate: int = 0
+    # a WAV file cut short: the duration its header declares (the outputs are as long as what it holds)
+    declared_duration: float | None = None
     # the band the network was told the input holds, where below the model's (a file below the model's rate, or
     # content found to stop there: audio resampled up from a lower rate); None for the whole band
     band_hz: float | None = None
@@ -316,7 +318,8 @@ class Separator:
         products = np.zeros((len(queries), len(queries)))  # tracks' inner products: energies and overlaps
         band = heard_band(survey, band_hz, self.model.sample_rate)
         result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration, input_sample_rate=meta.sample_rate,
-                            band_hz=band)
+                            band_hz=band, declared_duration=None if meta.declared_frames is None
+                            else meta.declared_frames / meta.sample_rate)
         bar = self._progress_bar(meta.frames, Path(path).name)
         try:
             for name, target in targets.items():

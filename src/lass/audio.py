@@ -20,6 +20,9 @@ class AudioInfo:
     channels: int
     frames: int
     format: str
+    # a WAV file cut short (an interrupted download or recording): the frames its header declares, where more than
+    # the file holds. libsndfile reads what is there and does not say so.
+    declared_frames: int | None = None
 
     @property
     def duration(self) -> float:
@@ -45,7 +48,32 @@ def info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
     if meta.frames <= 0:
         raise AudioError(f"{path}: the file has no audio (zero length)")
-    return AudioInfo(path, int(meta.samplerate), int(meta.channels), int(meta.frames), meta.format)
+    declared = _wav_declared_frames(path) if meta.format == "WAV" else None
+    return AudioInfo(path, int(meta.samplerate), int(meta.channels), int(meta.frames), meta.format,
+                     declared if declared is not None and declared > meta.frames else None)
+
+
+_UNKNOWN_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)  # what streaming writers put in a header before the length is known
+
+
+def _wav_declared_frames(path: str) -> int | None:
+    """The frames a RIFF WAV header's data chunk declares; None where it declares no length or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    block_align, at = 0, 12
+    while at + 8 <= len(head):
+        chunk, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
+        if chunk == b"fmt " and at + 22 <= len(head):
+            block_align = int.from_bytes(head[at + 20:at + 22], "little")
+        if chunk == b"data":
+            return size // block_align if block_align and size not in _UNKNOWN_SIZES else None
+        at += 8 + size + (size & 1)  # chunks are padded to an even length
+    return None
 
 
 def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:

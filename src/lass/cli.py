@@ -90,6 +90,9 @@ def cmd_separate(args) -> int:
             if args.band == "auto" and result.band_hz is not None and result.band_hz < result.input_sample_rate / 2:
                 note(f"the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
                      f"lower rate?): separated as such a recording is (--band full to trust the file's rate)")
+        if result.declared_duration is not None:
+            note(f"the file is cut short: its header declares {result.declared_duration:.1f} s and it holds "
+                 f"{result.duration:.1f} s (an interrupted download or recording?); what it holds was separated")
         top, whose = min((result.input_sample_rate / 2, "input"), (model_rate / 2, "model"))
         if isinstance(args.band, float) and args.band >= top:
             note(f"--band {args.band:g} Hz is not below the {whose}'s Nyquist frequency, {top / 1000:g} kHz: it "
