@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,8 +51,9 @@ def test_phase_sensitive_oracle_follows_the_mask_range():
 
 def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, capsys):
     data = synthetic_class_folders(tmp_path / "data", clips_per_class=3)
-    code = main(["evaluate", "--data", str(data), "--interferers", "1", "2", "-m", str(model_dir / "ones.safetensors"), "--query-checks",
-                 "-o", str(tmp_path / "ev"), "--save-audio", "1", "--bss"])
+    code = main(["evaluate", "--data", str(data), "--interferers", "1", "2", "1", "-m",
+                 str(model_dir / "ones.safetensors"), "--query-checks", "-o", str(tmp_path / "ev"), "--save-audio", "1",
+                 "--bss"])
     assert code == 0
     out = capsys.readouterr().out
     assert "oracle IRM" in out and "model / IRM" in out
@@ -66,6 +68,12 @@ def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, ca
     rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv")))
     assert len(rows) == 9 and rows[0]["query"].startswith("the sound of ")
     assert all(row["interferers"] and row["label"] not in row["interferers"] for row in rows)
+    for row in rows:  # each case's files, the target's first: the clip of its label, then one of each interferer
+        files = row["files"].split("; ")
+        assert Path(files[0]).parent.name == row["label"] and [Path(f).parent.name for f in files[1:]] == [
+            row["interferers"]]
+    assert list(summary) == ["1int", "2int"]  # `1 2 1`: the one-interferer protocol once
+    assert (tmp_path / "ev" / "summary.md").read_text().count("interferer, 0 dB") == 1
     for plot in ("per_class_sdri.png", "sdri_hist.png", "spectrograms.png"):
         assert (tmp_path / "ev" / "plots_1int" / plot).stat().st_size > 1000
     assert (tmp_path / "ev" / "summary.md").read_text().count("| SDRi") >= 2
@@ -135,8 +143,14 @@ def test_evaluate_refuses_options_its_protocol_does_not_use_and_records_its_sett
             (["--list", str(tmp_path / "audiosep.csv")], ["--template", "{label}", "--query-checks"],
              "--template, --query-checks do not apply to --list (a list names each mixture's two clips"),
             (["--list", str(tmp_path / "audiosep.csv"), "--data-root", str(data)], ["--negative"],
-             "has no negative captions (audiosep layout)"),
-            (["--data", str(data)], ["--snr", "nan"], "--snr must be a number of dB, got nan")):
+             "has no negative captions (AudioSep layout)"),
+            (["--data", str(data)], ["--snr", "nan"], "--snr must be a number of dB, got nan"),
+            (["--data", str(data)], ["--seed", "-1"], "--seed must be 0 or more, got -1"),
+            (["--data", str(data)], ["--save-audio", "-2"], "--save-audio must be 0 or more, got -2"),
+            (["--list", str(tmp_path / "audiosep.csv")], ["--aggregate", "class-median"],
+             "--aggregate class-median does not apply to --list: its captions are not classes"),
+            (["--list", str(tmp_path / "songs")], [], f"--list {tmp_path / 'songs'}: a folder, where a CSV file"),
+            (["--list", str(data / "beeping" / "beeping_0.wav")], [], "beeping_0.wav: not a CSV file (not UTF-8")):
         assert main(["evaluate", *source, *model, *options, "-o", str(tmp_path / "ev")]) == 1
         assert message in capsys.readouterr().err
     assert not (tmp_path / "ev").exists()
@@ -215,6 +229,69 @@ def test_evaluate_mixture_list_layouts(tmp_path, model_dir, capsys):
         assert summary["sdri"] == pytest.approx(3.0, abs=0.6)  # half the mixture at 0 dB: SNR 0 -> ~3 dB
 
 
+def test_evaluate_lists_with_their_own_ratios_or_mixtures_already_made(tmp_path, model_dir, capsys):
+    """DCASE 2024's lists give each row's ratio; VGGSound's and plain `mixture,target,caption` lists give the
+    mixture itself. Rows whose target cannot be scored (silent, too short) are left out and said so."""
+    from lass.evaluation.protocols import mixture_list
+
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    (tmp_path / "dcase.csv").write_text("source,noise,snr,caption\nbeeping/beeping_0.wav,humming/humming_1.wav,"
+                                        "-6,a beep\nhissing/hissing_0.wav,beeping/beeping_1.wav,9.5,a hiss\n")
+    cases = mixture_list(tmp_path / "dcase.csv", data, 16000)
+    for case, ratio in zip(cases, (-6.0, 9.5)):
+        achieved = 10 * np.log10(np.sum(case.target ** 2) / np.sum(case.interference ** 2))
+        assert achieved == pytest.approx(ratio, abs=1e-3)
+    assert cases[0].files == "beeping/beeping_0.wav; humming/humming_1.wav"
+    with pytest.raises(ValueError, match="rows give their own ratio"):
+        mixture_list(tmp_path / "dcase.csv", data, 16000, snr_db=5.0)
+    target, noise = tone_noise(1.0, 16000, seed=1)[0], tone_noise(1.0, 16000, seed=2)[0]
+    sf.write(tmp_path / "mix.wav", 0.5 * (target + noise), 16000)
+    sf.write(tmp_path / "target.wav", 0.5 * target, 16000)
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(tmp_path / "blip.wav", 0.5 * target[:800], 16000)
+    (tmp_path / "vgg.csv").write_text("file_id,mix_wav,s0_wav,s0_text,s1_wav,s1_text\n"
+                                      "a,mix.wav,target.wav,a tone,x.wav,noise\n")
+    (tmp_path / "made.csv").write_text("mixture,target,caption\nmix.wav,target.wav,a tone\n"
+                                       "mix.wav,silent.wav,nothing\nmix.wav,blip.wav,a blip\n")
+    for name in ("vgg.csv", "made.csv"):
+        case, = mixture_list(tmp_path / name, tmp_path, 16000)
+        assert case.query == "a tone" and case.files == "target.wav; mix.wav"
+        assert np.allclose(case.mixture, case.target + case.interference, atol=1e-6)
+        assert np.allclose(case.interference, 0.5 * noise, atol=1e-4)  # the mixture as made, not remixed
+    err = capsys.readouterr().err
+    assert "left out 1 row whose targets are digital silence" in err and "row 2 after the header" in err
+    assert "left out 1 row whose targets are shorter than 0.25 s" in err
+    with pytest.raises(ValueError, match="mixtures are already made"):
+        mixture_list(tmp_path / "made.csv", tmp_path, 16000, snr_db=5.0)
+    assert main(["evaluate", "--list", str(tmp_path / "made.csv"), "--data-root", str(tmp_path), "-m",
+                 str(model_dir / "half.safetensors"), "-o", str(tmp_path / "ev"), "--no-plots"]) == 0
+    row, = csv.DictReader(open(tmp_path / "ev" / "scores_list.csv"))
+    assert row["files"] == "target.wav; mix.wav" and float(row["irm_sdri"]) < 60  # no silent target scored
+
+
+def test_evaluate_says_when_digital_silence_would_beat_the_model(tmp_path, model_dir, capsys):
+    """Quiet stems in a loud mix: the mixture scores far below 0 dB against them, so an empty output 'improves'
+    it. The summary gives that baseline and the estimates' own SDR, and says so."""
+    song = tmp_path / "songs" / "one"
+    song.mkdir(parents=True)
+    loud, soft, softer = (tone_noise(1.0, 16000, 1, seed=k) * gain for k, gain in ((1, 1.0), (2, 0.03), (3, 0.03)))
+    sf.write(song / "mix.wav", (loud + soft + softer).T, 16000)
+    for name, stem in (("vocals", loud), ("bass", soft), ("drums", softer)):
+        sf.write(song / f"{name}.wav", stem.T, 16000)
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--stems", str(tmp_path / "songs"), "-m", str(model_dir / "ones.safetensors"),
+                 "--no-plots", "--no-oracle", "-o", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())["stems"]["summary"]
+    rows = list(csv.DictReader(open(out / "scores_stems.csv")))
+    mixture_sdr = [float(r["sdr"]) - float(r["sdri"]) for r in rows]
+    assert summary["silent_sdri"] == pytest.approx(-np.mean(mixture_sdr), abs=1e-6) and summary["silent_sdri"] > 5
+    assert summary["sdri"] == pytest.approx(0.0, abs=1e-3)  # the mixture itself, returned
+    assert summary["sdr"] == pytest.approx(np.mean(mixture_sdr), abs=1e-3)
+    assert "Digital silence would score" in capsys.readouterr().err
+    assert "SDRi of digital silence (a baseline)" in (out / "summary.md").read_text()
+    assert sorted(r["files"].split("; ")[1] for r in rows) == [str(song / "mix.wav")] * 3
+
+
 def test_evaluate_stems(tmp_path, model_dir, capsys):
     song = tmp_path / "songs" / "one"
     (song / "tracks").mkdir(parents=True)
@@ -273,8 +350,8 @@ def test_evaluate_list_reads_spreadsheet_csvs_and_names_a_bad_row(tmp_path, mode
     (tmp_path / "other.csv").write_text("file,text\nx.wav,a beep\n")
     assert main(["evaluate", "--list", str(tmp_path / "other.csv"), "-o", str(tmp_path / "ev_bad"), *args]) == 1
     err = capsys.readouterr().err
-    assert "unknown layout; expected columns caption, src_wav, noise_wav (AudioSep)" in err
-    assert "(CLAPSep); found file, text" in err
+    assert "unknown layout; expected columns caption, src_wav, noise_wav (AudioSep); " in err
+    assert "caption, target, mixture (mixed); found file, text" in err
 
 
 def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_dir, capsys, monkeypatch):

@@ -64,12 +64,19 @@ def label_text(label: str) -> str:
 def read_table(path: str | os.PathLike) -> tuple[list[dict[str, str]], list[str]]:
     """A CSV's rows and column names, the names stripped and lower-case ('Caption', ' src_wav'), as a spreadsheet
     writes them: utf-8-sig, since its "CSV UTF-8" starts with a byte-order mark that would join the first name."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        names = [(name or "").strip().lower() for name in reader.fieldnames or []]  # none: an empty file
-        if names:
-            reader.fieldnames = names
-        rows = list(reader)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: a folder, where a CSV file was expected")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, skipinitialspace=True)
+            names = [(name or "").strip().lower() for name in reader.fieldnames or []]  # none: an empty file
+            if names:
+                reader.fieldnames = names
+            rows = list(reader)
+    except UnicodeDecodeError:  # an audio file or a spreadsheet given for the CSV
+        raise ValueError(f"{path}: not a CSV file (not UTF-8 text)") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a readable CSV file ({err})") from None
     return rows, [name for name in names if name]
 
 
@@ -273,6 +280,7 @@ class ClipBank:
         self.sample_rate = sample_rate
         self.clips: list[np.ndarray] = []
         self.labels: list[str] = []
+        self.paths: list[str] = []  # each clip's file (a join: its last part's), for tables that name it
         self.by_label: dict[str, list[int]] = defaultdict(list)
         self.first_epoch: dict[int, int] = {}  # clip index -> first training epoch, where not 0
         self.captions: dict[str, list[str]] = {}  # label -> other captions its clips were given (manifests)
@@ -343,6 +351,7 @@ class ClipBank:
         extra += [text for text in item.also if text not in extra and text != item.label]
         self.clips.append(audio)
         self.labels.append(item.label)
+        self.paths.append(f"{item.path} (joined to clips before it)" if item.join_seconds else str(item.path))
         return True
 
     def band(self, index: int) -> float:

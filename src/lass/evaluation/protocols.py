@@ -5,9 +5,12 @@ queries. Scoring is the same for all of them (`lass.evaluation.run`).
 """
 from __future__ import annotations
 
+import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,6 +38,8 @@ class Case:
     # the first interferer alone, as it sits in the mixture: what the query for its class must return (of several
     # interferers, the others are not asked for); None: the interference is that one interferer
     first_interferer: np.ndarray | None = None
+    # the files it was made of, "; "-separated: the target's first, then the interferers' (or the mixture's)
+    files: str = ""
 
 
 def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, seed: int = 0,
@@ -72,50 +77,100 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
         cases.append(Case(f"{index:05d}", mixture, target, interference(scaled, target), label,
                           template.format(label=label), template.format(label=labels[0]) if negative else None,
                           labels, bank.sample_rate, band_hz=band if band < bank.sample_rate / 2 else "auto",
-                          first_interferer=scaled[0] if len(scaled) > 1 else None))
+                          first_interferer=scaled[0] if len(scaled) > 1 else None,
+                          files="; ".join(bank.paths[k] for k in (index, *chosen))))
     return cases
 
 
-LIST_LAYOUTS = {
-    # AudioSep's evaluation CSVs: caption, src_wav, noise_wav
-    "audiosep": ("caption", "src_wav", "noise_wav", None),
-    # CLAPSep's evaluation CSVs: source_file, positive_caption, noise_file, negative_caption
-    "clapsep": ("positive_caption", "source_file", "noise_file", "negative_caption"),
+class ListLayout(NamedTuple):
+    caption: str
+    target: str
+    noise: str | None = None  # the interferer's file, mixed with the target at --snr (or the row's snr)
+    negative: str | None = None  # a negative caption (CLAPSep)
+    snr: str | None = None  # each row's own target-to-interference ratio (dB)
+    mixture: str | None = None  # a mixture already made: scored as it is, the interference being mixture - target
+
+
+LIST_LAYOUTS = {  # told apart by their columns, in this order
+    "AudioSep": ListLayout("caption", "src_wav", "noise_wav"),
+    "CLAPSep": ListLayout("positive_caption", "source_file", "noise_file", negative="negative_caption"),
+    "DCASE 2024 task 9": ListLayout("caption", "source", "noise", snr="snr"),
+    "VGGSound (AudioSep's, mixed)": ListLayout("s0_text", "s0_wav", mixture="mix_wav"),
+    "mixed": ListLayout("caption", "target", mixture="mixture"),
 }
 
 
+def _columns(layout: ListLayout) -> list[str]:
+    return [column for column in (layout.caption, layout.target, layout.noise, layout.negative, layout.snr,
+                                  layout.mixture) if column]
+
+
 def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_rate: int,
-                 snr_db: float = 0.0, limit: int | None = None, use_negative: bool = False) -> list[Case]:
-    """A published mixture list (layout detected from the header), mixed at `snr_db` by energy."""
+                 snr_db: float | None = None, limit: int | None = None, use_negative: bool = False,
+                 min_seconds: float = 0.25) -> list[Case]:
+    """A published mixture list, its layout told by its header: two clips mixed by energy at `snr_db` (0 dB
+    unless given; DCASE's lists give each row's), or a mixture already made and its target. A row whose target
+    is silent or shorter than `min_seconds` cannot be scored: it is left out, and said so."""
     rows, columns = read_table(path)
     if not rows:
         raise ValueError(f"{path}: empty mixture list")
     header = set(rows[0])
-    layout = next((name for name, cols in LIST_LAYOUTS.items() if set(c for c in cols if c) <= header), None)
-    if layout is None:
-        raise ValueError(f"{path}: unknown layout; expected columns {', '.join(LIST_LAYOUTS['audiosep'][:3])} "
-                         f"(AudioSep) or {', '.join(LIST_LAYOUTS['clapsep'])} (CLAPSep); found "
-                         f"{', '.join(columns) or 'none'}")
-    cap, src, noise_col, neg_col = LIST_LAYOUTS[layout]
-    if use_negative and neg_col is None:
-        raise ValueError(f"--negative (use_negative): {path} has no negative captions ({layout} layout); a list "
-                         f"in CLAPSep's layout has them ({LIST_LAYOUTS['clapsep'][3]})")
+    name = next((name for name, layout in LIST_LAYOUTS.items() if set(_columns(layout)) <= header), None)
+    if name is None:
+        known = "; ".join(f"{', '.join(_columns(layout))} ({name})" for name, layout in LIST_LAYOUTS.items())
+        raise ValueError(f"{path}: unknown layout; expected columns {known}; found {', '.join(columns) or 'none'}")
+    layout = LIST_LAYOUTS[name]
+    if use_negative and layout.negative is None:
+        raise ValueError(f"--negative (use_negative): {path} has no negative captions ({name} layout); a list "
+                         f"in CLAPSep's layout has them ({LIST_LAYOUTS['CLAPSep'].negative})")
+    if snr_db is not None and (layout.snr or layout.mixture):
+        raise ValueError(f"--snr (snr_db): {path} is in the {name} layout, whose "
+                         f"{'rows give their own ratio' if layout.snr else 'mixtures are already made'}")
     root = Path(data_root)
-    cases = []
+    cases, silent, short = [], [], []
     for i, row in enumerate(rows[:limit] if limit else rows):
-        need_cells(path, i, row, (cap, src, noise_col))
+        need_cells(path, i, row, tuple(column for column in _columns(layout) if column != layout.negative))
+        other = layout.mixture or layout.noise
+        files = [row[layout.target], row[other]]
         try:
-            target = read_mono(_under(root, row[src]), sample_rate)
-            noise = read_mono(_under(root, row[noise_col]), sample_rate)
+            target, other_audio = (read_mono(_under(root, file), sample_rate) for file in files)
         except AudioError as err:  # which row, and where its relative paths were looked for
             raise AudioError(f"{table_row(path, i)}: {err} (relative paths are taken from "
                              f"--data-root, here {root})") from None
-        mixture, target, interference = mix(target, [noise], snr_db)
-        negative = row.get(neg_col) if (neg_col and use_negative) else None
-        if negative is not None and " ".join(negative.split()).casefold() == " ".join(row[cap].split()).casefold():
+        if not np.any(target):
+            silent.append(table_row(path, i))
+            continue
+        if target.shape[-1] < min_seconds * sample_rate:
+            short.append(table_row(path, i))
+            continue
+        if layout.mixture:
+            n = min(target.shape[-1], other_audio.shape[-1])
+            mixture, target = other_audio[:n], target[:n]
+            interference = mixture - target
+        else:
+            ratio = snr_db or 0.0
+            if layout.snr:
+                try:
+                    ratio = float(row[layout.snr])
+                except ValueError:
+                    ratio = math.nan
+                if not math.isfinite(ratio):
+                    raise ValueError(f"{table_row(path, i)}: {layout.snr} must be a number of dB, got "
+                                     f"{row[layout.snr]!r}")
+            mixture, target, interference = mix(target, [other_audio], ratio)
+        caption = row[layout.caption]
+        negative = row.get(layout.negative) if (layout.negative and use_negative) else None
+        if negative is not None and " ".join(negative.split()).casefold() == " ".join(caption.split()).casefold():
             negative = None  # the interferer has the target's caption: suppressing it would suppress the target
-        cases.append(Case(f"{i:05d}", mixture, target, interference, row[cap], row[cap], negative,
-                          sample_rate=sample_rate))
+        cases.append(Case(f"{i:05d}", mixture, target, interference, caption, caption, negative,
+                          sample_rate=sample_rate, files="; ".join(files)))
+    for rows_out, why in ((silent, "targets are digital silence"),
+                          (short, f"targets are shorter than {min_seconds:g} s")):
+        if rows_out:
+            print(f"lass: left out {len(rows_out)} row{'s' * (len(rows_out) > 1)} whose {why}, which no score "
+                  f"can be taken against (first: {rows_out[0]})", file=sys.stderr, flush=True)
+    if not cases:
+        raise ValueError(f"{path}: no row left to score")
     return cases
 
 
@@ -160,7 +215,7 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
             tgt = np.ascontiguousarray(target[:, :n])
             mx = np.ascontiguousarray(mixture[:, :n])
             cases.append(Case(f"{song.name}/{name}", mx, tgt, mx - tgt, name, template.format(label=name),
-                              sample_rate=rate))
+                              sample_rate=rate, files=f"{stem_file}; {mix_file}"))
             if limit and len(cases) >= limit:
                 break
         if len(cases) == count and not stems:

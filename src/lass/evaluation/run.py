@@ -35,6 +35,7 @@ class Score:
     level_db: float = 0.0  # the estimate's energy re. the mixture's (dB): far below it, the query found little
     interferers: str = ""  # the interferers' labels (label mixtures), "; "-separated
     negative: str = ""  # the negative query, if one was given
+    files: str = ""  # the files the case was made of: the target's first (Case.files)
 
 
 def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, keep_audio: bool = False):
@@ -51,7 +52,7 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
                   float(si_sdr(est, ref) - si_sdr(mix, ref)), float(sdr(est, ref)), float(si_sdr(est, ref)),
                   seconds=seconds, level_db=level_db(float(np.sum(est.astype(np.float64) ** 2)),
                                                      float(np.sum(mix.astype(np.float64) ** 2))),
-                  interferers="; ".join(case.interferer_labels), negative=case.negative or "")
+                  interferers="; ".join(case.interferer_labels), negative=case.negative or "", files=case.files)
     if bss:
         score.bss_sdri = float(np.mean(bss_sdr(estimate, target) - bss_sdr(mixture, target)))
     if oracle:
@@ -99,18 +100,23 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
 
 
 def aggregate(scores: list[Score], how: str = "mean") -> dict[str, float]:
-    """Mean over cases, or the AudioSet-style mean over classes of per-class medians."""
-    keys = ["sdri", "si_sdri", "bss_sdri", "irm_sdri", "psm_sdri"]
+    """Mean over cases, or the AudioSet-style mean over classes of per-class medians.
+
+    Besides the improvements: the estimates' own SDR and SI-SDR (what AudioSep publishes for SI-SDR), and
+    `silent_sdri`, what an output of digital silence would score (its SDR is 0 dB, so minus the mixture's): where
+    targets are far quieter than their mixtures (stems), silence beats a model that does take something out."""
+    keys = ["sdri", "si_sdri", "sdr", "si_sdr", "silent_sdri", "bss_sdri", "irm_sdri", "psm_sdri"]
     out: dict[str, float] = {}
     for key in keys:
-        values = [getattr(s, key) for s in scores if getattr(s, key) is not None]
-        if not values:
+        pairs = [(s.label, value) for s in scores
+                 if (value := s.sdri - s.sdr if key == "silent_sdri" else getattr(s, key)) is not None]
+        if not pairs:
             continue
+        values = [value for _, value in pairs]
         if how == "class-median":
             by_class: dict[str, list[float]] = {}
-            for s in scores:
-                if getattr(s, key) is not None:
-                    by_class.setdefault(s.label, []).append(getattr(s, key))
+            for label, value in pairs:
+                by_class.setdefault(label, []).append(value)
             out[key] = float(np.mean([np.median(v) for v in by_class.values()]))
         else:
             out[key] = float(np.mean(values))
@@ -135,8 +141,9 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
                      how: str = "mean") -> str:
     central = "mean of class medians" if how == "class-median" else "mean"
     lines = [f"## {title}", "", f"| metric | {central} | median |", "|---|---|---|"]
-    names = {"sdri": "SDRi (SNR-style, AudioSep)", "si_sdri": "SI-SDRi", "bss_sdri": "SDRi (bss_eval, 512 taps)",
-             "irm_sdri": "oracle IRM SDRi", "psm_sdri": "oracle PSM SDRi"}
+    names = {"sdri": "SDRi (SNR-style, AudioSep)", "si_sdri": "SI-SDRi", "sdr": "SDR of the estimates",
+             "si_sdr": "SI-SDR of the estimates", "silent_sdri": "SDRi of digital silence (a baseline)",
+             "bss_sdri": "SDRi (bss_eval, 512 taps)", "irm_sdri": "oracle IRM SDRi", "psm_sdri": "oracle PSM SDRi"}
     for key, name in names.items():
         if key in summary:
             lines.append(f"| {name} | {summary[key]:.2f} dB | {summary[key + '_median']:.2f} dB |")
@@ -203,10 +210,13 @@ def write_plots(out: Path, scores: list[Score], classes, examples: list[tuple[Ca
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("what to evaluate on (one of)")
     src.add_argument("--data", help="labelled set: ESC-50 layout (meta.csv) or a folder per class")
-    src.add_argument("--list", dest="mixture_list", help="published mixture list CSV (AudioSep or CLAPSep layout)")
+    src.add_argument("--list", dest="mixture_list",
+                     help="mixture list CSV: AudioSep's, CLAPSep's or DCASE 2024's layout, or mixtures already made "
+                          "(columns mixture, target, caption; or AudioSep's VGGSound list)")
     src.add_argument("--stems", help="folder of songs, each a 'mix.*' or '..._mix.*' file and its stems")
-    p.add_argument("--data-root", default=".", help="where the paths of --list are relative to")
-    p.add_argument("--folds", type=int, nargs="*", default=None, help="ESC-50 folds (e.g. 4)")
+    p.add_argument("--data-root", default=".",
+                   help="where the paths of --list are relative to (default: the current folder)")
+    p.add_argument("--folds", type=int, nargs="+", default=None, help="ESC-50 folds (e.g. 4)")
     p.add_argument("--interferers", type=int, nargs="+", default=[1], help="interferers per mixture (e.g. 1 5)")
     p.add_argument("--snr", type=float, default=0.0, help="target-to-interference ratio in dB")
     p.add_argument("--template", default=None, help=f"query template (default '{DEFAULT_TEMPLATE}'; stems: '{{label}}')")
@@ -313,7 +323,8 @@ def _protocols(args, model_rate: int):
                                              args.limit, args.negative, rows_of_full=True), bank.label_names)
     elif args.mixture_list:
         yield (Path(args.mixture_list).name, "list",
-               mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative), None)
+               mixture_list(args.mixture_list, args.data_root, model_rate, args.snr if args.snr != 0.0 else None,
+                            args.limit, args.negative), None)
     else:
         yield (f"stems: {Path(args.stems).name}", "stems",
                stem_cases(args.stems, args.template or "{label}", limit=args.limit), None)
@@ -351,11 +362,19 @@ def settings(args, separator) -> dict:
     """How an evaluation was made, kept beside its scores: what another run must repeat to compare."""
     from ..models import registry
 
+    import datetime
+    import hashlib
+
+    import torch
+
     config = separator.model.config
-    out = {"lass": __version__, "model": args.model or registry.DEFAULT_MODEL,
-           "model_file": str(registry.resolve(args.model)), "model_name": config.name,
-           "mask_power": config.mask_power, "input_level_db": config.input_level_db, "segment": args.segment,
-           "aggregate": args.aggregate, "limit": args.limit}
+    model_file = registry.resolve(args.model)
+    out = {"lass": __version__, "torch": torch.__version__, "numpy": np.__version__,
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "model": args.model or registry.DEFAULT_MODEL, "model_file": str(model_file),
+           "model_sha256": hashlib.sha256(Path(model_file).read_bytes()).hexdigest(),  # the weights, not the name
+           "model_name": config.name, "mask_power": config.mask_power, "input_level_db": config.input_level_db,
+           "segment": args.segment, "aggregate": args.aggregate, "limit": args.limit}
     if args.data:
         out.update(data=args.data, folds=args.folds, template=args.template or DEFAULT_TEMPLATE, snr_db=args.snr,
                    seed=args.seed, negative=args.negative)
@@ -375,6 +394,12 @@ def run_from_args(args) -> int:
     _check_options(args)
     if min(args.interferers) < 1:  # 0 scored a mixture of the target alone (-108 dB "SDRi"); below 0 crashed
         raise ValueError(f"--interferers: each count must be at least 1, got {min(args.interferers)}")
+    args.interferers = list(dict.fromkeys(args.interferers))  # `1 1` is one protocol (its files have one name)
+    for option, value in (("--seed", args.seed), ("--save-audio", args.save_audio)):
+        if value < 0:
+            raise ValueError(f"{option} must be 0 or more, got {value}")
+    if args.mixture_list and args.aggregate == "class-median":
+        raise ValueError("--aggregate class-median does not apply to --list: its captions are not classes")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     if args.template is not None:  # without {label} every query would be the same text
@@ -385,6 +410,8 @@ def run_from_args(args) -> int:
         if not usable:
             raise ValueError(f"--template must contain {{label}} (where each class name goes) and no other "
                              f"braces; got {args.template!r}")
+    if args.mixture_list and Path(args.mixture_list).is_dir():
+        raise ValueError(f"--list {args.mixture_list}: a folder, where a CSV file is expected")
     if args.mixture_list and not Path(args.mixture_list).is_file():
         raise FileNotFoundError(f"--list: no such file: {args.mixture_list}")
     out = Path(args.out) if args.out else default_output(args)
@@ -454,6 +481,12 @@ def run_from_args(args) -> int:
             line += f" | bss_eval SDRi {summary['bss_sdri']:.2f} dB"
         print(markdown_summary(title, summary, None, args.aggregate))
         print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
+        if summary["silent_sdri"] > summary["sdri"]:
+            said = (f"Digital silence would score {summary['silent_sdri']:.2f} dB SDRi here, more than the model: "
+                    f"the targets are far quieter than their mixtures, so SDRi rewards taking everything out. "
+                    f"Compare the estimates' own SDR and SI-SDR instead.")
+            report.append(said + "\n")
+            print(f"lass: note: {said}", file=sys.stderr)
     (out / "summary.md").write_text("\n".join(report))
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     print(f"tables{'' if args.no_plots else ' and plots'} written to {out}/")
