@@ -544,6 +544,12 @@ def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
     assert done.returncode == 0 and "the run's best checkpoint (best.ckpt, validation SDRi" in done.stderr
     assert sorted(path.name for path in moved.iterdir()) == ["best.ckpt", "last.ckpt"]
     assert torch.load(moved / "best.ckpt", map_location="cpu", weights_only=False)["global_step"] in (10,)
+    # moved again, then resumed into a new folder: its best checkpoint is found beside the one resumed from
+    shutil.move(tmp_path / "moved", tmp_path / "far")
+    done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "third"), "--resume",
+                    str(tmp_path / "far" / "checkpoints" / "last.ckpt"), "--set", "max_steps=12", "--quiet")
+    assert done.returncode == 0 and "best checkpoint" not in done.stderr, done.stderr[-2000:]
+    assert sorted(path.name for path in (tmp_path / "third" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 def test_a_run_folder_in_use_or_holding_a_model_is_refused_and_resuming_must_match(tmp_path):

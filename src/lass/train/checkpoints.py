@@ -15,7 +15,12 @@ class RunCheckpoint(ModelCheckpoint):
     """Lightning's own, resuming a moved folder, forgets the best score and the files it wrote, and writes
     best-v1.ckpt and last-v1.ckpt beside them: the export then took the resumed part's best, and last.ckpt stayed
     old. Here its files are taken to be where they now are; a best checkpoint left in the old folder (--resume
-    OLD/... --output NEW) is copied over; one that is nowhere, or is not this run's, is forgotten, with a note."""
+    OLD/... --output NEW, OLD where the run wrote it or where it was moved to) is copied over; one that is nowhere,
+    or is not this run's, is forgotten, with a note. `resumed_from`: the checkpoint the run resumes from."""
+
+    def __init__(self, *args, resumed_from: str | os.PathLike | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resumed_from = resumed_from
 
     @property
     def state_key(self) -> str:
@@ -30,10 +35,11 @@ class RunCheckpoint(ModelCheckpoint):
         here = lambda path: str(Path(self.dirpath) / Path(path).name) if path else path  # noqa: E731
         best = state.get("best_model_path") or ""
         if self.monitor and best and not _same_run(here(best), state):  # (without a monitor: the latest file)
-            elsewhere = os.path.realpath(best) != os.path.realpath(here(best))
-            if Path(best).exists() and _same_run(best, state) and elsewhere:
+            beside = str(Path(self.resumed_from).parent / Path(best).name) if self.resumed_from else ""
+            found = next((path for path in (best, beside) if path and _same_run(path, state)), None)
+            if found is not None and os.path.realpath(found) != os.path.realpath(here(best)):
                 Path(self.dirpath).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(best, here(best))
+                shutil.copy2(found, here(best))
             else:
                 print(f"lass train: the run's best checkpoint ({Path(best).name}, validation SDRi "
                       f"{float(state['best_model_score']):.2f} dB) is not in {self.dirpath}: the exported model is "

@@ -353,7 +353,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         # It saves at validation's end only: a resumed run replays the restored epoch's end before any validation,
         # which made it look for a score that was not there (Lightning's "could not find the monitored key")
         best_checkpoint = RunCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
-                                         mode="max", save_top_k=1, save_on_train_epoch_end=False)
+                                         mode="max", save_top_k=1, save_on_train_epoch_end=False,
+                                         resumed_from=resume)
         callbacks.append(best_checkpoint)
     callbacks.append(RunCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
                                     every_n_epochs=1, save_top_k=1))
@@ -395,8 +396,10 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one
         print(f"lass: warning: trainer.max_time ({trainer_args['max_time']}) stopped training at step "
               f"{trainer.global_step} of {max_steps}, so the model is not the recipe's full result. To go on, "
-              f"resume from {out / 'checkpoints' / 'last.ckpt'} (the last epoch's end) with a longer limit: "
-              f"--resume ... --set max_time=DD:HH:MM:SS", file=sys.stderr, flush=True)
+              f"resume from {out / 'checkpoints' / 'last.ckpt'} (saved where it stopped) with a longer limit: "
+              f"--resume ... --set max_time=DD:HH:MM:SS. Lightning will warn that the checkpoint ended inside an "
+              f"epoch: the rest of that epoch then repeats its first mixtures instead of drawing new ones, while "
+              f"the steps, schedule, optimizer and timer carry on", file=sys.stderr, flush=True)
 
     best = out / "checkpoints" / "best.ckpt"
     if best_checkpoint is not None and best_checkpoint.best_model_path:
