@@ -1,0 +1,43 @@
+"""How alike are two queries' tracks? The figures behind `lass separate`'s "found the same sound" note (a
+correlation above 0.9, `lass.cli.SAME_SOUND`): on the protocol's first fold-4 mixtures, the tracks of the two
+sounds in each mixture, and a label's track against its "the sound of" phrasing's (docs/benchmarks.md).
+
+    python scripts/track_correlation.py --data ../shared/data/esc50-16k [--limit 60] [-m MODEL]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from lass.api import Separator
+from lass.datasets import ClipBank, read_esc50
+from lass.evaluation.protocols import label_mixtures
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="ESC-50 folder (meta.csv)")
+    parser.add_argument("--limit", type=int, default=60, help="mixtures (rows of the fold-4 protocol)")
+    parser.add_argument("-m", "--model", default=None, help="model file (default: the bundled one)")
+    opts = parser.parse_args()
+    separator = Separator(opts.model)
+    bank = ClipBank(read_esc50(opts.data, [4]), separator.model.sample_rate)
+    two_sounds, phrasings = [], []
+    for case in label_mixtures(bank, 1, limit=opts.limit, rows_of_full=True):
+        other = case.query.replace(case.label, case.interferer_labels[0])
+        tracks = separator.separate_tensor(case.mixture[None], case.sample_rate, [case.query, other, case.label],
+                                           residual=False)
+        two_sounds.append(correlation(tracks[case.query], tracks[other]))
+        phrasings.append(correlation(tracks[case.query], tracks[case.label]))
+    print(f"{len(two_sounds)} mixtures. The two sounds' tracks: median {np.median(two_sounds):.2f}, 95th percentile "
+          f"{np.percentile(two_sounds, 95):.2f}. A label's and its 'the sound of' phrasing's: lowest "
+          f"{min(phrasings):.2f}, median {np.median(phrasings):.2f}")
+
+
+if __name__ == "__main__":
+    main()
