@@ -488,3 +488,23 @@ def test_audio_resampled_up_is_separated_as_its_lower_rate(capsys, tmp_path, mod
         result = separator.separate_to_files(phone, "rain", options=OutputOptions(directory=str(tmp_path / "api"),
                                                                                     force=True), band_hz=given)
         assert result.band_hz == reported and type(result.band_hz) is type(reported)  # a plain float, as JSON takes
+
+
+def test_a_missing_optional_extra_is_one_line_naming_the_install(tmp_path, tiny_model):
+    """`pip install -e .` alone has no lightning (training) nor matplotlib (evaluation plots): the commands that
+    need them say which extra to install, before any work, instead of an ImportError's traceback."""
+    data = tmp_path / "clips"
+    for label in ("beep", "hum"):
+        (data / label).mkdir(parents=True)
+        sf.write(data / label / "a.wav", tone_noise(1.0, 16000, seed=len(label)).T, 16000)
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"data: {{train: [{{type: folders, path: {data}}}]}}\n")
+    for blocked, args, extra in (
+            ("lightning", ["train", "--config", str(config)], "train"),
+            ("matplotlib", ["evaluate", "--data", str(data), "-m", tiny_model, "-o", str(tmp_path / "ev")], "eval")):
+        code = (f"import sys; sys.modules[{blocked!r}] = None\nfrom lass.cli import main\n"
+                f"sys.exit(main({args!r}))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert f'needs {blocked} here' in done.stderr and f'pip install "lass[{extra}]"' in done.stderr
+    assert not (tmp_path / "ev").exists() and not (tmp_path / "runs").exists()

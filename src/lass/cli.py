@@ -28,6 +28,12 @@ class UserError(Exception):
     """Reported as one line, no traceback."""
 
 
+# packages of the optional extras (pyproject.toml) -> (extra, what needs it)
+OPTIONAL_EXTRAS = {"lightning": ("train", "training runs on PyTorch Lightning"),
+                   "matplotlib": ("eval", "for the plots; --no-plots writes none"),
+                   "fast_bss_eval": ("eval", "for --bss")}
+
+
 def _user_errors():
     from .audio import AudioError, OutputError
     from .models.registry import ModelNotFound
@@ -407,6 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted_exit()
     except _user_errors() as err:
         _say(f"lass: error: {err}")
+        return EXIT_FAILED
+    except ModuleNotFoundError as err:  # an optional extra that was not installed
+        extra = OPTIONAL_EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        _say(f"lass: error: `lass {args.command}` needs {err.name.split('.')[0]} here ({extra[1]}): "
+             f"pip install \"lass[{extra[0]}]\" (or, in a clone, pip install -e \".[{extra[0]}]\")")
         return EXIT_FAILED
 
 

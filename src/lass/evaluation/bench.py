@@ -185,15 +185,16 @@ def peak_rss_mb() -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path (default: default)")
-    p.add_argument("--seconds", type=float, default=30.0, help="input length for the real-time factor")
-    p.add_argument("--rate", type=int, default=44100, help="input sample rate for the real-time factor")
+    p.add_argument("--seconds", type=float, default=30.0, help="input length for the real-time factor (default 30)")
+    p.add_argument("--rate", type=int, default=44100, help="input sample rate for the real-time factor (default 44100)")
     p.add_argument("--channels", type=int, default=1, help="input channels for the real-time factor (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--segment", type=float, default=10.0, help="seconds per model call (default 10)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per figure (default 3)")
     p.add_argument("--long-minutes", type=float, nargs="*", default=[20.0],
-                   help="peak-memory runs on generated stereo 44.1 kHz input (e.g. 20 60)")
-    p.add_argument("--queries", type=int, nargs="*", default=[1, 4, 16], help="query counts for queries/s")
+                   help="peak-memory runs on generated stereo 44.1 kHz input (default 20; e.g. 20 60; none: "
+                        "--long-minutes alone)")
+    p.add_argument("--queries", type=int, nargs="*", default=[1, 4, 16], help="query counts for queries/s (default 1 4 16; none: --queries alone)")
     p.add_argument("--no-baseline", action="store_true", help="skip the AudioSep ResUNet30 baseline")
     p.add_argument("--train-step", type=int, default=None, metavar="BATCH",
                    help="also time training steps (4 s examples) in float32 and bf16, each eager and compiled")

@@ -414,6 +414,10 @@ def run_from_args(args) -> int:
         raise ValueError(f"--list {args.mixture_list}: a folder, where a CSV file is expected")
     if args.mixture_list and not Path(args.mixture_list).is_file():
         raise FileNotFoundError(f"--list: no such file: {args.mixture_list}")
+    if not args.no_plots:  # optional extras: missing, one line now (lass.cli) rather than after the scoring
+        import matplotlib  # noqa: F401
+    if args.bss:
+        import fast_bss_eval  # noqa: F401
     out = Path(args.out) if args.out else default_output(args)
     earlier = earlier_evaluation(out, args.force)
     separator = Separator(args.model, device=args.device, segment=args.segment)
