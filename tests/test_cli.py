@@ -169,6 +169,24 @@ def test_a_wav_cut_short_is_separated_with_a_note(capsys, tmp_path, tiny_model, 
     assert sf.info(tmp_path / "cut" / "rain.wav").frames == sf.info(cut).frames  # what it holds, no more
 
 
+def test_a_wav_of_unknown_length_gets_no_cut_short_note_and_a_small_cut_is_counted(capsys, tmp_path, tiny_model):
+    import struct
+
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, tone_noise(2.0, 16000, 1).T, 16000, subtype="PCM_16")
+    data = whole.read_bytes()
+    at = data.find(b"data") + 4
+    for name, size in (("sox", 0x7FFFF000), ("stream", 0xFFFFFFFF)):  # streaming writers' placeholder sizes
+        (tmp_path / f"{name}.wav").write_bytes(data[:at] + struct.pack("<I", size) + data[at + 4:])
+        code, _, err = run_cli(capsys, "separate", str(tmp_path / f"{name}.wav"), "-q", "rain", "-m", tiny_model,
+                               "-o", str(tmp_path))
+        assert code == 0 and "cut short" not in err, err
+    (tmp_path / "nearly.wav").write_bytes(data[:-4])  # two 16-bit samples short
+    code, _, err = run_cli(capsys, "separate", str(tmp_path / "nearly.wav"), "-q", "rain", "-m", tiny_model,
+                           "-o", str(tmp_path))
+    assert code == 0 and "the file is cut short: it holds 2 samples fewer than its header declares" in err
+
+
 def test_silent_file_leaves_no_output(capsys, tmp_path, tiny_model):
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros((16000, 1), np.float32), 16000)
@@ -501,7 +519,9 @@ def test_a_missing_optional_extra_is_one_line_naming_the_install(tmp_path, tiny_
     config.write_text(f"data: {{train: [{{type: folders, path: {data}}}]}}\n")
     for blocked, args, extra in (
             ("lightning", ["train", "--config", str(config)], "train"),
-            ("matplotlib", ["evaluate", "--data", str(data), "-m", tiny_model, "-o", str(tmp_path / "ev")], "eval")):
+            ("matplotlib", ["evaluate", "--data", str(data), "-m", tiny_model, "-o", str(tmp_path / "ev")], "eval"),
+            ("fast_bss_eval", ["evaluate", "--data", str(data), "-m", tiny_model, "--no-plots", "--bss", "-o",
+                               str(tmp_path / "ev")], "eval")):
         code = (f"import sys; sys.modules[{blocked!r}] = None\nfrom lass.cli import main\n"
                 f"sys.exit(main({args!r}))")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -141,7 +141,7 @@ def test_evaluate_refuses_options_its_protocol_does_not_use_and_records_its_sett
             (["--stems", str(tmp_path / "songs")], ["--negative", "--snr", "10"],
              "--negative, --snr do not apply to --stems (each stem is scored in its own song's mix"),
             (["--list", str(tmp_path / "audiosep.csv")], ["--template", "{label}", "--query-checks"],
-             "--template, --query-checks do not apply to --list (a list names each mixture's two clips"),
+             "--template, --query-checks do not apply to --list (a list names each mixture's sources or the mixture"),
             (["--list", str(tmp_path / "audiosep.csv"), "--data-root", str(data)], ["--negative"],
              "has no negative captions (AudioSep layout)"),
             (["--data", str(data)], ["--snr", "nan"], "--snr must be a number of dB, got nan"),
@@ -244,6 +244,13 @@ def test_evaluate_lists_with_their_own_ratios_or_mixtures_already_made(tmp_path,
     assert cases[0].files == "beeping/beeping_0.wav; humming/humming_1.wav"
     with pytest.raises(ValueError, match="rows give their own ratio"):
         mixture_list(tmp_path / "dcase.csv", data, 16000, snr_db=5.0)
+    listed = ["evaluate", "--list", str(tmp_path / "dcase.csv"), "--data-root", str(data), "-m",
+              str(model_dir / "half.safetensors"), "--no-plots", "--no-oracle", "--interferers", "1", "1"]
+    assert main([*listed, "--snr", "0", "-o", str(tmp_path / "ev0")]) == 1  # even the default, given, is refused
+    assert "rows give their own ratio" in capsys.readouterr().err
+    assert main([*listed, "-o", str(tmp_path / "ev_dcase")]) == 0
+    made = json.loads((tmp_path / "ev_dcase" / "summary.json").read_text())["list"]["settings"]
+    assert (made["layout"], made["snr_db"]) == ("DCASE 2024 task 9", "each row's")
     target, noise = tone_noise(1.0, 16000, seed=1)[0], tone_noise(1.0, 16000, seed=2)[0]
     sf.write(tmp_path / "mix.wav", 0.5 * (target + noise), 16000)
     sf.write(tmp_path / "target.wav", 0.5 * target, 16000)
@@ -259,8 +266,22 @@ def test_evaluate_lists_with_their_own_ratios_or_mixtures_already_made(tmp_path,
         assert np.allclose(case.mixture, case.target + case.interference, atol=1e-6)
         assert np.allclose(case.interference, 0.5 * noise, atol=1e-4)  # the mixture as made, not remixed
     err = capsys.readouterr().err
-    assert "left out 1 row whose targets are digital silence" in err and "row 2 after the header" in err
-    assert "left out 1 row whose targets are shorter than 0.25 s" in err
+    assert "lass: 1 row whose target is digital silence over the mixture's span: left out" in err
+    assert "(first: " + str(tmp_path / "made.csv") + ", row 2 after the header)" in err
+    assert "lass: 1 row whose target is shorter than 0.25 s: left out" in err
+    # a target silent, or too short, over the mixture's span only; a mixture longer than its target
+    sf.write(tmp_path / "late.wav", np.concatenate([np.zeros(16000, np.float32), 0.5 * target]), 16000)
+    sf.write(tmp_path / "short_mix.wav", 0.5 * (target + noise)[:1000], 16000)
+    sf.write(tmp_path / "long_mix.wav", np.concatenate([0.5 * (target + noise), 0.5 * noise]), 16000)
+    (tmp_path / "spans.csv").write_text("mixture,target,caption\nmix.wav,late.wav,late\nshort_mix.wav,target.wav,"
+                                        "short\nlong_mix.wav,target.wav,long\nmix.wav,target.wav,whole\n")
+    cases = mixture_list(tmp_path / "spans.csv", tmp_path, 16000, limit=2)
+    assert [case.query for case in cases] == ["long", "whole"]  # --limit: that many scored rows
+    assert cases[0].mixture.shape == cases[0].target.shape == (16000,)
+    err = capsys.readouterr().err
+    assert "1 row whose target is digital silence over the mixture's span" in err
+    assert "1 row whose target is shorter than 0.25 s" in err
+    assert "3 rows whose mixture and target differ in length: scored over the shorter" in err
     with pytest.raises(ValueError, match="mixtures are already made"):
         mixture_list(tmp_path / "made.csv", tmp_path, 16000, snr_db=5.0)
     assert main(["evaluate", "--list", str(tmp_path / "made.csv"), "--data-root", str(tmp_path), "-m",
@@ -282,11 +303,12 @@ def test_evaluate_says_when_digital_silence_would_beat_the_model(tmp_path, model
     assert main(["evaluate", "--stems", str(tmp_path / "songs"), "-m", str(model_dir / "ones.safetensors"),
                  "--no-plots", "--no-oracle", "-o", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())["stems"]["summary"]
-    rows = list(csv.DictReader(open(out / "scores_stems.csv")))
-    mixture_sdr = [float(r["sdr"]) - float(r["sdri"]) for r in rows]
-    assert summary["silent_sdri"] == pytest.approx(-np.mean(mixture_sdr), abs=1e-6) and summary["silent_sdri"] > 5
+    mix = loud + soft + softer
+    silence = [sdr(np.zeros_like(stem), stem) - sdr(mix, stem) for stem in (loud, soft, softer)]
+    assert summary["silent_sdri"] == pytest.approx(float(np.mean(silence)), abs=1e-3) and summary["silent_sdri"] > 5
     assert summary["sdri"] == pytest.approx(0.0, abs=1e-3)  # the mixture itself, returned
-    assert summary["sdr"] == pytest.approx(np.mean(mixture_sdr), abs=1e-3)
+    assert summary["sdr"] == pytest.approx(float(np.mean([sdr(mix, stem) for stem in (loud, soft, softer)])), abs=1e-3)
+    rows = list(csv.DictReader(open(out / "scores_stems.csv")))
     assert "Digital silence would score" in capsys.readouterr().err
     assert "SDRi of digital silence (a baseline)" in (out / "summary.md").read_text()
     assert sorted(r["files"].split("; ")[1] for r in rows) == [str(song / "mix.wav")] * 3

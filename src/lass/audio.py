@@ -53,7 +53,9 @@ def info(path: str | os.PathLike) -> AudioInfo:
                      declared if declared is not None and declared > meta.frames else None)
 
 
-_UNKNOWN_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)  # what streaming writers put in a header before the length is known
+# what streaming writers put in a header before the length is known: 0, or sizes from 2 GiB up (SoX writes
+# 0x7FFFF000, others 0x7FFFFFFF or 0xFFFFFFFF); a file that large, cut short, goes without the note
+_UNKNOWN_FROM = 0x7FFF0000
 
 
 def _wav_declared_frames(path: str) -> int | None:
@@ -71,7 +73,7 @@ def _wav_declared_frames(path: str) -> int | None:
         if chunk == b"fmt " and at + 22 <= len(head):
             block_align = int.from_bytes(head[at + 20:at + 22], "little")
         if chunk == b"data":
-            return size // block_align if block_align and size not in _UNKNOWN_SIZES else None
+            return size // block_align if block_align and 0 < size < _UNKNOWN_FROM else None
         at += 8 + size + (size & 1)  # chunks are padded to an even length
     return None
 

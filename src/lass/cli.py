@@ -97,8 +97,12 @@ def cmd_separate(args) -> int:
                 note(f"the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
                      f"lower rate?): separated as such a recording is (--band full to trust the file's rate)")
         if result.declared_duration is not None:
-            note(f"the file is cut short: its header declares {result.declared_duration:.1f} s and it holds "
-                 f"{result.duration:.1f} s (an interrupted download or recording?); what it holds was separated")
+            declared, held = result.declared_duration, result.duration
+            how = (f"its header declares {declared:.1f} s and it holds {held:.1f} s" if declared - held >= 0.1 else
+                   f"it holds {round((declared - held) * result.input_sample_rate)} samples fewer than its header "
+                   f"declares")
+            note(f"the file is cut short: {how} (an interrupted download or recording?); what it holds was "
+                 f"separated")
         top, whose = min((result.input_sample_rate / 2, "input"), (model_rate / 2, "model"))
         if isinstance(args.band, float) and args.band >= top:
             note(f"--band {args.band:g} Hz is not below the {whose}'s Nyquist frequency, {top / 1000:g} kHz: it "

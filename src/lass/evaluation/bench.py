@@ -194,7 +194,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--long-minutes", type=float, nargs="*", default=[20.0],
                    help="peak-memory runs on generated stereo 44.1 kHz input (default 20; e.g. 20 60; none: "
                         "--long-minutes alone)")
-    p.add_argument("--queries", type=int, nargs="*", default=[1, 4, 16], help="query counts for queries/s (default 1 4 16; none: --queries alone)")
+    p.add_argument("--queries", type=int, nargs="*", default=[1, 4, 16],
+                   help="query counts for queries/s (default 1 4 16; none: --queries alone)")
     p.add_argument("--no-baseline", action="store_true", help="skip the AudioSep ResUNet30 baseline")
     p.add_argument("--train-step", type=int, default=None, metavar="BATCH",
                    help="also time training steps (4 s examples) in float32 and bf16, each eager and compiled")

@@ -105,21 +105,57 @@ def _columns(layout: ListLayout) -> list[str]:
                                   layout.mixture) if column]
 
 
+MIN_TARGET_SECONDS = 0.25  # as ClipBank's shortest clip
+
+
+class LeftOut:
+    """Cases no score can be taken against (a target silent or shorter than MIN_TARGET_SECONDS over the mixture's
+    span), left out; and pre-made mixtures longer or shorter than their targets, scored over the shorter. Each kind
+    is said in one line, naming the first."""
+
+    def __init__(self, what: str):
+        self.what = what  # "row", "stem"
+        self.silent: list[str] = []
+        self.short: list[str] = []
+        self.trimmed: list[str] = []
+
+    def keeps(self, name: str, target: np.ndarray, rate: int) -> bool:
+        if not np.any(target):
+            self.silent.append(name)
+        elif target.shape[-1] < MIN_TARGET_SECONDS * rate:
+            self.short.append(name)
+        else:
+            return True
+        return False
+
+    def premixed(self, name: str, mixture: np.ndarray, target: np.ndarray, rate: int):
+        """A mixture already made and its target over the shorter of the two: (mixture, target, interference)."""
+        n = min(mixture.shape[-1], target.shape[-1])
+        if max(mixture.shape[-1], target.shape[-1]) - n > 0.01 * rate:  # more than resampling's rounding
+            self.trimmed.append(name)
+        mixture, target = np.ascontiguousarray(mixture[..., :n]), np.ascontiguousarray(target[..., :n])
+        return mixture, target, mixture - target
+
+    def say(self) -> None:
+        for names, why in ((self.silent, "{target} digital silence over the mixture's span"),
+                           (self.short, f"{{target}} shorter than {MIN_TARGET_SECONDS:g} s"),
+                           (self.trimmed, "mixture and target differ in length")):
+            if names:
+                one = len(names) == 1
+                why = why.format(target="target is" if one else "targets are")
+                then = ("scored over the shorter" if names is self.trimmed else
+                        "left out, as no score can be taken against such a target")
+                print(f"lass: {len(names)} {self.what}{'' if one else 's'} whose {why}: {then} (first: {names[0]})",
+                      file=sys.stderr, flush=True)
+
+
 def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_rate: int,
-                 snr_db: float | None = None, limit: int | None = None, use_negative: bool = False,
-                 min_seconds: float = 0.25) -> list[Case]:
+                 snr_db: float | None = None, limit: int | None = None, use_negative: bool = False) -> list[Case]:
     """A published mixture list, its layout told by its header: two clips mixed by energy at `snr_db` (0 dB
     unless given; DCASE's lists give each row's), or a mixture already made and its target. A row whose target
-    is silent or shorter than `min_seconds` cannot be scored: it is left out, and said so."""
+    cannot be scored is left out, and said so (LeftOut); `limit`: the first that many rows that are scored."""
     rows, columns = read_table(path)
-    if not rows:
-        raise ValueError(f"{path}: empty mixture list")
-    header = set(rows[0])
-    name = next((name for name, layout in LIST_LAYOUTS.items() if set(_columns(layout)) <= header), None)
-    if name is None:
-        known = "; ".join(f"{', '.join(_columns(layout))} ({name})" for name, layout in LIST_LAYOUTS.items())
-        raise ValueError(f"{path}: unknown layout; expected columns {known}; found {', '.join(columns) or 'none'}")
-    layout = LIST_LAYOUTS[name]
+    name, layout = list_layout(path, rows, columns)
     if use_negative and layout.negative is None:
         raise ValueError(f"--negative (use_negative): {path} has no negative captions ({name} layout); a list "
                          f"in CLAPSep's layout has them ({LIST_LAYOUTS['CLAPSep'].negative})")
@@ -127,8 +163,10 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
         raise ValueError(f"--snr (snr_db): {path} is in the {name} layout, whose "
                          f"{'rows give their own ratio' if layout.snr else 'mixtures are already made'}")
     root = Path(data_root)
-    cases, silent, short = [], [], []
-    for i, row in enumerate(rows[:limit] if limit else rows):
+    cases, left_out = [], LeftOut("row")
+    for i, row in enumerate(rows):
+        if limit and len(cases) >= limit:
+            break
         need_cells(path, i, row, tuple(column for column in _columns(layout) if column != layout.negative))
         other = layout.mixture or layout.noise
         files = [row[layout.target], row[other]]
@@ -137,16 +175,8 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
         except AudioError as err:  # which row, and where its relative paths were looked for
             raise AudioError(f"{table_row(path, i)}: {err} (relative paths are taken from "
                              f"--data-root, here {root})") from None
-        if not np.any(target):
-            silent.append(table_row(path, i))
-            continue
-        if target.shape[-1] < min_seconds * sample_rate:
-            short.append(table_row(path, i))
-            continue
         if layout.mixture:
-            n = min(target.shape[-1], other_audio.shape[-1])
-            mixture, target = other_audio[:n], target[:n]
-            interference = mixture - target
+            mixture, target, interference = left_out.premixed(table_row(path, i), other_audio, target, sample_rate)
         else:
             ratio = snr_db or 0.0
             if layout.snr:
@@ -158,20 +188,30 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
                     raise ValueError(f"{table_row(path, i)}: {layout.snr} must be a number of dB, got "
                                      f"{row[layout.snr]!r}")
             mixture, target, interference = mix(target, [other_audio], ratio)
+        if not left_out.keeps(table_row(path, i), target, sample_rate):
+            continue
         caption = row[layout.caption]
         negative = row.get(layout.negative) if (layout.negative and use_negative) else None
         if negative is not None and " ".join(negative.split()).casefold() == " ".join(caption.split()).casefold():
             negative = None  # the interferer has the target's caption: suppressing it would suppress the target
         cases.append(Case(f"{i:05d}", mixture, target, interference, caption, caption, negative,
                           sample_rate=sample_rate, files="; ".join(files)))
-    for rows_out, why in ((silent, "targets are digital silence"),
-                          (short, f"targets are shorter than {min_seconds:g} s")):
-        if rows_out:
-            print(f"lass: left out {len(rows_out)} row{'s' * (len(rows_out) > 1)} whose {why}, which no score "
-                  f"can be taken against (first: {rows_out[0]})", file=sys.stderr, flush=True)
+    left_out.say()
     if not cases:
         raise ValueError(f"{path}: no row left to score")
     return cases
+
+
+def list_layout(path, rows: list[dict[str, str]], columns: list[str]) -> tuple[str, ListLayout]:
+    """Which of LIST_LAYOUTS a mixture list is in, told by its header (a list without rows is refused)."""
+    if not rows:
+        raise ValueError(f"{path}: empty mixture list")
+    header = set(rows[0])
+    for name, layout in LIST_LAYOUTS.items():
+        if set(_columns(layout)) <= header:
+            return name, layout
+    known = "; ".join(f"{', '.join(_columns(layout))} ({name})" for name, layout in LIST_LAYOUTS.items())
+    raise ValueError(f"{path}: unknown layout; expected columns {known}; found {', '.join(columns) or 'none'}")
 
 
 def _under(root: Path, name: str) -> str:
@@ -191,13 +231,13 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
     songs = [p.parent for p in sorted(folder.rglob("*")) if p.is_file() and is_song_mix(p)]
     if not songs:
         raise ValueError(f"{folder}: no song mix ('mix.<ext>' or '<name>_mix.<ext>') found under it")
-    cases = []
+    cases, left_out = [], LeftOut("stem")
     for song in songs:
         if limit and len(cases) >= limit:
             break
         mix_file = next(p for p in sorted(song.iterdir()) if p.is_file() and is_song_mix(p))
         mixture, rate = read(mix_file)
-        count = len(cases)
+        found = 0
         for stem_file in sorted(song.rglob("*")):
             if not stem_file.is_file() or stem_file == mix_file or stem_file.suffix.lower() not in (".wav", ".flac", ".ogg"):
                 continue
@@ -206,21 +246,24 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
             name = label_text(stem_file.stem.split("__")[-1].replace("+", " and "))
             if stems and name not in stems:
                 continue
+            found += 1
             target, stem_rate = read(stem_file)
             if stem_rate != rate:
                 target = resample(target, stem_rate, rate)
-            n = min(target.shape[-1], mixture.shape[-1])
             if target.shape[0] != mixture.shape[0]:
                 target = np.broadcast_to(target.mean(0, keepdims=True), (mixture.shape[0], target.shape[-1]))
-            tgt = np.ascontiguousarray(target[:, :n])
-            mx = np.ascontiguousarray(mixture[:, :n])
-            cases.append(Case(f"{song.name}/{name}", mx, tgt, mx - tgt, name, template.format(label=name),
+            mx, tgt, rest = left_out.premixed(f"{song.name}/{name}", mixture, target, rate)
+            if not left_out.keeps(f"{song.name}/{name}", tgt, rate):
+                continue
+            cases.append(Case(f"{song.name}/{name}", mx, tgt, rest, name, template.format(label=name),
                               sample_rate=rate, files=f"{stem_file}; {mix_file}"))
             if limit and len(cases) >= limit:
                 break
-        if len(cases) == count and not stems:
+        if not found and not stems:
             raise ValueError(f"{song}: a mix ({mix_file.name}) but no stems (.wav, .flac or .ogg) beside it or in "
                              f"its folders to score it against")
+    left_out.say()
     if not cases:
-        raise ValueError(f"{folder}: none of the stems is named {' or '.join(map(repr, stems or []))}")
+        raise ValueError(f"{folder}: none of the stems is named {' or '.join(map(repr, stems))}" if stems else
+                         f"{folder}: no stem left to score")
     return cases

@@ -218,7 +218,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the paths of --list are relative to (default: the current folder)")
     p.add_argument("--folds", type=int, nargs="+", default=None, help="ESC-50 folds (e.g. 4)")
     p.add_argument("--interferers", type=int, nargs="+", default=[1], help="interferers per mixture (e.g. 1 5)")
-    p.add_argument("--snr", type=float, default=0.0, help="target-to-interference ratio in dB")
+    p.add_argument("--snr", type=float, default=None,
+                   help="target-to-interference ratio in dB (default 0; a DCASE list gives each row's)")
     p.add_argument("--template", default=None, help=f"query template (default '{DEFAULT_TEMPLATE}'; stems: '{{label}}')")
     p.add_argument("--negative", action="store_true", help="also pass an interferer's label as the negative query")
     p.add_argument("--limit", type=int, default=None,
@@ -318,13 +319,12 @@ def _protocols(args, model_rate: int):
                              f"need two{left_out}")
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
         for n in args.interferers:
-            yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr:g} dB",
-                   f"{n}int", label_mixtures(bank, n, args.snr, args.seed, args.template or DEFAULT_TEMPLATE,
+            yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr or 0.0:g} dB",
+                   f"{n}int", label_mixtures(bank, n, args.snr or 0.0, args.seed, args.template or DEFAULT_TEMPLATE,
                                              args.limit, args.negative, rows_of_full=True), bank.label_names)
     elif args.mixture_list:
         yield (Path(args.mixture_list).name, "list",
-               mixture_list(args.mixture_list, args.data_root, model_rate, args.snr if args.snr != 0.0 else None,
-                            args.limit, args.negative), None)
+               mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative), None)
     else:
         yield (f"stems: {Path(args.stems).name}", "stems",
                stem_cases(args.stems, args.template or "{label}", limit=args.limit), None)
@@ -333,7 +333,7 @@ def _protocols(args, model_rate: int):
 # what each protocol takes from the options that shape mixtures and queries; any other given is refused
 PROTOCOL_OPTIONS = {
     "list": ({"--data-root", "--snr", "--negative", "--limit"},
-             "a list names each mixture's two clips and its caption"),
+             "a list names each mixture's sources or the mixture itself, and its caption"),
     "stems": ({"--template", "--limit"}, "each stem is scored in its own song's mix, queried by its name"),
 }
 
@@ -343,7 +343,7 @@ def _check_options(args) -> None:
         raise ValueError("give exactly one of --data, --list or --stems")
     given = {"--data-root": args.data_root != ".", "--folds": args.folds is not None,
              "--interferers": args.interferers != [1], "--seed": args.seed != 0,
-             "--template": args.template is not None, "--negative": args.negative, "--snr": args.snr != 0.0,
+             "--template": args.template is not None, "--negative": args.negative, "--snr": args.snr is not None,
              "--query-checks": args.query_checks, "--limit": args.limit is not None}
     protocol = "list" if args.mixture_list else "stems" if args.stems else "data"
     if protocol in PROTOCOL_OPTIONS:
@@ -354,7 +354,7 @@ def _check_options(args) -> None:
                              f"--{protocol} ({why})")
     elif given["--data-root"]:
         raise ValueError("--data-root does not apply to --data (it is where the paths of a --list are taken from)")
-    if not math.isfinite(args.snr):
+    if args.snr is not None and not math.isfinite(args.snr):
         raise ValueError(f"--snr must be a number of dB, got {args.snr}")
 
 
@@ -376,10 +376,16 @@ def settings(args, separator) -> dict:
            "model_name": config.name, "mask_power": config.mask_power, "input_level_db": config.input_level_db,
            "segment": args.segment, "aggregate": args.aggregate, "limit": args.limit}
     if args.data:
-        out.update(data=args.data, folds=args.folds, template=args.template or DEFAULT_TEMPLATE, snr_db=args.snr,
+        out.update(data=args.data, folds=args.folds, template=args.template or DEFAULT_TEMPLATE, snr_db=args.snr or 0.0,
                    seed=args.seed, negative=args.negative)
     elif args.mixture_list:
-        out.update(list=args.mixture_list, data_root=args.data_root, snr_db=args.snr, negative=args.negative)
+        from ..datasets import read_table
+        from .protocols import list_layout
+
+        name, layout = list_layout(args.mixture_list, *read_table(args.mixture_list))
+        ratio = "each row's" if layout.snr else "as made" if layout.mixture else args.snr or 0.0
+        out.update(list=args.mixture_list, layout=name, data_root=args.data_root, snr_db=ratio,
+                   negative=args.negative)
     else:
         out.update(stems=args.stems, template=args.template or "{label}")
     return out
@@ -391,10 +397,10 @@ def run_from_args(args) -> int:
     from ..api import Separator
     from ..audio import write
 
+    args.interferers = list(dict.fromkeys(args.interferers))  # `1 1` is one protocol (its files have one name)
     _check_options(args)
     if min(args.interferers) < 1:  # 0 scored a mixture of the target alone (-108 dB "SDRi"); below 0 crashed
         raise ValueError(f"--interferers: each count must be at least 1, got {min(args.interferers)}")
-    args.interferers = list(dict.fromkeys(args.interferers))  # `1 1` is one protocol (its files have one name)
     for option, value in (("--seed", args.seed), ("--save-audio", args.save_audio)):
         if value < 0:
             raise ValueError(f"{option} must be 0 or more, got {value}")
@@ -487,8 +493,8 @@ def run_from_args(args) -> int:
         print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
         if summary["silent_sdri"] > summary["sdri"]:
             said = (f"Digital silence would score {summary['silent_sdri']:.2f} dB SDRi here, more than the model: "
-                    f"the targets are far quieter than their mixtures, so SDRi rewards taking everything out. "
-                    f"Compare the estimates' own SDR and SI-SDR instead.")
+                    f"the mixtures' own SDR against their targets is {-summary['silent_sdri']:.2f} dB, and an empty "
+                    f"output scores 0 dB. Compare the estimates' own SDR and SI-SDR, too.")
             report.append(said + "\n")
             print(f"lass: note: {said}", file=sys.stderr)
     (out / "summary.md").write_text("\n".join(report))
