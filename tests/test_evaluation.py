@@ -67,6 +67,11 @@ def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, ca
     assert one["absent_query_energy_db"] == pytest.approx(0.0, abs=1e-3)
     rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv")))
     assert len(rows) == 9 and rows[0]["query"].startswith("the sound of ")
+    for row in rows:  # the query checks of each case: the interferer's class, and an absent one
+        assert float(row["interferer_query_sdri"]) == pytest.approx(0.0, abs=1e-3)
+        assert float(row["absent_level_db"]) == pytest.approx(0.0, abs=1e-3)
+        absent = row["absent_query"].removeprefix("the sound of ")
+        assert absent and absent not in (row["label"], row["interferers"])
     assert all(row["interferers"] and row["label"] not in row["interferers"] for row in rows)
     for row in rows:  # each case's files, the target's first: the clip of its label, then one of each interferer
         files = row["files"].split("; ")
@@ -312,6 +317,37 @@ def test_evaluate_says_when_digital_silence_would_beat_the_model(tmp_path, model
     assert "Digital silence would score" in capsys.readouterr().err
     assert "SDRi of digital silence (a baseline)" in (out / "summary.md").read_text()
     assert sorted(r["files"].split("; ")[1] for r in rows) == [str(song / "mix.wav")] * 3
+
+
+def test_evaluate_compares_with_an_earlier_evaluation_case_by_case(tmp_path, model_dir, capsys, monkeypatch):
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    monkeypatch.chdir(tmp_path)
+    quick = ["evaluate", "--data", "data", "--interferers", "1", "2", "--no-plots", "--no-oracle"]
+    assert main([*quick, "-m", str(model_dir / "ones.safetensors"), "-o", "ones"]) == 0
+    (tmp_path / "ones" / "scores_2int.csv").unlink()  # a protocol the earlier run has no scores of
+    capsys.readouterr()
+    assert main([*quick, "--data", str(data), "-m", str(model_dir / "half.safetensors"), "-o", "half",
+                 "--compare", "ones"]) == 0  # the same folder by another path is the same protocol
+    out = capsys.readouterr().out
+    mine = {r["name"]: float(r["sdri"]) for r in csv.DictReader(open(tmp_path / "half" / "scores_1int.csv"))}
+    theirs = {r["name"]: float(r["sdri"]) for r in csv.DictReader(open(tmp_path / "ones" / "scores_1int.csv"))}
+    diff = np.array([mine[name] - theirs[name] for name in mine])
+    compared = json.loads((tmp_path / "half" / "summary.json").read_text())["1int"]["compared"]
+    assert compared["cases"] == len(diff) == 6 and compared["sdri"] == pytest.approx(diff.mean(), abs=1e-6)
+    assert compared["sdri_se"] == pytest.approx(diff.std(ddof=1) / np.sqrt(6), abs=1e-6)
+    assert compared["sdri_better"] == int(np.sum(diff > 0.01))
+    assert f"SDRi {diff.mean():+.2f} ± " in out and "it has no scores_2int.csv" in out
+    assert "paired, mean ± standard error" in (tmp_path / "half" / "summary.md").read_text()
+    # other mixtures are refused, before any scoring; replacing the folder compared with reads it first
+    assert main([*quick, "--seed", "1", "-m", str(model_dir / "half.safetensors"), "-o", "s1", "--compare",
+                 "ones"]) == 1
+    err = capsys.readouterr().err
+    assert "--compare ones: it was made with other mixtures or queries (seed 0 there, 1 here)" in err
+    assert not (tmp_path / "s1").exists()
+    assert main([*quick, "-m", str(model_dir / "half.safetensors"), "-o", "ones", "-f", "--compare", "ones"]) == 0
+    assert json.loads((tmp_path / "ones" / "summary.json").read_text())["1int"]["compared"]["cases"] == 6
+    assert main([*quick, "-m", str(model_dir / "half.safetensors"), "-o", "x", "--compare", "gone"]) == 1
+    assert "--compare gone: no earlier evaluation there (summary.json)" in capsys.readouterr().err
 
 
 def test_evaluate_stems(tmp_path, model_dir, capsys):

@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ class Score:
     interferers: str = ""  # the interferers' labels (label mixtures), "; "-separated
     negative: str = ""  # the negative query, if one was given
     files: str = ""  # the files the case was made of: the target's first (Case.files)
+    # --query-checks: the (first) interferer's class asked for, scored against that interferer; a class absent
+    # from the mixture asked for, and its track's level re. the mixture (dB)
+    interferer_query_sdri: float | None = None
+    absent_query: str = ""
+    absent_level_db: float | None = None
 
 
 def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, keep_audio: bool = False):
@@ -70,12 +76,13 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
 
 
 def query_checks(separator, cases: list[Case], label_names: list[str],
-                 template: str = DEFAULT_TEMPLATE) -> dict[str, float]:
+                 template: str = DEFAULT_TEMPLATE, scores: list[Score] | None = None) -> dict[str, float]:
     """Does the model follow the query? (a) Asking for the (first) interferer's class must return that
     interferer (SDRi measured against it alone); (b) asking for a class absent from the mixture must return
-    little energy (output energy re. the mixture, dB)."""
+    little energy (output energy re. the mixture, dB). Each case's figures also go to its Score, if given."""
     interferer_gains, absent_levels = [], []
     for i, case in enumerate(cases):
+        score = scores[i] if scores is not None else None
         mixture = np.atleast_2d(case.mixture)
         query = template.format(label=case.interferer_labels[0])
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
@@ -83,6 +90,8 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
         asked = case.interference if case.first_interferer is None else case.first_interferer
         ref = np.atleast_2d(asked).reshape(-1)
         interferer_gains.append(float(sdr(est.reshape(-1), ref) - sdr(mixture.reshape(-1), ref)))
+        if score is not None:
+            score.interferer_query_sdri = interferer_gains[-1]
         present = {case.label, *case.interferer_labels}
         absent = [lab for lab in label_names if lab not in present]
         if not absent:
@@ -92,6 +101,8 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
                                         band_hz=case.band_hz)[query]
         absent_levels.append(max(level_db(float(np.sum(est**2)), float(np.sum(mixture**2))), -200.0))
+        if score is not None:
+            score.absent_query, score.absent_level_db = query, absent_levels[-1]
     out = {"interferer_query_sdri": float(np.mean(interferer_gains))}
     if absent_levels:
         out["absent_query_energy_db"] = float(np.mean(absent_levels))
@@ -146,7 +157,8 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
              "bss_sdri": "SDRi (bss_eval, 512 taps)", "irm_sdri": "oracle IRM SDRi", "psm_sdri": "oracle PSM SDRi"}
     for key, name in names.items():
         if key in summary:
-            lines.append(f"| {name} | {summary[key]:.2f} dB | {summary[key + '_median']:.2f} dB |")
+            mean, median = (f"{summary[k]:.2f}".replace("-0.00", "0.00") for k in (key, key + "_median"))
+            lines.append(f"| {name} | {mean} dB | {median} dB |")
     for key, name in (("fraction_of_irm", "model / IRM"), ("fraction_of_psm", "model / PSM")):
         if key in summary:
             lines.append(f"| {name} | {100 * summary[key]:.0f} % | |")
@@ -246,6 +258,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output folder (default: evaluation/NAME, NAME being the --data or --stems folder's "
                         "or the --list file's)")
     p.add_argument("-f", "--force", action="store_true", help="replace an earlier evaluation in the output folder")
+    p.add_argument("--compare", default=None, metavar="DIR",
+                   help="an earlier evaluation's output folder, of the same protocol (another model, say): also "
+                        "print the paired differences from its scores, case by case")
     p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
 
 
@@ -391,6 +406,63 @@ def settings(args, separator) -> dict:
     return out
 
 
+# settings that decide which mixtures and queries a protocol holds: two evaluations compare case by case only if
+# these agree (the model, its mask power and input level are what a comparison is for)
+SAME_CASES = ("data", "folds", "template", "snr_db", "seed", "negative", "list", "layout", "data_root", "stems")
+PATHS = ("data", "list", "data_root", "stems")
+
+
+def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict[tuple[str, str], dict]]]:
+    """An earlier evaluation to compare with (`--compare`): its settings and, per protocol, its score rows by
+    (case, query). Read before this run writes anything, since it may replace that folder (-f)."""
+    folder = Path(folder)
+    summary = folder / "summary.json"
+    if not summary.is_file():
+        raise FileNotFoundError(f"--compare {folder}: no earlier evaluation there (summary.json)")
+    try:
+        results = json.loads(summary.read_text())
+        theirs = next(iter(results.values()))["settings"]
+    except (ValueError, StopIteration, KeyError, TypeError):
+        raise ValueError(f"--compare {folder}: summary.json is not a lass evaluation's") from None
+    same = lambda key, a, b: (os.path.realpath(a) == os.path.realpath(b) if key in PATHS and a and b  # noqa: E731
+                              else a == b)
+    differ = [key for key in SAME_CASES if key in theirs and not same(key, theirs[key], made.get(key))]
+    if differ:
+        raise ValueError(f"--compare {folder}: it was made with other mixtures or queries ("
+                         + ", ".join(f"{key} {theirs.get(key)!r} there, {made.get(key)!r} here" for key in differ)
+                         + "): compare evaluations of the same protocol")
+    rows = {}
+    for key in results:
+        path = folder / f"scores_{key}.csv"
+        if path.is_file():
+            with open(path, newline="") as f:
+                rows[key] = {(row["name"], row["query"]): row for row in csv.DictReader(f)}
+    return theirs, rows
+
+
+def paired_difference(scores: list[Score], earlier: dict[tuple[str, str], dict]) -> dict[str, float]:
+    """This run's scores minus an earlier run's on the same cases: mean, standard error, and how many cases are
+    better (by more than 0.01 dB) or level."""
+    pairs = [(s, earlier[(s.name, s.query)]) for s in scores if (s.name, s.query) in earlier]
+    out: dict[str, float] = {"cases": len(pairs)}
+    for key in ("sdri", "si_sdri"):
+        diff = np.array([getattr(s, key) - float(row[key]) for s, row in pairs])
+        if not len(diff):
+            continue
+        out[key] = float(diff.mean())
+        out[key + "_se"] = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.nan
+        out[key + "_better"] = int(np.sum(diff > 0.01))
+        out[key + "_level"] = int(np.sum(np.abs(diff) <= 0.01))
+    return out
+
+
+def difference_line(diff: dict[str, float], against: str) -> str:
+    parts = [f"{name} {diff[key]:+.2f} ± {diff[key + '_se']:.2f} dB ({diff[key + '_better']} of {diff['cases']} "
+             f"better, {diff[key + '_level']} level)" for key, name in (("sdri", "SDRi"), ("si_sdri", "SI-SDRi"))
+             if key in diff]
+    return f"against {against} (paired, mean ± standard error): " + "; ".join(parts)
+
+
 def run_from_args(args) -> int:
     from tqdm import tqdm
 
@@ -434,6 +506,7 @@ def run_from_args(args) -> int:
     separator.conditions("warm-up")  # the text encoder loads here, not inside the first case's timing
     config = separator.model.config
     made = settings(args, separator)
+    compared = earlier_scores(args.compare, made) if args.compare else None
     level = "as given" if config.input_level_db is None else f"at {config.input_level_db:g} dB RMS"
     report = [f"# Evaluation of `{config.name}` ({made['model_file']}; mask power {config.mask_power:g}, the network "
               f"hears the input {level})\n",
@@ -465,14 +538,27 @@ def run_from_args(args) -> int:
         audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
         summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
         if args.query_checks and label_names:
-            summary.update(query_checks(separator, cases, label_names, args.template or DEFAULT_TEMPLATE))
+            summary.update(query_checks(separator, cases, label_names, args.template or DEFAULT_TEMPLATE, scores))
         classes = per_class(scores) if key != "list" else None
         results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
+        said_difference = None
+        if compared is not None:
+            against = f"{args.compare} ({compared[0].get('model_file')})"
+            if key in compared[1]:
+                diff = paired_difference(scores, compared[1][key])
+                results[key]["compared"] = {"with": str(args.compare), "model_file": compared[0].get("model_file"),
+                                            **diff}
+                said_difference = difference_line(diff, against) if diff["cases"] else (
+                    f"against {against}: no case in common")
+            else:
+                said_difference = f"against {against}: it has no scores_{key}.csv"
         with open(out / f"scores_{key}.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(Score.__dataclass_fields__))
             writer.writeheader()
             writer.writerows(s.__dict__ for s in scores)
         report.append(markdown_summary(title, summary, classes, args.aggregate))
+        if said_difference:
+            report.append(said_difference[0].upper() + said_difference[1:] + ".\n")
         rates = sorted({case.sample_rate for case in cases} - {separator.model.sample_rate})
         if rates and not args.no_oracle:  # the oracle masks work on the model's STFT, at its rate
             said = (f"The oracle masks are scored at the model's {separator.model.sample_rate} Hz, the model at the "
@@ -491,6 +577,8 @@ def run_from_args(args) -> int:
             line += f" | bss_eval SDRi {summary['bss_sdri']:.2f} dB"
         print(markdown_summary(title, summary, None, args.aggregate))
         print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
+        if said_difference:
+            print(said_difference[0].upper() + said_difference[1:] + "\n")
         if summary["silent_sdri"] > summary["sdri"]:
             said = (f"Digital silence would score {summary['silent_sdri']:.2f} dB SDRi here, more than the model: "
                     f"the mixtures' own SDR against their targets is {-summary['silent_sdri']:.2f} dB, and an empty "
