@@ -246,7 +246,7 @@ def test_evaluate_lists_with_their_own_ratios_or_mixtures_already_made(tmp_path,
     for case, ratio in zip(cases, (-6.0, 9.5)):
         achieved = 10 * np.log10(np.sum(case.target ** 2) / np.sum(case.interference ** 2))
         assert achieved == pytest.approx(ratio, abs=1e-3)
-    assert cases[0].files == "beeping/beeping_0.wav; humming/humming_1.wav"
+    assert cases[0].files == f"{data / 'beeping' / 'beeping_0.wav'}; {data / 'humming' / 'humming_1.wav'}"
     with pytest.raises(ValueError, match="rows give their own ratio"):
         mixture_list(tmp_path / "dcase.csv", data, 16000, snr_db=5.0)
     listed = ["evaluate", "--list", str(tmp_path / "dcase.csv"), "--data-root", str(data), "-m",
@@ -267,7 +267,7 @@ def test_evaluate_lists_with_their_own_ratios_or_mixtures_already_made(tmp_path,
                                        "mix.wav,silent.wav,nothing\nmix.wav,blip.wav,a blip\n")
     for name in ("vgg.csv", "made.csv"):
         case, = mixture_list(tmp_path / name, tmp_path, 16000)
-        assert case.query == "a tone" and case.files == "target.wav; mix.wav"
+        assert case.query == "a tone" and case.files == f"{tmp_path / 'target.wav'}; {tmp_path / 'mix.wav'}"
         assert np.allclose(case.mixture, case.target + case.interference, atol=1e-6)
         assert np.allclose(case.interference, 0.5 * noise, atol=1e-4)  # the mixture as made, not remixed
     err = capsys.readouterr().err
@@ -286,13 +286,23 @@ def test_evaluate_lists_with_their_own_ratios_or_mixtures_already_made(tmp_path,
     err = capsys.readouterr().err
     assert "1 row whose target is digital silence over the mixture's span" in err
     assert "1 row whose target is shorter than 0.25 s" in err
-    assert "3 rows whose mixture and target differ in length: scored over the shorter" in err
+    assert "1 row whose mixture and target differ in length: scored over the shorter" in err  # not those left out
+    # nothing to separate: silent interference, or the target as its own interferer; a caption cut at a comma
+    (tmp_path / "alone.csv").write_text("caption,src_wav,noise_wav\nquiet,target.wav,silent.wav\nitself,target.wav,"
+                                        "target.wav\nfine,target.wav,mix.wav\n")
+    case, = mixture_list(tmp_path / "alone.csv", tmp_path, 16000)
+    assert case.query == "fine"
+    assert "2 rows whose mixtures hold nothing but the target" in capsys.readouterr().err
+    (tmp_path / "comma.csv").write_text("source,noise,snr,caption\ntarget.wav,mix.wav,0,a tone, then noise\n")
+    with pytest.raises(ValueError, match="row 1 after the header: more cells than the header names .* a caption "
+                                         "with a comma must be in double quotes"):
+        mixture_list(tmp_path / "comma.csv", tmp_path, 16000)
     with pytest.raises(ValueError, match="mixtures are already made"):
         mixture_list(tmp_path / "made.csv", tmp_path, 16000, snr_db=5.0)
     assert main(["evaluate", "--list", str(tmp_path / "made.csv"), "--data-root", str(tmp_path), "-m",
                  str(model_dir / "half.safetensors"), "-o", str(tmp_path / "ev"), "--no-plots"]) == 0
     row, = csv.DictReader(open(tmp_path / "ev" / "scores_list.csv"))
-    assert row["files"] == "target.wav; mix.wav" and float(row["irm_sdri"]) < 60  # no silent target scored
+    assert row["files"] == f"{tmp_path / 'target.wav'}; {tmp_path / 'mix.wav'}" and float(row["irm_sdri"]) < 60
 
 
 def test_evaluate_says_when_digital_silence_would_beat_the_model(tmp_path, model_dir, capsys):
@@ -348,6 +358,21 @@ def test_evaluate_compares_with_an_earlier_evaluation_case_by_case(tmp_path, mod
     assert json.loads((tmp_path / "ones" / "summary.json").read_text())["1int"]["compared"]["cases"] == 6
     assert main([*quick, "-m", str(model_dir / "half.safetensors"), "-o", "x", "--compare", "gone"]) == 1
     assert "--compare gone: no earlier evaluation there (summary.json)" in capsys.readouterr().err
+    # lists paired by row must hold the same files; one case in common: no standard error, and valid JSON
+    row = "caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,{}\n"
+    (tmp_path / "a.csv").write_text(row.format("humming/humming_1.wav"))
+    (tmp_path / "b.csv").write_text(row.format("hissing/hissing_1.wav"))
+    listed = ["evaluate", "--data-root", "data", "--no-plots", "--no-oracle", "-m", str(model_dir / "half.safetensors")]
+    assert main([*listed, "--list", "a.csv", "-o", "la"]) == 0
+    assert main([*listed, "--list", "b.csv", "-o", "lb", "--compare", "la"]) == 1
+    assert "--compare la: case 00000 ('a beep') was made of other files there" in capsys.readouterr().err
+    assert main([*listed, "--list", "a.csv", "-o", "la2", "--compare", "la"]) == 0
+    assert "SDRi +0.00 ± n/a dB (0 of 1 better, 1 level)" in capsys.readouterr().out
+    json.loads((tmp_path / "la2" / "summary.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    # every interferer count is checked before anything is scored or written
+    assert main([*quick, "--interferers", "1", "3", "-m", str(model_dir / "half.safetensors"), "-o", "few"]) == 1
+    assert "mixtures with 3 interferers need clips of at least 4 classes" in capsys.readouterr().err
+    assert not (tmp_path / "few").exists()
 
 
 def test_evaluate_stems(tmp_path, model_dir, capsys):
@@ -369,7 +394,7 @@ def test_evaluate_stems_keeps_each_song_to_its_own_files(tmp_path, model_dir, ca
     no stems, or no such folder, is one line."""
     outer, inner = tmp_path / "songs" / "outer", tmp_path / "songs" / "outer" / "inner"
     inner.mkdir(parents=True)
-    for folder, names in ((outer, ("cello", "flute")), (inner, ("drums",))):
+    for folder, names in ((outer, ("cello", "flute")), (inner, ("drums", "bass"))):
         parts = [tone_noise(1.0, 16000, 1, seed=k) for k in range(len(names))]
         sf.write(folder / "mix.wav", sum(parts).T, 16000)
         for name, part in zip(names, parts):
@@ -377,7 +402,7 @@ def test_evaluate_stems_keeps_each_song_to_its_own_files(tmp_path, model_dir, ca
     args = ["-m", str(model_dir / "ones.safetensors"), "--no-plots", "--no-oracle"]
     assert main(["evaluate", "--stems", str(tmp_path / "songs"), "-o", str(tmp_path / "ev"), *args]) == 0
     rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_stems.csv")))
-    assert sorted(r["name"] for r in rows) == ["inner/drums", "outer/cello", "outer/flute"]
+    assert sorted(r["name"] for r in rows) == ["inner/bass", "inner/drums", "outer/cello", "outer/flute"]
     only_mix = tmp_path / "only" / "song"
     only_mix.mkdir(parents=True)
     sf.write(only_mix / "mix.wav", tone_noise(1.0, 16000, 1).T, 16000)

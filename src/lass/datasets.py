@@ -77,6 +77,10 @@ def read_table(path: str | os.PathLike) -> tuple[list[dict[str, str]], list[str]
         raise ValueError(f"{path}: not a CSV file (not UTF-8 text)") from None
     except csv.Error as err:
         raise ValueError(f"{path}: not a readable CSV file ({err})") from None
+    for i, row in enumerate(rows):  # csv puts cells beyond the header under None: a caption cut at a comma
+        if any((cell or "").strip() for cell in row.get(None) or []):
+            raise ValueError(f"{table_row(path, i)}: more cells than the header names ({', '.join(names)}); a "
+                             f"caption with a comma must be in double quotes")
     return rows, [name for name in names if name]
 
 
@@ -351,7 +355,8 @@ class ClipBank:
         extra += [text for text in item.also if text not in extra and text != item.label]
         self.clips.append(audio)
         self.labels.append(item.label)
-        self.paths.append(f"{item.path} (joined to clips before it)" if item.join_seconds else str(item.path))
+        path = os.path.abspath(item.path) if item.path else ""
+        self.paths.append(f"{path} (joined to clips before it)" if item.join_seconds else path)
         return True
 
     def band(self, index: int) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..audio import AudioError, read, read_mono, resample
 from ..datasets import ClipBank, is_song_mix, label_text, need_cells, read_table, table_row
+from ..metrics import si_sdr
 from ..mixing import interference, mix, mix_sources
 
 DEFAULT_TEMPLATE = "the sound of {label}"
@@ -42,6 +43,14 @@ class Case:
     files: str = ""
 
 
+def check_interferers(bank: ClipBank, interferers: int) -> None:
+    """Mixtures with this many interferers need clips of one class more."""
+    if len(bank.label_names) <= interferers:
+        raise ValueError(f"mixtures with {interferers} interferer{'s' * (interferers > 1)} need clips of at "
+                         f"least {interferers + 1} classes; this set has {len(bank.label_names)} "
+                         f"({', '.join(bank.label_names)})")
+
+
 def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, seed: int = 0,
                    template: str = DEFAULT_TEMPLATE, limit: int | None = None,
                    negative: bool = False, rows_of_full: bool = False) -> list[Case]:
@@ -64,10 +73,7 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
     for index in order:
         label = bank.labels[index]
         others = [lab for lab in bank.label_names if lab != label]
-        if len(others) < interferers:
-            raise ValueError(f"mixtures with {interferers} interferer{'s' * (interferers > 1)} need clips of at "
-                             f"least {interferers + 1} classes; this set has {len(bank.label_names)} "
-                             f"({', '.join(bank.label_names)})")
+        check_interferers(bank, interferers)
         labels = [others[i] for i in rng.choice(len(others), size=interferers, replace=False)]
         chosen = [bank.by_label[lab][rng.integers(len(bank.by_label[lab]))] for lab in labels]
         if kept is not None and index not in kept:
@@ -108,24 +114,35 @@ def _columns(layout: ListLayout) -> list[str]:
 MIN_TARGET_SECONDS = 0.25  # as ClipBank's shortest clip
 
 
+# a mixture whose SI-SDR against its target is above this holds nothing but the target (scaled): no interference
+# to take out, and its "improvement" would be about -100 dB
+ALONE_DB = 60.0
+
+
 class LeftOut:
-    """Cases no score can be taken against (a target silent or shorter than MIN_TARGET_SECONDS over the mixture's
-    span), left out; and pre-made mixtures longer or shorter than their targets, scored over the shorter. Each kind
-    is said in one line, naming the first."""
+    """Cases no score can be taken against, left out: a target silent or shorter than MIN_TARGET_SECONDS over the
+    mixture's span, or a mixture that holds nothing but its target (a silent noise file, the target as its own
+    noise). Also pre-made mixtures longer or shorter than their targets, scored over the shorter. Each kind is said
+    in one line, naming the first."""
 
     def __init__(self, what: str):
         self.what = what  # "row", "stem"
         self.silent: list[str] = []
         self.short: list[str] = []
+        self.alone: list[str] = []
         self.trimmed: list[str] = []
 
-    def keeps(self, name: str, target: np.ndarray, rate: int) -> bool:
+    def keeps(self, name: str, mixture: np.ndarray, target: np.ndarray, rate: int) -> bool:
         if not np.any(target):
             self.silent.append(name)
         elif target.shape[-1] < MIN_TARGET_SECONDS * rate:
             self.short.append(name)
+        elif si_sdr(mixture.reshape(-1), target.reshape(-1)) > ALONE_DB:
+            self.alone.append(name)
         else:
             return True
+        if name in self.trimmed:  # left out, not scored over the shorter
+            self.trimmed.remove(name)
         return False
 
     def premixed(self, name: str, mixture: np.ndarray, target: np.ndarray, rate: int):
@@ -139,12 +156,16 @@ class LeftOut:
     def say(self) -> None:
         for names, why in ((self.silent, "{target} digital silence over the mixture's span"),
                            (self.short, f"{{target}} shorter than {MIN_TARGET_SECONDS:g} s"),
+                           (self.alone, "{mixture} nothing but the target (silent interference, or the target "
+                                        "itself)"),
                            (self.trimmed, "mixture and target differ in length")):
             if names:
                 one = len(names) == 1
-                why = why.format(target="target is" if one else "targets are")
+                why = why.format(target="target is" if one else "targets are",
+                                 mixture="mixture holds" if one else "mixtures hold")
                 then = ("scored over the shorter" if names is self.trimmed else
-                        "left out, as no score can be taken against such a target")
+                        "left out, as no improvement can be measured on it" if one else
+                        "left out, as no improvement can be measured on them")
                 print(f"lass: {len(names)} {self.what}{'' if one else 's'} whose {why}: {then} (first: {names[0]})",
                       file=sys.stderr, flush=True)
 
@@ -169,9 +190,9 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
             break
         need_cells(path, i, row, tuple(column for column in _columns(layout) if column != layout.negative))
         other = layout.mixture or layout.noise
-        files = [row[layout.target], row[other]]
+        files = [os.path.abspath(_under(root, row[column])) for column in (layout.target, other)]
         try:
-            target, other_audio = (read_mono(_under(root, file), sample_rate) for file in files)
+            target, other_audio = (read_mono(file, sample_rate) for file in files)
         except AudioError as err:  # which row, and where its relative paths were looked for
             raise AudioError(f"{table_row(path, i)}: {err} (relative paths are taken from "
                              f"--data-root, here {root})") from None
@@ -188,9 +209,9 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
                     raise ValueError(f"{table_row(path, i)}: {layout.snr} must be a number of dB, got "
                                      f"{row[layout.snr]!r}")
             mixture, target, interference = mix(target, [other_audio], ratio)
-        if not left_out.keeps(table_row(path, i), target, sample_rate):
+        if not left_out.keeps(table_row(path, i), mixture, target, sample_rate):
             continue
-        caption = row[layout.caption]
+        caption = row[layout.caption].strip()
         negative = row.get(layout.negative) if (layout.negative and use_negative) else None
         if negative is not None and " ".join(negative.split()).casefold() == " ".join(caption.split()).casefold():
             negative = None  # the interferer has the target's caption: suppressing it would suppress the target
@@ -253,10 +274,10 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
             if target.shape[0] != mixture.shape[0]:
                 target = np.broadcast_to(target.mean(0, keepdims=True), (mixture.shape[0], target.shape[-1]))
             mx, tgt, rest = left_out.premixed(f"{song.name}/{name}", mixture, target, rate)
-            if not left_out.keeps(f"{song.name}/{name}", tgt, rate):
+            if not left_out.keeps(f"{song.name}/{name}", mx, tgt, rate):
                 continue
             cases.append(Case(f"{song.name}/{name}", mx, tgt, rest, name, template.format(label=name),
-                              sample_rate=rate, files=f"{stem_file}; {mix_file}"))
+                              sample_rate=rate, files=f"{os.path.abspath(stem_file)}; {os.path.abspath(mix_file)}"))
             if limit and len(cases) >= limit:
                 break
         if not found and not stems:

@@ -17,7 +17,7 @@ from .. import __version__
 from ..metrics import bss_sdr, level_db, sdr, si_sdr
 from ..stft import STFTConfig
 from .oracle import oracle_estimates
-from .protocols import DEFAULT_TEMPLATE, Case, label_mixtures, mixture_list, stem_cases
+from .protocols import DEFAULT_TEMPLATE, Case, check_interferers, label_mixtures, mixture_list, stem_cases
 
 
 @dataclass
@@ -333,6 +333,8 @@ def _protocols(args, model_rate: int):
             raise ValueError(f"--data {root}: {classes} class{'es' * (classes != 1)} with usable clips, and mixtures "
                              f"need two{left_out}")
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
+        for n in args.interferers:  # every count checked before any is scored
+            check_interferers(bank, n)
         for n in args.interferers:
             yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr or 0.0:g} dB",
                    f"{n}int", label_mixtures(bank, n, args.snr or 0.0, args.seed, args.template or DEFAULT_TEMPLATE,
@@ -408,8 +410,8 @@ def settings(args, separator) -> dict:
 
 # settings that decide which mixtures and queries a protocol holds: two evaluations compare case by case only if
 # these agree (the model, its mask power and input level are what a comparison is for)
-SAME_CASES = ("data", "folds", "template", "snr_db", "seed", "negative", "list", "layout", "data_root", "stems")
-PATHS = ("data", "list", "data_root", "stems")
+SAME_CASES = ("folds", "template", "snr_db", "seed", "negative", "layout")
+SOURCES = ("data", "list", "stems")  # which protocol; with data_root, the paths that a case's files stand in for
 
 
 def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict[tuple[str, str], dict]]]:
@@ -424,20 +426,40 @@ def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict
         theirs = next(iter(results.values()))["settings"]
     except (ValueError, StopIteration, KeyError, TypeError):
         raise ValueError(f"--compare {folder}: summary.json is not a lass evaluation's") from None
-    same = lambda key, a, b: (os.path.realpath(a) == os.path.realpath(b) if key in PATHS and a and b  # noqa: E731
-                              else a == b)
-    differ = [key for key in SAME_CASES if key in theirs and not same(key, theirs[key], made.get(key))]
-    if differ:
-        raise ValueError(f"--compare {folder}: it was made with other mixtures or queries ("
-                         + ", ".join(f"{key} {theirs.get(key)!r} there, {made.get(key)!r} here" for key in differ)
-                         + "): compare evaluations of the same protocol")
+    kind = lambda settings: next((key for key in SOURCES if settings.get(key)), None)  # noqa: E731
+    if kind(theirs) != kind(made):
+        raise ValueError(f"--compare {folder}: it evaluated --{kind(theirs)} {theirs.get(kind(theirs))}, and this run "
+                         f"--{kind(made)}: compare evaluations of the same protocol")
     rows = {}
     for key in results:
         path = folder / f"scores_{key}.csv"
         if path.is_file():
             with open(path, newline="") as f:
                 rows[key] = {(row["name"], row["query"]): row for row in csv.DictReader(f)}
+    keys = list(SAME_CASES)
+    if not all("files" in row for table in rows.values() for row in table.values()):  # an older lass: the paths
+        keys += [key for key in (*SOURCES, "data_root")]
+    differ = [key for key in keys if key in theirs and not _same_setting(theirs[key], made.get(key))]
+    if differ:
+        raise ValueError(f"--compare {folder}: it was made with other mixtures or queries ("
+                         + ", ".join(f"{key} {theirs.get(key)!r} there, {made.get(key)!r} here" for key in differ)
+                         + "): compare evaluations of the same protocol")
     return theirs, rows
+
+
+def _same_setting(theirs, mine) -> bool:
+    if isinstance(theirs, str) and isinstance(mine, str) and theirs != mine:  # paths: the same file by two names
+        return os.path.realpath(theirs) == os.path.realpath(mine)
+    return theirs == mine
+
+
+def check_same_cases(cases: list[Case], earlier: dict[tuple[str, str], dict], folder) -> None:
+    """Cases paired by name and query must be made of the same files (a list edited, or read from elsewhere)."""
+    for case in cases:
+        row = earlier.get((case.name, case.query))
+        if row is not None and "files" in row and row["files"] != case.files:
+            raise ValueError(f"--compare {folder}: case {case.name} ({case.query!r}) was made of other files there "
+                             f"({row['files']}; here {case.files}): compare evaluations of the same mixtures")
 
 
 def paired_difference(scores: list[Score], earlier: dict[tuple[str, str], dict]) -> dict[str, float]:
@@ -450,16 +472,17 @@ def paired_difference(scores: list[Score], earlier: dict[tuple[str, str], dict])
         if not len(diff):
             continue
         out[key] = float(diff.mean())
-        out[key + "_se"] = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.nan
+        out[key + "_se"] = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else None
         out[key + "_better"] = int(np.sum(diff > 0.01))
         out[key + "_level"] = int(np.sum(np.abs(diff) <= 0.01))
     return out
 
 
 def difference_line(diff: dict[str, float], against: str) -> str:
-    parts = [f"{name} {diff[key]:+.2f} ± {diff[key + '_se']:.2f} dB ({diff[key + '_better']} of {diff['cases']} "
-             f"better, {diff[key + '_level']} level)" for key, name in (("sdri", "SDRi"), ("si_sdri", "SI-SDRi"))
-             if key in diff]
+    error = lambda key: "n/a" if diff[key + "_se"] is None else f"{diff[key + '_se']:.2f}"  # noqa: E731
+    parts = [f"{name} {diff[key]:+.2f} ± {error(key)} dB ({diff[key + '_better']} of {diff['cases']} better, "
+             f"{diff[key + '_level']} level)"
+             for key, name in (("sdri", "SDRi"), ("si_sdri", "SI-SDRi")) if key in diff]
     return f"against {against} (paired, mean ± standard error): " + "; ".join(parts)
 
 
@@ -513,6 +536,8 @@ def run_from_args(args) -> int:
               "Settings: " + ", ".join(f"{key} {value}" for key, value in made.items() if value is not None) + "\n"]
     results = {}
     for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
+        if compared is not None and key in compared[1]:
+            check_same_cases(cases, compared[1][key], args.compare)
         try:  # once the data has loaded: a mistake leaves no empty folder
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -521,6 +546,9 @@ def run_from_args(args) -> int:
             clear_earlier_evaluation(out, earlier)
             earlier = None
         scores, examples = [], []
+        warm = cases[0]  # an untimed first pass: the real-time factor is the steady rate, not the start-up's
+        separator.separate_tensor(np.atleast_2d(warm.mixture), warm.sample_rate, [warm.query], warm.negative,
+                                  residual=False, band_hz=warm.band_hz)
         shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
         for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
             keep = i in shown or i < args.save_audio
@@ -543,9 +571,14 @@ def run_from_args(args) -> int:
         results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
         said_difference = None
         if compared is not None:
-            against = f"{args.compare} ({compared[0].get('model_file')})"
+            theirs = compared[0]
+            against = (f"{args.compare} ({theirs.get('model_file')}, SHA-256 {str(theirs.get('model_sha256'))[:12]}, "
+                       f"mask power {theirs.get('mask_power')})")
             if key in compared[1]:
                 diff = paired_difference(scores, compared[1][key])
+                there = len(compared[1][key])
+                if diff["cases"] and (diff["cases"] != len(scores) or diff["cases"] != there):
+                    against += f"; {diff['cases']} cases in common, of {len(scores)} here and {there} there"
                 results[key]["compared"] = {"with": str(args.compare), "model_file": compared[0].get("model_file"),
                                             **diff}
                 said_difference = difference_line(diff, against) if diff["cases"] else (
