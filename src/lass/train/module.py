@@ -62,6 +62,7 @@ class LassModule(L.LightningModule):
                 raise ValueError("optim.presence_weight > 0 needs the film_tcn network and labelled training data")
             self.presence = PresenceHead(self.model.network.channels, classes)
         self.validated_step = -1  # the global step of the last validation
+        self.trained_epoch = 0  # the epoch of the last training step (the validation rows' epoch in metrics.csv)
         if config.optim.compile:
             if cpp_compiler_found():
                 self.model.compile_network()
@@ -81,6 +82,7 @@ class LassModule(L.LightningModule):
         return torch.cat([pos, neg], dim=-1)
 
     def training_step(self, batch, batch_idx):
+        self.trained_epoch = self.current_epoch
         mixture, target, pos_idx, neg_idx, present, heard = batch  # target (B, k, L): k queries per mixture
         cond = self.conditions(pos_idx.flatten(), neg_idx.flatten(), self.config.optim.query_noise)
         keep = None
@@ -108,6 +110,10 @@ class LassModule(L.LightningModule):
         n = mixture.shape[0]
         self.log("val_sdri", sdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
         self.log("val_si_sdri", sisdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
+        # the row's step in metrics.csv: the steps trained (0: a fine-tune's initial model), also for the check
+        # after a run stops between validations, which Lightning would log a step late and in an epoch not run
+        self.log("step", float(self.global_step), batch_size=n)
+        self.log("epoch", float(self.trained_epoch), batch_size=n)
 
     def on_validation_epoch_end(self) -> None:
         self.validated_step = self.global_step  # lets the run validate weights trained after the last check
