@@ -582,6 +582,8 @@ def test_a_run_folder_in_use_or_holding_a_model_is_refused_and_resuming_must_mat
              (("--resume", last, "--set", "max_steps=6", "--set", "optim.optimizer=muon"),
               "was trained with optim.optimizer adamw, and this config has muon"),
              (("--resume", last, "--init", "default"), "--init starts a new run from a model and --resume goes on"),
+             (("--resume", last, "--set", "max_steps=6", "--set", "data.validation_mixtures=4"),
+              "was validated on other mixtures than this config's data.validation makes"),
              (("--output", str(tmp_path / "kept")), "already holds a model")]
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
@@ -632,6 +634,10 @@ def test_ema_weights_are_validated_checkpointed_and_exported(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 6 and "current_model_state" in resumed  # the average went on too
+    done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt_path), "--set", "max_steps=8", "--set",
+                    "optim.ema_decay=0", "--quiet")
+    assert done.returncode == 1 and "was trained with optim.ema_decay above 0, and this config has optim.ema_decay " \
+        "at 0: resume with the run's own settings" in done.stderr, done.stderr[-2000:]
     bad = write_config(tmp_path, data, optim={"ema_decay": 1.0})
     refused = lass_cmd("train", "--config", str(bad), "--quiet")
     assert refused.returncode == 1 and "ema_decay must be in [0, 1)" in refused.stderr

@@ -123,6 +123,7 @@ class LassModule(L.LightningModule):
         checkpoint["lass_lr"] = self.config.optim.lr  # the rate a resumed run keeps when its config sets none
         # what shapes the saved optimizer and module state, which a resumed run must match (settle_config)
         checkpoint["lass_state_layout"] = state_layout(self.config.optim)
+        checkpoint["lass_validation"] = getattr(self, "validation_id", None)  # the mixtures it was validated on
 
     def configure_optimizers(self):
         opt = self.config.optim

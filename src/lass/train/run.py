@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import pickle
@@ -85,6 +86,21 @@ def build_validation(config: TrainConfig, encoder, items: list | None = None):
     return torch.utils.data.TensorDataset(mix, tgt, cond)
 
 
+def fingerprint(validation) -> str | None:
+    """What a run's validation mixtures are, as a hash of their audio: a resumed run must validate on the same ones
+    (a run folder moved to another machine, its data elsewhere, still matches)."""
+    if validation is None:
+        return None
+    digest = hashlib.sha256()
+    if isinstance(validation, torch.utils.data.TensorDataset):
+        parts = validation.tensors[:2]  # mixtures and targets
+    else:
+        parts = [tensor for row in validation for tensor in row[:2]]
+    for part in parts:
+        digest.update(np.ascontiguousarray(part.numpy()).tobytes())
+    return digest.hexdigest()
+
+
 class _NoTips(logging.Filter):
     """Lightning's info lines that advertise its cloud services ("💡 Tip: ... try installing litlogger")."""
 
@@ -144,8 +160,10 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
         layout = checkpoint.get("lass_state_layout", {})
         for key, value in state_layout(config.optim).items():
             if key in layout and layout[key] != value:
-                raise ValueError(f"{resume} was trained with {key} {layout[key]}, and this config has {value}: resume "
-                                 f"with the run's own settings (its logs/version_*/config.yaml), or start a new run "
+                name = key.split(" ")[0]  # "optim.ema_decay above 0": True -> "optim.ema_decay above 0"
+                said = lambda v: f"{name} {'above 0' if v else 'at 0'}" if isinstance(v, bool) else f"{name} {v}"  # noqa
+                raise ValueError(f"{resume} was trained with {said(layout[key])}, and this config has {said(value)}: "
+                                 f"resume with the run's own settings (its logs/version_*/config.yaml), or start a new run "
                                  f"from its model with --init {Path(resume).parent.parent / 'model.safetensors'}")
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
         if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
@@ -335,8 +353,18 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     dataset = TrainingMixtures(bank, config.data.mixing, query_index, config.data.examples_per_epoch,
                                config.seed)
     data = MixtureData(dataset, config.data, build_validation(config, encoder, validation_items))
+    validation_id = fingerprint(data.validation)
+    if resume:  # its best checkpoint was chosen on its own validation mixtures: scores on others do not compare
+        recorded = read_checkpoint(resume).get("lass_validation")
+        if recorded is not None and recorded != validation_id:
+            raise ValueError(f"{resume} was validated on other mixtures than this config's data.validation makes "
+                             f"(other clips, validation_mixtures or validation_interferers), so its best checkpoint "
+                             f"could not be compared with the steps to come: resume with the run's own settings (its "
+                             f"logs/version_*/config.yaml), or start a new run from its model with --init "
+                             f"{Path(resume).parent.parent / 'model.safetensors'}")
 
     module = LassModule(config, table, len(bank.label_names))
+    module.validation_id = validation_id
     if initial is not None:
         module.model.load_state_dict(initial.state_dict())
 
