@@ -537,7 +537,8 @@ def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
     assert sorted(path.name for path in (tmp_path / "other" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "other"), "--resume",
                     str(moved / "last.ckpt"), "--set", "max_steps=12", "--quiet")
-    assert done.returncode == 1 and "other already holds a training run" in done.stderr
+    assert done.returncode == 1 and "already holds another training run: to go on with" in done.stderr
+    assert f"give --output {tmp_path / 'moved'}, or a new folder" in done.stderr
     # its best checkpoint deleted: said, and the best of the steps from here on is kept and exported
     (moved / "best.ckpt").unlink()
     done = lass_cmd("train", "--config", str(config), "--output", str(tmp_path / "moved"), "--resume",
@@ -777,6 +778,7 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
                         "--print-config")
     assert recorded.returncode == 0, recorded.stderr[-2000:]
     assert "this config's model was fine-tuned (lass train --init default); without --init" in recorded.stderr
+    assert yaml.safe_load(recorded.stdout)["model"]["source"] == "random init"  # it would not be a fine-tune
     # resumed without --init: the run's own architecture and rate, not the config's tiny network and 2e-3
     checkpoints = tmp_path / "run" / "checkpoints"
     resumed = lass_cmd("train", "--config", str(config), "--resume", str(checkpoints / "last.ckpt"),

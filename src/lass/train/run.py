@@ -174,8 +174,9 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
         config.model = fine_tune_config(config.model, initial.config, init)
     elif (config.model.source or "").startswith(FINE_TUNED):  # a fine-tuned run's recorded config
         print(f"lass: warning: this config's model was fine-tuned ({config.model.source.split(',')[0]}); without "
-              f"--init this run trains from scratch and its model would still say it was fine-tuned. Add the same "
-              f"--init to fine-tune again", file=sys.stderr, flush=True)
+              f"--init this run trains from scratch, so its model's source is set to '{ModelConfig.source}', not "
+              f"the fine-tune's. Add the same --init to fine-tune again", file=sys.stderr, flush=True)
+        config.model.source = ModelConfig.source  # the model file must not claim a fine-tune it was not
     started = checkpoint.get("lass_lr") if checkpoint is not None else None
     if started is not None and config.optim.lr not in (None, started):
         # Lightning restores the optimizer and its schedule, which would keep the run's rate without a word
@@ -199,10 +200,15 @@ def _say(text: str) -> None:
     print(f"lass train: {text}", file=sys.stderr, flush=True)
 
 
-def refuse_earlier_run(out: Path) -> None:
+def refuse_earlier_run(out: Path, resume: str | None = None) -> None:
     """Two runs in one folder would mix their checkpoints and logs (Lightning writes last-v1.ckpt beside the
-    earlier run's last.ckpt), and the new model.safetensors would silently replace the earlier one."""
+    earlier run's last.ckpt), and the new model.safetensors would silently replace the earlier one. `resume`: the
+    checkpoint of another folder's run, resumed into this one."""
     found = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
+    if found and resume:  # the run meant is elsewhere: the config's output_dir is not its folder
+        raise ValueError(f"{out} (the output folder: the config's output_dir, or --output) already holds another "
+                         f"training run: to go on with {resume} in its own folder, give --output "
+                         f"{Path(resume).parent.parent}, or a new folder with --output NEW_FOLDER")
     if found:
         last = out / "checkpoints" / "last.ckpt"
         raise ValueError(f"{out} already holds a training run ({found[0]}): resume it with --resume "
@@ -316,7 +322,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         _lock(Path(config.output_dir), keep=False)
     resumed_here = resume and os.path.realpath(Path(resume).parent.parent) == os.path.realpath(config.output_dir)
     if not resumed_here:  # a new run, or one resumed into another folder: that folder must not hold a run
-        refuse_earlier_run(Path(config.output_dir))
+        refuse_earlier_run(Path(config.output_dir), resume)
     L.seed_everything(config.seed, verbose=False)
     initial = settle_config(config, init, resume)  # before the data: its sample rate is the model's
     out = Path(config.output_dir)
