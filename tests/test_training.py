@@ -88,7 +88,7 @@ def test_train_export_and_resume(tmp_path):
     # an earlier export is not replaced unless asked, and a model file keeps the suffix models are found by
     written = exported.stat().st_mtime_ns
     again = lass_cmd("export", str(ckpt), "-o", str(exported))
-    assert again.returncode == 1 and f"{exported} exists; choose another -o, or --force" in again.stderr
+    assert again.returncode == 1 and f"{exported} exists; choose another -o, or -f/--force" in again.stderr
     assert exported.stat().st_mtime_ns == written and load_model_file(exported).config.name == "mine"
     assert lass_cmd("export", str(ckpt), "-o", str(exported), "--force").returncode == 0
     assert load_model_file(exported).config.name == "tiny"
@@ -581,7 +581,7 @@ def test_a_run_folder_in_use_or_holding_a_model_is_refused_and_resuming_must_mat
     last = str(run / "checkpoints" / "last.ckpt")
     cases = [(("--resume", last, "--set", "max_steps=2"), "has trained 2 steps already, and trainer.max_steps is 2"),
              (("--resume", last, "--set", "max_steps=6", "--set", "optim.optimizer=muon"),
-              "was trained with optim.optimizer adamw, and this config has muon"),
+              "was trained with optim.optimizer adamw, and this config has optim.optimizer muon"),
              (("--resume", last, "--init", "default"), "--init starts a new run from a model and --resume goes on"),
              (("--resume", last, "--set", "max_steps=6", "--set", "data.validation_mixtures=4"),
               "was validated on other mixtures than this config's data.validation makes"),

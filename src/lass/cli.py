@@ -305,7 +305,7 @@ def cmd_export(args) -> int:
     if not args.output.endswith(".safetensors"):  # `lass models` and the registry find models by this suffix
         raise UserError(f"-o {args.output}: a model file's name ends in .safetensors")
     if os.path.exists(args.output) and not args.force:  # an earlier export may be hours of training
-        raise UserError(f"{args.output} exists; choose another -o, or --force to replace it")
+        raise UserError(f"{args.output} exists; choose another -o, or -f/--force to replace it")
     model = load_checkpoint(args.checkpoint)
     if args.name:
         model.config.name = args.name

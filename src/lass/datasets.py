@@ -124,7 +124,7 @@ def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[
     missing = sorted(set(folds or ()) - present)
     if missing:  # a source that quietly gave nothing would train or validate on less than it says
         raise ValueError(f"{root}: no clips in fold{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(map(str, missing))}; its meta.csv has folds {', '.join(map(str, sorted(present)))}")
+                         f"{', '.join(map(str, missing))}; its {meta.name} has folds {', '.join(map(str, sorted(present)))}")
     return items
 
 

@@ -41,8 +41,9 @@ class RunCheckpoint(ModelCheckpoint):
                 Path(self.dirpath).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(found, here(best))
             else:
+                looked = ", ".join(dict.fromkeys(str(Path(p).parent) for p in (here(best), best, beside) if p))
                 print(f"lass train: the run's best checkpoint ({Path(best).name}, validation SDRi "
-                      f"{float(state['best_model_score']):.2f} dB) is not in {self.dirpath}: the exported model is "
+                      f"{float(state['best_model_score']):.2f} dB) is in none of {looked}: the exported model is "
                       f"the best of the steps trained from here on", file=sys.stderr, flush=True)
                 state = {**state, "best_model_path": "", "best_model_score": None, "best_k_models": {},
                          "kth_best_model_path": ""}

@@ -52,7 +52,7 @@ class ProgressLines(Callback):
         if loss is not None:
             line += f", loss {float(loss):.2f}"
         if self._first:
-            line += f", first step took {elapsed:.0f} s"
+            line += f", first step took {elapsed:.0f} s" if elapsed >= 1 else ", first step took under 1 s"
         elif steps > 0:
             per_step = elapsed / steps
             line += f", {per_step:.2f} s/step"

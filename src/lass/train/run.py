@@ -102,23 +102,31 @@ def fingerprint(validation) -> str | None:
 
 
 class _NoTips(logging.Filter):
-    """Lightning's info lines that advertise its cloud services ("💡 Tip: ... try installing litlogger")."""
+    """Lightning's info lines that advertise its cloud services ("💡 Tip: ... try installing litlogger"), and
+    under --quiet (`quiet` set) all its info lines (devices found, why fit stopped)."""
+
+    quiet = False
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip:")
+        return not (self.quiet or str(record.msg).startswith("💡 Tip:"))
 
 
 @contextlib.contextmanager
-def without_lightning_noise(resumed: bool):
+def without_lightning_noise(resumed: bool, quiet: bool = False):
     """Lightning's lines that a user cannot act on, kept out of the training output."""
     lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _NoTips) for f in lightning_info.filters):
-        lightning_info.addFilter(_NoTips())
+    tips = next((f for f in lightning_info.filters if isinstance(f, _NoTips)), None)
+    if tips is None:
+        tips = _NoTips()
+        lightning_info.addFilter(tips)
+    tips.quiet = quiet
     with warnings.catch_warnings():
         # Lightning's own use of a torch API that torch 2.13 deprecates
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
         if resumed:  # resuming writes into the run's own checkpoint folder by design
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            # a run resumed without max_time has no timer to give the checkpoint's timer state to
+            warnings.filterwarnings("ignore", message=r".*Please add the following callbacks: \['Timer'\]")
         yield
 
 
@@ -403,7 +411,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     if data.validation is None:  # no empty validation loop (Lightning warned of its zero length)
         trainer_args.setdefault("limit_val_batches", 0)
         _say("no data.validation in the config: no validation scores, and the exported model is the last one")
-    with without_lightning_noise(resumed=bool(resume)):
+    with without_lightning_noise(resumed=bool(resume), quiet=not progress):
         try:
             trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
                                 callbacks=callbacks, **trainer_args)
@@ -429,9 +437,9 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
         # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one
         print(f"lass: warning: trainer.max_time ({trainer_args['max_time']}) stopped training at step "
-              f"{trainer.global_step} of {max_steps}, so the model is not the recipe's full result. To go on, "
-              f"resume from {out / 'checkpoints' / 'last.ckpt'} (saved where it stopped) with a longer limit: "
-              f"--resume ... --set max_time=DD:HH:MM:SS. Lightning will warn that the checkpoint ended inside an "
+              f"{trainer.global_step} of {max_steps}, so the model is not what the config's full run gives. To go "
+              f"on from where it stopped: --resume {out / 'checkpoints' / 'last.ckpt'} --set max_time=DD:HH:MM:SS "
+              f"(a longer limit; Lightning's timer counts the time trained so far). Lightning will warn that the checkpoint ended inside an "
               f"epoch: the rest of that epoch then repeats its first mixtures instead of drawing new ones, while "
               f"the steps, schedule, optimizer and timer carry on", file=sys.stderr, flush=True)
 
@@ -444,7 +452,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     if best_checkpoint is not None and module.validated_step != trainer.global_step:
         # stopped between validations (max_steps or max_time inside an epoch): the steps since the
         # last check are validated too, so the exported model is not silently an older one
-        with without_lightning_noise(resumed=bool(resume)):
+        with without_lightning_noise(resumed=bool(resume), quiet=not progress):
             score = trainer.validate(module, data.val_dataloader(), verbose=False)[0]["val_sdri"]
         if best_score is None or score > best_score:
             trainer.save_checkpoint(best, weights_only=False)
