@@ -114,7 +114,7 @@ def test_train_export_and_resume(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     validated = validation_rows(tmp_path / "run", "version_2")
     # logged as the steps trained, in the epoch of the last one (Lightning's own row said step 8, epoch 4)
-    assert validated and (int(float(validated[-1]["step"])), int(float(validated[-1]["epoch"]))) == (7, 3)
+    assert validated and (int(validated[-1]["step"]), int(validated[-1]["epoch"])) == (7, 3)
 
 
 def test_training_to_a_log_file_prints_progress_lines(tmp_path):
@@ -493,7 +493,7 @@ def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     assert "could not find the monitored key" not in done.stderr
     assert "exists and is not empty" not in done.stderr  # the run's own folder: expected when resuming
     assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
-    scores = {int(float(row["epoch"])): float(row["val_sdri"])
+    scores = {int(row["epoch"]): float(row["val_sdri"])
               for version in ("version_0", "version_1") for row in validation_rows(tmp_path / "run", version)}
     assert sorted(scores) == [0, 1, 2, 3]
     best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
@@ -521,7 +521,7 @@ def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(path.name for path in moved.iterdir()) == ["best.ckpt", "last.ckpt"]
     assert torch.load(moved / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 8
-    scores = {int(float(row["epoch"])): float(row["val_sdri"])
+    scores = {int(row["epoch"]): float(row["val_sdri"])
               for version in ("version_0", "version_1") for row in validation_rows(tmp_path / "moved", version)}
     best = torch.load(moved / "best.ckpt", map_location="cpu", weights_only=False)
     assert best["global_step"] == 2 * (max(scores, key=scores.get) + 1)  # the best of all four epochs
@@ -755,7 +755,7 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     assert yaml.safe_load(kept)["optim"]["lr"] == FINE_TUNE_LR  # the config sets none
     # validated on mixtures of different lengths, the initial model first: the score fine-tuning has to beat
     rows = validation_rows(tmp_path / "run", "version_0")
-    assert int(float(rows[0]["step"])) == 0 and len(rows) >= 2
+    assert int(rows[0]["step"]) == 0 and len(rows) >= 2
     initial, tuned = float(rows[0]["val_sdri"]), max(float(row["val_sdri"]) for row in rows[1:])
     assert f"the initial model (default) on the validation data: SDRi {initial:.2f} dB" in done.stderr
     if tuned > initial:
@@ -787,7 +787,7 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     assert "--resume keeps the architecture of the run it resumes" in resumed.stderr
     kept = yaml.safe_load((tmp_path / "run" / "logs" / "version_1" / "config.yaml").read_text())
     assert kept["model"]["network_args"]["channels"] == 320 and kept["optim"]["lr"] == FINE_TUNE_LR
-    assert int(float(validation_rows(tmp_path / "run", "version_1")[-1]["step"])) == 5
+    assert int(validation_rows(tmp_path / "run", "version_1")[-1]["step"]) == 5
     # the same command again would mix two runs in one folder and replace the model: refused, nothing touched
     written = (tmp_path / "run" / "model.safetensors").stat().st_mtime_ns
     again = lass_cmd("train", "--config", str(config), "--init", "default", "--quiet")

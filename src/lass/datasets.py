@@ -80,7 +80,7 @@ def read_table(path: str | os.PathLike) -> tuple[list[dict[str, str]], list[str]
     for i, row in enumerate(rows):  # csv puts cells beyond the header under None: a caption cut at a comma
         if any((cell or "").strip() for cell in row.get(None) or []):
             raise ValueError(f"{table_row(path, i)}: more cells than the header names ({', '.join(names)}); a "
-                             f"caption with a comma must be in double quotes")
+                             f"cell with a comma (a caption, a path) must be in double quotes")
     return rows, [name for name in names if name]
 
 
@@ -124,7 +124,8 @@ def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[
     missing = sorted(set(folds or ()) - present)
     if missing:  # a source that quietly gave nothing would train or validate on less than it says
         raise ValueError(f"{root}: no clips in fold{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(map(str, missing))}; its {meta.name} has folds {', '.join(map(str, sorted(present)))}")
+                         f"{', '.join(map(str, missing))}; its {meta.name} has folds "
+                         f"{', '.join(map(str, sorted(present)))}")
     return items
 
 

@@ -439,7 +439,7 @@ def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict
     keys = list(SAME_CASES)
     if not all("files" in row for table in rows.values() for row in table.values()):  # an older lass: the paths
         keys += [key for key in (*SOURCES, "data_root")]
-    differ = [key for key in keys if key in theirs and not _same_setting(theirs[key], made.get(key))]
+    differ = [key for key in keys if key in theirs and not _same_setting(key, theirs[key], made.get(key))]
     if differ:
         raise ValueError(f"--compare {folder}: it was made with other mixtures or queries ("
                          + ", ".join(f"{key} {theirs.get(key)!r} there, {made.get(key)!r} here" for key in differ)
@@ -447,17 +447,31 @@ def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict
     return theirs, rows
 
 
-def _same_setting(theirs, mine) -> bool:
-    if isinstance(theirs, str) and isinstance(mine, str) and theirs != mine:  # paths: the same file by two names
+def _same_setting(key: str, theirs, mine) -> bool:
+    if key in (*SOURCES, "data_root") and isinstance(theirs, str) and isinstance(mine, str):  # one file, two names
         return os.path.realpath(theirs) == os.path.realpath(mine)
     return theirs == mine
 
 
-def check_same_cases(cases: list[Case], earlier: dict[tuple[str, str], dict], folder) -> None:
-    """Cases paired by name and query must be made of the same files (a list edited, or read from elsewhere)."""
+def _source_root(settings: dict) -> str:
+    """The folder a protocol's files are read from: --data, --stems, or a list's --data-root."""
+    return os.path.realpath(settings.get("data") or settings.get("stems") or settings.get("data_root") or ".")
+
+
+def check_same_cases(cases: list[Case], earlier: dict[tuple[str, str], dict], folder, theirs: dict,
+                     made: dict) -> None:
+    """Cases paired by name and query must be made of the same files (a list edited, or read from elsewhere): the
+    same paths, or the same paths under each evaluation's data folder (moved, or reached by a link)."""
+    def where(files: str, root: str) -> list[tuple[str, str]]:
+        paths = [os.path.realpath(path) for path in files.split("; ")]
+        return [(path, os.path.relpath(path, root)) for path in paths]
+
     for case in cases:
         row = earlier.get((case.name, case.query))
-        if row is not None and "files" in row and row["files"] != case.files:
+        if row is None or "files" not in row:
+            continue
+        mine, other = where(case.files, _source_root(made)), where(row["files"], _source_root(theirs))
+        if [a for a, _ in mine] != [a for a, _ in other] and [r for _, r in mine] != [r for _, r in other]:
             raise ValueError(f"--compare {folder}: case {case.name} ({case.query!r}) was made of other files there "
                              f"({row['files']}; here {case.files}): compare evaluations of the same mixtures")
 
@@ -537,7 +551,7 @@ def run_from_args(args) -> int:
     results = {}
     for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
         if compared is not None and key in compared[1]:
-            check_same_cases(cases, compared[1][key], args.compare)
+            check_same_cases(cases, compared[1][key], args.compare, compared[0], made)
         try:  # once the data has loaded: a mistake leaves no empty folder
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -547,8 +561,8 @@ def run_from_args(args) -> int:
             earlier = None
         scores, examples = [], []
         warm = cases[0]  # an untimed first pass: the real-time factor is the steady rate, not the start-up's
-        separator.separate_tensor(np.atleast_2d(warm.mixture), warm.sample_rate, [warm.query], warm.negative,
-                                  residual=False, band_hz=warm.band_hz)
+        separator.separate_tensor(np.atleast_2d(warm.mixture)[:, :2 * warm.sample_rate], warm.sample_rate,
+                                  [warm.query], warm.negative, residual=False, band_hz=warm.band_hz)
         shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
         for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
             keep = i in shown or i < args.save_audio

@@ -112,8 +112,8 @@ class LassModule(L.LightningModule):
         self.log("val_si_sdri", sisdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
         # the row's step in metrics.csv: the steps trained (0: a fine-tune's initial model), also for the check
         # after a run stops between validations, which Lightning would log a step late and in an epoch not run
-        self.log("step", float(self.global_step), batch_size=n)
-        self.log("epoch", float(self.trained_epoch), batch_size=n)
+        self.log("step", float(self.global_step), batch_size=n, reduce_fx="max", sync_dist=True)  # max: exact
+        self.log("epoch", float(self.trained_epoch), batch_size=n, reduce_fx="max", sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self.validated_step = self.global_step  # lets the run validate weights trained after the last check

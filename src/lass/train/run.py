@@ -86,19 +86,33 @@ def build_validation(config: TrainConfig, encoder, items: list | None = None):
     return torch.utils.data.TensorDataset(mix, tgt, cond)
 
 
-def fingerprint(validation) -> str | None:
-    """What a run's validation mixtures are, as a hash of their audio: a resumed run must validate on the same ones
-    (a run folder moved to another machine, its data elsewhere, still matches)."""
-    if validation is None:
+def fingerprint(items: list | None, config: TrainConfig) -> str | None:
+    """Which validation mixtures a run makes: a hash of its validation files' bytes and labels and the settings that
+    draw the mixtures. A resumed run must validate on the same ones; a run folder moved to another machine, its data
+    elsewhere, still matches (the audio as decoded and resampled could differ in the last bit there)."""
+    if items is None:
         return None
-    digest = hashlib.sha256()
-    if isinstance(validation, torch.utils.data.TensorDataset):
-        parts = validation.tensors[:2]  # mixtures and targets
-    else:
-        parts = [tensor for row in validation for tensor in row[:2]]
-    for part in parts:
-        digest.update(np.ascontiguousarray(part.numpy()).tobytes())
+    digest = hashlib.sha256(repr((config.data.validation_mixtures, config.data.validation_interferers,
+                                  config.model.sample_rate)).encode())
+    for item in items:
+        digest.update(item.label.encode())
+        try:
+            with open(item.path, "rb") as f:
+                digest.update(hashlib.sha256(f.read()).digest())
+        except OSError:  # left out of the validation clips, as ClipBank leaves it out
+            digest.update(b"unreadable")
     return digest.hexdigest()
+
+
+def _csv_logger(*args, **kwargs):
+    """Lightning's CSV log, writing a validation row's epoch as the whole number it is (self.log makes it float)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    class WholeEpochs(CSVLogger):
+        def log_metrics(self, metrics, step=None):
+            super().log_metrics({key: int(value) if key == "epoch" else value for key, value in metrics.items()}, step)
+
+    return WholeEpochs(*args, **kwargs)
 
 
 class _NoTips(logging.Filter):
@@ -120,7 +134,8 @@ def without_lightning_noise(resumed: bool, quiet: bool = False):
         tips = _NoTips()
         lightning_info.addFilter(tips)
     tips.quiet = quiet
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.ExitStack() as reset:
+        reset.callback(setattr, tips, "quiet", False)  # later Lightning lines in this process are shown again
         # Lightning's own use of a torch API that torch 2.13 deprecates
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
         if resumed:  # resuming writes into the run's own checkpoint folder by design
@@ -169,10 +184,13 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
         for key, value in state_layout(config.optim).items():
             if key in layout and layout[key] != value:
                 name = key.split(" ")[0]  # "optim.ema_decay above 0": True -> "optim.ema_decay above 0"
-                said = lambda v: f"{name} {'above 0' if v else 'at 0'}" if isinstance(v, bool) else f"{name} {v}"  # noqa
+
+                def said(v) -> str:
+                    return f"{name} {'above 0' if v else 'at 0'}" if isinstance(v, bool) else f"{name} {v}"
+
                 raise ValueError(f"{resume} was trained with {said(layout[key])}, and this config has {said(value)}: "
-                                 f"resume with the run's own settings (its logs/version_*/config.yaml), or start a new run "
-                                 f"from its model with --init {Path(resume).parent.parent / 'model.safetensors'}")
+                                 f"resume with the run's own settings (its logs/version_*/config.yaml), or start a new "
+                                 f"run from its model with --init {Path(resume).parent.parent / 'model.safetensors'}")
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
         if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
             print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
@@ -214,9 +232,10 @@ def refuse_earlier_run(out: Path, resume: str | None = None) -> None:
     checkpoint of another folder's run, resumed into this one."""
     found = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
     if found and resume:  # the run meant is elsewhere: the config's output_dir is not its folder
+        home = Path(resume).parent.parent if Path(resume).parent.name == "checkpoints" else "ITS_RUN_FOLDER"
         raise ValueError(f"{out} (the output folder: the config's output_dir, or --output) already holds another "
-                         f"training run: to go on with {resume} in its own folder, give --output "
-                         f"{Path(resume).parent.parent}, or a new folder with --output NEW_FOLDER")
+                         f"training run: to go on with {resume} in its own folder, give --output {home}, or a new "
+                         f"folder with --output NEW_FOLDER")
     if found:
         last = out / "checkpoints" / "last.ckpt"
         raise ValueError(f"{out} already holds a training run ({found[0]}): resume it with --resume "
@@ -316,7 +335,6 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor
-    from lightning.pytorch.loggers import CSVLogger
 
     from ..models import registry
     from .checkpoints import RunCheckpoint
@@ -356,6 +374,17 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
             print(f"lass: warning: {shared} validation clip{'s are' if shared > 1 else ' is'} also in the training "
                   f"data: validation scores will be too high (use held-out clips, e.g. another fold)",
                   file=sys.stderr, flush=True)
+    validation_id = fingerprint(validation_items, config)
+    if resume:  # its best checkpoint was chosen on its own validation mixtures: scores on others do not compare
+        recorded = read_checkpoint(resume).get("lass_validation")
+        if recorded is not None and recorded != validation_id:
+            other = ("on mixtures this config does not make (it has no data.validation)" if validation_id is None else
+                     "on other mixtures than this config's data.validation makes (other clips, validation_mixtures "
+                     "or validation_interferers)")
+            raise ValueError(f"{resume} was validated {other}, so its best checkpoint "
+                             f"could not be compared with the steps to come: resume with the run's own settings (its "
+                             f"logs/version_*/config.yaml), or start a new run from its model with --init "
+                             f"{Path(resume).parent.parent / 'model.safetensors'}")
     bank = ClipBank(items, config.model.sample_rate)
     if not bank.clips:
         raise ValueError(f"none of the {len(items)} training clips could be used (see the lines above)")
@@ -367,16 +396,6 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     dataset = TrainingMixtures(bank, config.data.mixing, query_index, config.data.examples_per_epoch,
                                config.seed)
     data = MixtureData(dataset, config.data, build_validation(config, encoder, validation_items))
-    validation_id = fingerprint(data.validation)
-    if resume:  # its best checkpoint was chosen on its own validation mixtures: scores on others do not compare
-        recorded = read_checkpoint(resume).get("lass_validation")
-        if recorded is not None and recorded != validation_id:
-            raise ValueError(f"{resume} was validated on other mixtures than this config's data.validation makes "
-                             f"(other clips, validation_mixtures or validation_interferers), so its best checkpoint "
-                             f"could not be compared with the steps to come: resume with the run's own settings (its "
-                             f"logs/version_*/config.yaml), or start a new run from its model with --init "
-                             f"{Path(resume).parent.parent / 'model.safetensors'}")
-
     module = LassModule(config, table, len(bank.label_names))
     module.validation_id = validation_id
     if initial is not None:
@@ -413,7 +432,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         _say("no data.validation in the config: no validation scores, and the exported model is the last one")
     with without_lightning_noise(resumed=bool(resume), quiet=not progress):
         try:
-            trainer = L.Trainer(default_root_dir=str(out), logger=CSVLogger(str(out), name="logs"),
+            trainer = L.Trainer(default_root_dir=str(out), logger=_csv_logger(str(out), name="logs"),
                                 callbacks=callbacks, **trainer_args)
         except (TypeError, ValueError, MisconfigurationException) as err:  # a value Lightning refuses
             raise ValueError(f"trainer: {err}") from None
@@ -439,8 +458,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         print(f"lass: warning: trainer.max_time ({trainer_args['max_time']}) stopped training at step "
               f"{trainer.global_step} of {max_steps}, so the model is not what the config's full run gives. To go "
               f"on from where it stopped: --resume {out / 'checkpoints' / 'last.ckpt'} --set max_time=DD:HH:MM:SS "
-              f"(a longer limit; Lightning's timer counts the time trained so far). Lightning will warn that the checkpoint ended inside an "
-              f"epoch: the rest of that epoch then repeats its first mixtures instead of drawing new ones, while "
+              f"(a longer limit; Lightning's timer counts the time trained so far). Lightning will warn that the "
+              f"checkpoint ended inside an epoch: the rest of that epoch then repeats its first mixtures instead of drawing new ones, while "
               f"the steps, schedule, optimizer and timer carry on", file=sys.stderr, flush=True)
 
     best = out / "checkpoints" / "best.ckpt"
