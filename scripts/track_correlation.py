@@ -13,10 +13,7 @@ import numpy as np
 from lass.api import Separator
 from lass.datasets import ClipBank, read_esc50
 from lass.evaluation.protocols import label_mixtures
-
-
-def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+from lass.metrics import cosine
 
 
 def main() -> None:
@@ -32,8 +29,8 @@ def main() -> None:
         other = case.query.replace(case.label, case.interferer_labels[0])
         tracks = separator.separate_tensor(case.mixture[None], case.sample_rate, [case.query, other, case.label],
                                            residual=False)
-        two_sounds.append(correlation(tracks[case.query], tracks[other]))
-        phrasings.append(correlation(tracks[case.query], tracks[case.label]))
+        two_sounds.append(cosine(tracks[case.query], tracks[other]))
+        phrasings.append(cosine(tracks[case.query], tracks[case.label]))
     print(f"{len(two_sounds)} mixtures. The two sounds' tracks: median {np.median(two_sounds):.2f}, 95th percentile "
           f"{np.percentile(two_sounds, 95):.2f}. A label's and its 'the sound of' phrasing's: lowest "
           f"{min(phrasings):.2f}, median {np.median(phrasings):.2f}")

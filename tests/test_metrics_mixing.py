@@ -55,3 +55,14 @@ def test_mix_peak_protection_scales_everything_together():
     assert np.abs(mixture).max() == pytest.approx(0.9)
     assert np.allclose(mixture, t + noise)
     assert np.allclose(t, 0.45)
+
+
+def test_cosine_is_scale_free_and_zero_for_silence():
+    from lass.metrics import cosine
+
+    x = np.random.default_rng(0).standard_normal(1000)
+    y = np.random.default_rng(1).standard_normal(1000)
+    assert cosine(x, 3 * x) == pytest.approx(1.0) and cosine(x, -0.5 * x) == pytest.approx(-1.0)
+    assert abs(cosine(x, y)) < 0.1 and cosine(x, np.zeros(1000)) == 0.0
+    assert cosine(x + 1e-4 * y, x) ** 2 > 1 - 1e-6  # 80 dB of x to the rest: "nothing but the target"
+    assert cosine(x + 1e-2 * y, x) ** 2 < 1 - 1e-6  # 40 dB: a mixture to score

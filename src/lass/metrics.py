@@ -4,6 +4,7 @@
 - `si_sdr`: scale-invariant SDR with the mean removed (Le Roux et al. 2019).
 - `bss_sdr`: bss_eval-style SDR with a 512-tap distortion filter (fast_bss_eval), as CLAPSep reports.
 - `level_db`: how loud an output is against its input (a query that found little comes out far below it).
+- `cosine`: how alike two signals are, scale aside (1: one is the other scaled).
 Improvements (`...i`) subtract the same metric of the unprocessed mixture.
 """
 from __future__ import annotations
@@ -12,6 +13,13 @@ import numpy as np
 import torch
 
 EPS = 1e-10
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two signals, in float64; 0 where one is silent."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    norms = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return float(np.dot(a, b)) / norms if norms > 0 else 0.0
 
 
 def level_db(energy: float, reference_energy: float) -> float:

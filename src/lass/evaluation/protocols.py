@@ -16,6 +16,7 @@ import numpy as np
 
 from ..audio import AudioError, read, read_mono, resample
 from ..datasets import ClipBank, is_song_mix, label_text, need_cells, read_table, table_row
+from ..metrics import cosine
 from ..mixing import interference, mix, mix_sources
 
 DEFAULT_TEMPLATE = "the sound of {label}"
@@ -136,7 +137,7 @@ class LeftOut:
             self.silent.append(name)
         elif target.shape[-1] < MIN_TARGET_SECONDS * rate:
             self.short.append(name)
-        elif _alike(mixture.reshape(-1), target.reshape(-1)) > ALONE:
+        elif not np.any(mixture) or cosine(mixture, target) ** 2 > ALONE:
             self.alone.append(name)
         else:
             return True
@@ -167,13 +168,6 @@ class LeftOut:
                         "left out, as no improvement can be measured on them")
                 print(f"lass: {len(names)} {self.what}{'' if one else 's'} whose {why}: {then} (first: {names[0]})",
                       file=sys.stderr, flush=True)
-
-
-def _alike(a: np.ndarray, b: np.ndarray) -> float:
-    """Squared cosine of two signals (1: one is the other scaled); a silent mixture counts as alike."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    energy = float(np.dot(a, a) * np.dot(b, b))
-    return float(np.dot(a, b)) ** 2 / energy if energy > 0 else 1.0
 
 
 def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_rate: int,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
+import hashlib
 import json
 import math
 import os
@@ -377,12 +379,9 @@ def _check_options(args) -> None:
 
 def settings(args, separator) -> dict:
     """How an evaluation was made, kept beside its scores: what another run must repeat to compare."""
-    from ..models import registry
-
-    import datetime
-    import hashlib
-
     import torch
+
+    from ..models import registry
 
     config = separator.model.config
     model_file = registry.resolve(args.model)
@@ -438,7 +437,7 @@ def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict
                 rows[key] = {(row["name"], row["query"]): row for row in csv.DictReader(f)}
     keys = list(SAME_CASES)
     if not all("files" in row for table in rows.values() for row in table.values()):  # an older lass: the paths
-        keys += [key for key in (*SOURCES, "data_root")]
+        keys += [*SOURCES, "data_root"]
     differ = [key for key in keys if key in theirs and not _same_setting(key, theirs[key], made.get(key))]
     if differ:
         raise ValueError(f"--compare {folder}: it was made with other mixtures or queries ("
@@ -490,6 +489,21 @@ def paired_difference(scores: list[Score], earlier: dict[tuple[str, str], dict])
         out[key + "_better"] = int(np.sum(diff > 0.01))
         out[key + "_level"] = int(np.sum(np.abs(diff) <= 0.01))
     return out
+
+
+def comparison(scores: list[Score], key: str, folder, theirs: dict, rows: dict) -> tuple[str, dict | None]:
+    """What --compare says of one protocol, and what summary.json keeps of it."""
+    against = (f"{folder} ({theirs.get('model_file')}, SHA-256 {str(theirs.get('model_sha256'))[:12]}, mask power "
+               f"{theirs.get('mask_power')})")
+    if key not in rows:
+        return f"against {against}: it has no scores_{key}.csv", None
+    diff = paired_difference(scores, rows[key])
+    if not diff["cases"]:
+        return f"against {against}: no case in common", None
+    here, there = len(scores), len(rows[key])
+    if diff["cases"] != here or diff["cases"] != there:
+        against += f"; {diff['cases']} cases in common, of {here} here and {there} there"
+    return difference_line(diff, against), {"with": str(folder), "model_file": theirs.get("model_file"), **diff}
 
 
 def difference_line(diff: dict[str, float], against: str) -> str:
@@ -585,20 +599,7 @@ def run_from_args(args) -> int:
         results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
         said_difference = None
         if compared is not None:
-            theirs = compared[0]
-            against = (f"{args.compare} ({theirs.get('model_file')}, SHA-256 {str(theirs.get('model_sha256'))[:12]}, "
-                       f"mask power {theirs.get('mask_power')})")
-            if key in compared[1]:
-                diff = paired_difference(scores, compared[1][key])
-                there = len(compared[1][key])
-                if diff["cases"] and (diff["cases"] != len(scores) or diff["cases"] != there):
-                    against += f"; {diff['cases']} cases in common, of {len(scores)} here and {there} there"
-                results[key]["compared"] = {"with": str(args.compare), "model_file": compared[0].get("model_file"),
-                                            **diff}
-                said_difference = difference_line(diff, against) if diff["cases"] else (
-                    f"against {against}: no case in common")
-            else:
-                said_difference = f"against {against}: it has no scores_{key}.csv"
+            said_difference, results[key]["compared"] = comparison(scores, key, args.compare, *compared)
         with open(out / f"scores_{key}.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(Score.__dataclass_fields__))
             writer.writeheader()
