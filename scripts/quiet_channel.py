@@ -6,27 +6,17 @@ mean SDRi of that channel against its target, beside the mono figure. Results: d
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from fold4 import protocol_mixtures
 
-from lass.api import Separator
-from lass.datasets import ClipBank, read_esc50
-from lass.evaluation.protocols import label_mixtures
 from lass.metrics import sdr
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="the ESC-50 folder (meta.csv)")
-    parser.add_argument("--limit", type=int, default=40, help="the protocol's first N mixtures")
-    parser.add_argument("-m", "--model", default=None, help="model file (default: the bundled one)")
-    opts = parser.parse_args()
-    separator = Separator(opts.model)
-    bank = ClipBank(read_esc50(opts.data, [4]), separator.samplerate)
+    separator, cases = protocol_mixtures(__doc__, limit=40)
     gains_db = (0.0, -20.0, -40.0)
     improvements: dict[float, list[float]] = {g: [] for g in gains_db}
-    for case in label_mixtures(bank, limit=opts.limit, rows_of_full=True):
+    for case in cases:
         mixture, target = np.atleast_2d(case.mixture)[0], np.atleast_2d(case.target)[0]
         for gain_db in gains_db:
             gain = 10 ** (gain_db / 20)

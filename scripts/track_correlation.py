@@ -6,26 +6,16 @@ sounds in each mixture, and a label's track against its "the sound of" phrasing'
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from fold4 import protocol_mixtures
 
-from lass.api import Separator
-from lass.datasets import ClipBank, read_esc50
-from lass.evaluation.protocols import label_mixtures
 from lass.metrics import cosine
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="ESC-50 folder (meta.csv)")
-    parser.add_argument("--limit", type=int, default=60, help="mixtures (rows of the fold-4 protocol)")
-    parser.add_argument("-m", "--model", default=None, help="model file (default: the bundled one)")
-    opts = parser.parse_args()
-    separator = Separator(opts.model)
-    bank = ClipBank(read_esc50(opts.data, [4]), separator.model.sample_rate)
+    separator, cases = protocol_mixtures(__doc__, limit=60)
     two_sounds, phrasings = [], []
-    for case in label_mixtures(bank, 1, limit=opts.limit, rows_of_full=True):
+    for case in cases:
         other = case.query.replace(case.label, case.interferer_labels[0])
         tracks = separator.separate_tensor(case.mixture[None], case.sample_rate, [case.query, other, case.label],
                                            residual=False)

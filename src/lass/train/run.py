@@ -459,8 +459,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
               f"{trainer.global_step} of {max_steps}, so the model is not what the config's full run gives. To go "
               f"on from where it stopped: --resume {out / 'checkpoints' / 'last.ckpt'} --set max_time=DD:HH:MM:SS "
               f"(a longer limit; Lightning's timer counts the time trained so far). Lightning will warn that the "
-              f"checkpoint ended inside an epoch: the rest of that epoch then repeats its first mixtures instead of drawing new ones, while "
-              f"the steps, schedule, optimizer and timer carry on", file=sys.stderr, flush=True)
+              f"checkpoint ended inside an epoch: the rest of that epoch then repeats its first mixtures instead of "
+              f"drawing new ones, while the steps, schedule, optimizer and timer carry on", file=sys.stderr, flush=True)
 
     best = out / "checkpoints" / "best.ckpt"
     if best_checkpoint is not None and best_checkpoint.best_model_path:
