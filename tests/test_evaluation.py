@@ -82,6 +82,7 @@ def test_evaluate_label_mixtures_writes_tables_and_plots(tmp_path, model_dir, ca
     for plot in ("per_class_sdri.png", "sdri_hist.png", "spectrograms.png"):
         assert (tmp_path / "ev" / "plots_1int" / plot).stat().st_size > 1000
     assert (tmp_path / "ev" / "summary.md").read_text().count("| SDRi") >= 2
+    assert "-0.00 dB" not in (tmp_path / "ev" / "summary.md").read_text()  # mask 1: zero, not a negative zero
     assert len(list((tmp_path / "ev" / "audio" / "1int").glob("*.wav"))) == 3
 
 

@@ -159,7 +159,7 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
              "bss_sdri": "SDRi (bss_eval, 512 taps)", "irm_sdri": "oracle IRM SDRi", "psm_sdri": "oracle PSM SDRi"}
     for key, name in names.items():
         if key in summary:
-            mean, median = (f"{summary[k]:.2f}".replace("-0.00", "0.00") for k in (key, key + "_median"))
+            mean, median = (f"{summary[k] if abs(summary[k]) >= 0.005 else 0.0:.2f}" for k in (key, key + "_median"))
             lines.append(f"| {name} | {mean} dB | {median} dB |")
     for key, name in (("fraction_of_irm", "model / IRM"), ("fraction_of_psm", "model / PSM")):
         if key in summary:
