@@ -532,6 +532,8 @@ def test_evaluate_class_folders_skip_bad_clips_and_refuse_folds(tmp_path, model_
     (data / label / "broken.wav").write_bytes(b"RIFF not audio")
     sf.write(data / label / "silence.wav", np.zeros(16000, dtype=np.float32), 16000)  # nothing to separate
     sf.write(data / label / "blip.wav", nan[:800] * 0 + 0.1, 16000)  # 0.05 s: too short to mix
+    (data / "zz_quiet").mkdir()
+    sf.write(data / "zz_quiet" / "padding.wav", np.zeros(16000, dtype=np.float32), 16000)  # a class of silence
     args = ["evaluate", "--data", str(data), "-m", str(model_dir / "ones.safetensors"), "--interferers", "1",
             "--no-oracle", "--no-plots", "-o", str(tmp_path / "ev")]
     assert main(args + ["--folds", "4"]) == 1
@@ -540,7 +542,8 @@ def test_evaluate_class_folders_skip_bad_clips_and_refuse_folds(tmp_path, model_
     captured = capsys.readouterr()
     # each clip left out is counted, by why, never dropped without a word
     assert "left out 2 clips that are unreadable or hold NaN or infinite samples" in captured.err
-    assert f"left out 1 clip that is digital silence (first: {data / label / 'silence.wav'})" in captured.err
+    assert f"left out 2 clips that are digital silence (first: {data / label / 'silence.wav'})" in captured.err
+    assert "1 label lost every clip to the lines above, so it is left out: zz quiet" in captured.err
     assert f"left out 1 clip that is shorter than 0.25 s, too short to mix (first: {data / label / 'blip.wav'})" \
         in captured.err and "`join_seconds` joins short clips" in captured.err
     rows = list(csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv")))

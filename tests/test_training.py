@@ -98,6 +98,9 @@ def test_train_export_and_resume(tmp_path):
     refused = lass_cmd("export", str(ckpt), "-o", str(tmp_path / "bad.safetensors"), "--mask-power", "0")
     assert refused.returncode == 1 and "mask_power must be > 0" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "bad.safetensors").exists()
+    folder = lass_cmd("export", str(tmp_path / "run"), "-o", str(tmp_path / "y.safetensors"))  # the run, not a file
+    assert folder.returncode == 1 and "Traceback" not in folder.stderr
+    assert f"is a folder; its checkpoints: {ckpt.parent / 'best.ckpt'} (the best validation score), " in folder.stderr
     # resume continues from the checkpoint's step to a later max_steps
     # (Lightning restores the optimizer's schedule, so a new optim.lr would be silently unused: said, and kept true)
     done = lass_cmd("train", "--config", str(config), "--resume", str(ckpt), "--set", "max_steps=6",
@@ -271,7 +274,8 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     cases = [
         (("train", "--config", str(tmp_path / "columns.csv.yaml")), "columns.csv: expected columns path, caption; "
-                                                                    "found file, text"),
+                                                                    "found file, text (its first line must be the "
+                                                                    "header: path,caption)"),
         (("train", "--config", str(tmp_path / "no_caption.csv.yaml")), "no_caption.csv, row 1 after the header: "
                                                                        "no caption"),
         (("train", "--config", str(tmp_path / "entry.json.yaml")), 'entry.json, entry 2: expected "wav" (a file) and '
@@ -450,31 +454,48 @@ def test_a_run_without_validation_data_says_so_and_exports_its_last_weights(tmp_
     assert all(torch.equal(value, last["state_dict"]["model." + key].to(value.dtype)) for key, value in exported.items())
 
 
-def test_ctrl_c_keeps_the_best_model_so_far_and_says_how_to_go_on(tmp_path):
+def test_ctrl_c_finishes_the_step_keeps_it_and_says_how_to_go_on(tmp_path):
+    """Ctrl-C (or SIGTERM) inside an epoch, before any checkpoint: the run finishes its step, checkpoints,
+    validates and exports it, says how to go on, and exits as interrupted; the resume carries on from that step.
+    Before, everything since the last epoch's end was lost ("nothing was kept")."""
     import signal
 
     data = synthetic_class_folders(tmp_path / "data")
-    config = write_config(tmp_path, data, max_steps=100000)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    # Ctrl-C's default action even where the tests run in the background, whose SIGINT is ignored and inherited
-    run = subprocess.Popen([sys.executable, "-m", "lass", "train", "--config", str(config)], env=env,
-                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    for line in run.stderr:  # progress lines: stderr is a pipe here
-        if line.startswith("lass train: step 4 validation"):  # the second epoch's checkpoints are written
-            break
-    run.send_signal(signal.SIGINT)
-    try:
-        rest = run.communicate(timeout=120)[1]
-    except subprocess.TimeoutExpired:
-        run.kill()
-        pytest.fail("lass train went on after Ctrl-C")
-    assert run.returncode == 130 and "Traceback" not in rest, rest[-2000:]
-    said = next(line for line in rest.splitlines() if line.startswith("lass train: stopped at step "))
-    model = tmp_path / "run" / "model.safetensors"
-    assert f"{model} holds the best validated model so far (step " in said
-    assert f"To go on: --resume {tmp_path / 'run' / 'checkpoints' / 'last.ckpt'} (step " in said
-    assert load_model_file(model).config.name == "tiny"
+    for signum, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        config = write_config(tmp_path, data, max_steps=100000)
+        raw = yaml.safe_load(config.read_text())
+        raw["data"]["examples_per_epoch"] = 4000  # 1,000 steps an epoch: the signal comes inside the first
+        raw["output_dir"] = str(tmp_path / f"run{signum}")
+        config.write_text(yaml.safe_dump(raw))
+        run_dir = tmp_path / f"run{signum}"
+        # Ctrl-C's default action even where the tests run in the background, whose SIGINT is ignored and inherited
+        run = subprocess.Popen([sys.executable, "-m", "lass", "train", "--config", str(config)], env=env,
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        for line in run.stderr:  # progress lines: stderr is a pipe here
+            if line.startswith("lass train: step 1/100000"):  # the first step is done, no checkpoint yet
+                break
+        run.send_signal(signum)
+        try:
+            rest = run.communicate(timeout=120)[1]
+        except subprocess.TimeoutExpired:
+            run.kill()
+            pytest.fail("lass train went on after the signal")
+        assert run.returncode == status and "Traceback" not in rest, rest[-2000:]
+        assert "stopping after this step" in rest
+        said = next(line for line in rest.splitlines() if line.startswith("lass train: stopped at step "))
+        step = int(said.split("stopped at step ")[1].split(";")[0])
+        assert 1 <= step < 1000  # inside the first epoch
+        assert f"{run_dir / 'model.safetensors'} holds the best validated model so far (step {step})" in said
+        last = run_dir / "checkpoints" / "last.ckpt"
+        assert f"To go on: --resume {last} --output {run_dir} (step {step})" in said
+        assert f"lass train: step {step} validation: SDRi" in rest  # its weights were validated
+        assert load_model_file(run_dir / "model.safetensors").config.name == "tiny"
+    done = lass_cmd("train", "--config", str(config), "--resume", str(last), "--output", str(run_dir),
+                    "--set", f"max_steps={step + 1}", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step + 1
 
 
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
@@ -585,7 +606,8 @@ def test_a_run_folder_in_use_or_holding_a_model_is_refused_and_resuming_must_mat
              (("--resume", last, "--init", "default"), "--init starts a new run from a model and --resume goes on"),
              (("--resume", last, "--set", "max_steps=6", "--set", "data.validation_mixtures=4"),
               "was validated on other mixtures than this config's data.validation makes"),
-             (("--output", str(tmp_path / "kept")), "already holds a model")]
+             (("--output", str(tmp_path / "kept")), "already holds a model"),
+             (("--resume", str(run / "model.safetensors")), "an exported model, not a training checkpoint")]
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
     for args, message in cases:
@@ -605,7 +627,8 @@ def test_time_limit_before_max_steps_warns_and_still_exports(tmp_path):
     done = lass_cmd("train", "--config", str(config), "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "max_time (00:00:00:01) stopped training at step" in done.stderr
-    assert "of 100000" in done.stderr and "--resume" in done.stderr
+    assert "of 100000" in done.stderr
+    assert f"--resume {tmp_path / 'run' / 'checkpoints' / 'last.ckpt'} --output {tmp_path / 'run'} --set" in done.stderr
     assert (tmp_path / "run" / "model.safetensors").exists()
     # the README's remedy: resume with a longer limit, which the checkpoint's carried timer then allows
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -759,7 +782,7 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     initial, tuned = float(rows[0]["val_sdri"]), max(float(row["val_sdri"]) for row in rows[1:])
     assert f"the initial model (default) on the validation data: SDRi {initial:.2f} dB" in done.stderr
     if tuned > initial:
-        assert f"fine-tuning raised validation SDRi from {initial:.2f} to {tuned:.2f} dB" in done.stderr
+        assert f"fine-tuning raised validation SDRi from {initial:.2f} (default) to {tuned:.2f} dB" in done.stderr
     else:
         assert f"did not beat the initial model on the validation data (best {tuned:.2f} dB" in done.stderr
     tuned = load_model_file(tmp_path / "run" / "model.safetensors")
@@ -785,6 +808,11 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
                        "--set", "max_steps=5", "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "--resume keeps the architecture of the run it resumes" in resumed.stderr
+    assert "planned its learning-rate schedule (warm-up, then cosine decay) over 3 steps, and this run plans 5 " \
+        "(trainer.max_steps): the schedule is stretched to end at step 5, so the rate jumps at step 3" in resumed.stderr
+    # and still reports against the starting model, whose score its checkpoints keep
+    assert (f"fine-tuning raised validation SDRi from {initial:.2f} (default)" in resumed.stderr
+            or f"dB SDRi against {initial:.2f} dB before training" in resumed.stderr), resumed.stderr[-2000:]
     kept = yaml.safe_load((tmp_path / "run" / "logs" / "version_1" / "config.yaml").read_text())
     assert kept["model"]["network_args"]["channels"] == 320 and kept["optim"]["lr"] == FINE_TUNE_LR
     assert int(validation_rows(tmp_path / "run", "version_1")[-1]["step"]) == 5
@@ -1232,6 +1260,17 @@ def test_a_manifest_listing_a_file_per_caption_gives_one_clip_with_its_captions(
     # a source-wide caption names every clip alike: the files' own captions no longer apply
     named = read_dataset({"type": "manifest", "path": str(tmp_path / "train.json"), "caption": "noise"})
     assert {item.label for item in named} == {"noise"} and all(item.also == () for item in named)
+    # the same files in two sources under other captions (a class folder and a manifest of it): one clip each
+    from lass.datasets import merge_repeated_files
+
+    (tmp_path / "folders" / "dog").mkdir(parents=True)
+    os.symlink(tmp_path / "pug.wav", tmp_path / "folders" / "dog" / "pug.wav")  # another path to the same file
+    both = read_dataset({"type": "folders", "path": str(tmp_path / "folders")}) + items
+    merged, repeated = merge_repeated_files(both)
+    assert repeated == [str(tmp_path / "folders" / "dog" / "pug.wav")]
+    assert [(item.label, item.also) for item in merged] == [
+        ("dog", ("A small dog snoring", "A pug groaning")), ("Bells are rung", ("someone hits metal",)),
+        ("pages turning", ())]
 
 
 def test_a_model_trained_on_low_rate_clips_hears_their_empty_band_as_it_is(tmp_path, capsys):
@@ -1334,6 +1373,9 @@ def test_config_paths_keys_and_bare_settings_say_what_they_mean(tmp_path, monkey
     assert loaded.data.train[0]["path"] == str(home / "clips")
     assert loaded.data.validation["path"] == str(project / "clips")  # from the config's folder: proj/clips
     assert loaded.output_dir == "runs/mine"
+    (project / "configs" / "pilots").mkdir()  # a config one folder deeper reads paths against the same project
+    (project / "configs" / "pilots" / "deep.yaml").write_text("data:\n  train: [{type: folders, path: clips}]\n")
+    assert load_config(project / "configs" / "pilots" / "deep.yaml").data.train[0]["path"] == str(project / "clips")
     config.write_text("data: {batch_size: 2}\noptim: {lr: 1e-3}\ndata: {batch_size: 4}\n")
     with pytest.raises(ValueError, match=r"not valid YAML \(line 3\): 'data' is given twice in one section"):
         load_config(config)

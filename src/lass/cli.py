@@ -278,6 +278,10 @@ def cmd_train(args) -> int:
                         f"{f'; its last checkpoint is {last}' if last.is_file() else ''}")
     if args.resume and not os.path.isfile(args.resume):  # its contents are checked before the data loads
         raise UserError(f"checkpoint to resume not found: {args.resume}")
+    if args.resume and args.resume.lower().endswith(".safetensors"):
+        from .train.run import read_checkpoint
+
+        read_checkpoint(args.resume)  # an exported model: says to use --init, before the output folder is checked
     if args.output:
         config.output_dir = args.output
     if args.print_config:
@@ -300,6 +304,14 @@ def cmd_export(args) -> int:
     from .models import registry
     from .train.run import load_checkpoint
 
+    if os.path.isdir(args.checkpoint):
+        folder = Path(args.checkpoint)
+        found = [folder / sub / name for sub in ("checkpoints", "") for name in ("best.ckpt", "last.ckpt")
+                 if (folder / sub / name).is_file()]
+        what = {"best.ckpt": "the best validation score", "last.ckpt": "the last step"}
+        listed = ", ".join(f"{path} ({what[path.name]})" for path in found)
+        raise UserError(f"lass export takes a checkpoint file, and {args.checkpoint} is a folder"
+                        f"{f'; its checkpoints: {listed}' if found else ''}")
     if not os.path.isfile(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     if not args.output.endswith(".safetensors"):  # `lass models` and the registry find models by this suffix
@@ -412,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:  # first: matching _user_errors() imports torch, which an interrupt can cut short
+    except KeyboardInterrupt as err:  # first: matching _user_errors() imports torch, which an interrupt can cut short
+        if getattr(err, "signum", None):  # a run that stopped cleanly after the signal (lass.train.stopping)
+            _SIGNALS.append(int(err.signum))
         _say("lass: interrupted")
         return _interrupted_exit()
     except _user_errors() as err:

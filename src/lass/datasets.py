@@ -100,7 +100,9 @@ def table_row(path, index: int) -> str:
 def _need_columns(path, found: list[str], needed: tuple[str, ...]) -> None:
     missing = [name for name in needed if name not in found]
     if missing:
-        raise ValueError(f"{path}: expected columns {', '.join(needed)}; found {', '.join(found) or 'none'}")
+        # none of them: most often a file without its header line, whose first row was read as one
+        hint = f" (its first line must be the header: {','.join(needed)})" if len(missing) == len(needed) else ""
+        raise ValueError(f"{path}: expected columns {', '.join(needed)}; found {', '.join(found) or 'none'}{hint}")
 
 
 def read_esc50(root: str | os.PathLike, folds: list[int] | None = None) -> list[Item]:
@@ -276,6 +278,30 @@ def read_dataset(spec: dict) -> list[Item]:
     return [Item(item.path, label or item.label, first, join, () if label else item.also) for item in items]
 
 
+def merge_repeated_files(items: list[Item]) -> tuple[list[Item], list[str]]:
+    """One item per file across sources, its first listing with every other caption as `also`: a file listed
+    twice under two captions (a class folder and a manifest of the same clips) would be two classes, mixed with
+    itself as its own interferer and asked for as "absent" while it plays. Returns the items and the files
+    that were merged."""
+    first: dict[str, int] = {}
+    merged: list[Item] = []
+    repeated: list[str] = []
+    for item in items:
+        key = os.path.realpath(item.path)
+        if key not in first:
+            first[key] = len(merged)
+            merged.append(item)
+            continue
+        kept = merged[first[key]]
+        known = {text.casefold() for text in (kept.label, *kept.also)}  # the text encoder reads no case
+        extra = tuple(dict.fromkeys(text for text in (item.label, *item.also) if text.casefold() not in known))
+        merged[first[key]] = Item(kept.path, kept.label, min(kept.first_epoch, item.first_epoch), kept.join_seconds,
+                                  kept.also + extra)
+        if not repeated or repeated[-1] != kept.path:
+            repeated.append(kept.path)
+    return merged, list(dict.fromkeys(repeated))
+
+
 class ClipBank:
     """All clips in memory at one sample rate, grouped by label (class-balanced sampling needs it)."""
 
@@ -337,12 +363,18 @@ class ClipBank:
                 (skipped, "{are} unreadable or {hold} NaN or infinite samples", ""),
                 (silent, "{are} digital silence", ""),
                 (short, f"{{are}} shorter than {min_seconds:g} s, too short to mix",
-                 "; a data source's `join_seconds` joins short clips such as single words (docs/training.md)")):
+                 "; for training, a data source's `join_seconds` joins short clips such as single words "
+                 "(docs/training.md)")):
             if left_out:
                 one = len(left_out) == 1
                 why = why.format(are="is" if one else "are", hold="holds" if one else "hold")
                 print(f"lass: left out {len(left_out)} clip{'' if one else 's'} that {why} (first: {left_out[0]})"
                       f"{hint}", file=sys.stderr, flush=True)
+        lost = sorted({item.label for item in items} - set(self.by_label))
+        if lost and self.by_label:  # a class is gone, not only some of its clips
+            print(f"lass: {len(lost)} label{'s' * (len(lost) > 1)} lost every clip to the lines above, so "
+                  f"{'they are' if len(lost) > 1 else 'it is'} left out: {_first_names(lost)}", file=sys.stderr,
+                  flush=True)
 
     def _add(self, item: Item, audio: np.ndarray, min_seconds: float, band: float) -> bool:
         if audio.shape[-1] < min_seconds * self.sample_rate:

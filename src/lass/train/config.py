@@ -436,7 +436,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     _data_sources(raw)
     config = _build(TrainConfig, raw, "")
     _check_values(config)
-    base = path.resolve().parent.parent if path.resolve().parent.name == "configs" else path.resolve().parent
+    # the project folder: the parent of the nearest `configs` folder above the file (configs/pilots/x.yaml too)
+    base = next((folder.parent for folder in path.resolve().parents if folder.name == "configs"),
+                path.resolve().parent)
     get_loss(config.optim.loss)  # an unknown loss fails here, before data loading
     if config.optim.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optim.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")

@@ -124,6 +124,8 @@ class LassModule(L.LightningModule):
         # what shapes the saved optimizer and module state, which a resumed run must match (settle_config)
         checkpoint["lass_state_layout"] = state_layout(self.config.optim)
         checkpoint["lass_validation"] = getattr(self, "validation_id", None)  # the mixtures it was validated on
+        checkpoint["lass_initial"] = getattr(self, "started_from", None)  # a fine-tune's starting model and score
+        checkpoint["lass_max_steps"] = self.trainer.max_steps  # the steps its learning-rate schedule is planned over
 
     def configure_optimizers(self):
         opt = self.config.optim
@@ -138,6 +140,14 @@ class LassModule(L.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Batch workers hear a terminal's Ctrl-C too: they carry on while the run finishes its step (StopOnSignal),
+    and end when it closes the loader."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class MixtureData(L.LightningDataModule):
@@ -157,7 +167,8 @@ class MixtureData(L.LightningDataModule):
         self.dataset.epoch = epoch
         self.dataset.set_crop(seconds, self.config.steps_per_epoch * batch)
         return torch.utils.data.DataLoader(self.dataset, batch_size=batch, shuffle=False,
-                                           num_workers=self.config.num_workers, drop_last=True)
+                                           num_workers=self.config.num_workers, drop_last=True,
+                                           worker_init_fn=_ignore_ctrl_c if self.config.num_workers else None)
 
     def val_dataloader(self):
         if self.validation is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..datasets import ClipBank, read_dataset
+from ..datasets import ClipBank, merge_repeated_files, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
 from ..query import build_condition, shared_text_encoder
@@ -180,6 +180,12 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
         if planned is not None and 0 <= planned <= trained:
             raise ValueError(f"{resume} has trained {trained} steps already, and trainer.max_steps is {planned}: set "
                              f"max_steps above {trained} to train on (--set max_steps=N)")
+        scheduled = checkpoint.get("lass_max_steps")
+        if isinstance(scheduled, int) and scheduled > 0 and planned is not None and planned > 0 and planned != scheduled:
+            print(f"lass: note: {resume} planned its learning-rate schedule (warm-up, then cosine decay) over "
+                  f"{scheduled} steps, and this run plans {planned} (trainer.max_steps): the schedule is "
+                  f"{'stretched' if planned > scheduled else 'squeezed'} to end at step {planned}, so the rate "
+                  f"jumps at step {trained}", file=sys.stderr, flush=True)
         layout = checkpoint.get("lass_state_layout", {})
         for key, value in state_layout(config.optim).items():
             if key in layout and layout[key] != value:
@@ -340,6 +346,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     from .checkpoints import RunCheckpoint
     from .module import LassModule, MixtureData
     from .progress import KeepConfig, ProgressLines, progress_bar
+    from .stopping import StopOnSignal, StoppedBySignal, signals_held
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
     config.output_dir = os.path.expanduser(config.output_dir)  # Lightning expands `~` in its own paths: one folder
@@ -361,6 +368,11 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         raise ValueError(f"data.train: {err}") from None
     if not items:
         raise ValueError("the training data is empty: check data.train in the config")
+    items, repeated = merge_repeated_files(items)
+    if repeated and first_process():
+        print(f"lass: {len(repeated)} training file{'s are' if len(repeated) > 1 else ' is'} listed more than once "
+              f"in data.train (first: {repeated[0]}): each is one clip, with its first listing's label and the "
+              f"other captions as more ways to ask for it", file=sys.stderr, flush=True)
     validation_items = None
     if config.data.validation:
         try:
@@ -375,8 +387,11 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
                   f"data: validation scores will be too high (use held-out clips, e.g. another fold)",
                   file=sys.stderr, flush=True)
     validation_id = fingerprint(validation_items, config)
+    started_from = None  # a fine-tune's starting model and its validation SDRi: {"model": ..., "sdri": ...}
     if resume:  # its best checkpoint was chosen on its own validation mixtures: scores on others do not compare
-        recorded = read_checkpoint(resume).get("lass_validation")
+        resumed = read_checkpoint(resume)
+        recorded = resumed.get("lass_validation")
+        started_from = resumed.get("lass_initial")
         if recorded is not None and recorded != validation_id:
             other = ("on mixtures this config does not make (it has no data.validation)" if validation_id is None else
                      "on other mixtures than this config's data.validation makes (other clips, validation_mixtures "
@@ -398,11 +413,13 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     data = MixtureData(dataset, config.data, build_validation(config, encoder, validation_items))
     module = LassModule(config, table, len(bank.label_names))
     module.validation_id = validation_id
+    module.started_from = started_from
     if initial is not None:
         module.model.load_state_dict(initial.state_dict())
 
     keep_config = KeepConfig(config, resume, init)
-    callbacks = [LearningRateMonitor("step"), keep_config]
+    stopper = StopOnSignal()  # Ctrl-C: finish the step, then validate and export it
+    callbacks = [LearningRateMonitor("step"), keep_config, stopper]
     if config.optim.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
@@ -438,26 +455,28 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
             raise ValueError(f"trainer: {err}") from None
         out.mkdir(parents=True, exist_ok=True)  # after data and trainer: a mistake there leaves no empty folder
         locks.extend(lock for lock in [take_run_lock(out)] if lock is not None)
-        initial_score = None
         try:
             if initial is not None and not resume and data.validation is not None:
                 # the score to beat: whether fine-tuning helped is the first thing its user asks
                 scores = trainer.validate(module, data.val_dataloader(), verbose=False)[0]
-                initial_score = scores["val_sdri"]
+                module.started_from = {"model": str(init), "sdri": float(scores["val_sdri"])}  # kept by checkpoints
                 if trainer.is_global_zero:
                     _say(f"the initial model ({init}) on the validation data: SDRi {scores['val_sdri']:.2f} dB, "
                          f"SI-SDRi {scores['val_si_sdri']:.2f} dB")
             trainer.fit(module, datamodule=data, ckpt_path=resume)  # read_checkpoint has read it weights-only first
         except SystemExit:  # how Lightning ends a run after Ctrl-C and its graceful shutdown (SIGINT ignored now)
             if trainer.is_global_zero:
-                keep_what_was_trained(out, trainer.global_step)
+                keep_what_was_trained(out, trainer.global_step, module.started_from)
             raise KeyboardInterrupt from None
+    stopped = stopper.signum is not None
     max_steps = trainer_args.get("max_steps", -1)
-    if trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted:
+    if (trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted
+            and not stopped):
         # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one
         print(f"lass: warning: trainer.max_time ({trainer_args['max_time']}) stopped training at step "
               f"{trainer.global_step} of {max_steps}, so the model is not what the config's full run gives. To go "
-              f"on from where it stopped: --resume {out / 'checkpoints' / 'last.ckpt'} --set max_time=DD:HH:MM:SS "
+              f"on from where it stopped: --resume {out / 'checkpoints' / 'last.ckpt'} --output {out} "
+              f"--set max_time=DD:HH:MM:SS "
               f"(a longer limit; Lightning's timer counts the time trained so far). Lightning will warn that the "
               f"checkpoint ended inside an epoch: the rest of that epoch then repeats its first mixtures instead of "
               f"drawing new ones, while the steps, schedule, optimizer and timer carry on", file=sys.stderr, flush=True)
@@ -468,30 +487,55 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     best_score = None  # the best validation SDRi of the run
     if best_checkpoint is not None and best_checkpoint.best_model_score is not None:
         best_score = float(best_checkpoint.best_model_score)
+    score = None  # the validation SDRi of the steps trained since the last check
     if best_checkpoint is not None and module.validated_step != trainer.global_step:
-        # stopped between validations (max_steps or max_time inside an epoch): the steps since the
+        # stopped between validations (max_steps, max_time or Ctrl-C inside an epoch): the steps since the
         # last check are validated too, so the exported model is not silently an older one
-        with without_lightning_noise(resumed=bool(resume), quiet=not progress):
-            score = trainer.validate(module, data.val_dataloader(), verbose=False)[0]["val_sdri"]
-        if best_score is None or score > best_score:
+        try:
+            with without_lightning_noise(resumed=bool(resume), quiet=not progress):
+                score = trainer.validate(module, data.val_dataloader(), verbose=False)[0]["val_sdri"]
+        except SystemExit:  # Ctrl-C during that validation (Lightning's graceful shutdown): keep what was checked
+            if trainer.is_global_zero:
+                keep_what_was_trained(out, trainer.global_step, module.started_from)
+            raise KeyboardInterrupt from None
+    with signals_held():  # the last files are written whole, and what they hold is said
+        if score is not None and (best_score is None or score > best_score):
             trainer.save_checkpoint(best, weights_only=False)
             best_score = score
-    if initial_score is not None and best_score is not None and trainer.is_global_zero:
-        if best_score > initial_score:
-            _say(f"fine-tuning raised validation SDRi from {initial_score:.2f} to {best_score:.2f} dB")
-        else:
-            print(f"lass: warning: fine-tuning did not beat the initial model on the validation data (best "
-                  f"{best_score:.2f} dB SDRi against {initial_score:.2f} dB before training); the exported model is the "
-                  f"best fine-tuned one. Try a lower optim.lr, fewer steps or more training clips, or keep "
-                  f"using {init}", file=sys.stderr, flush=True)
-    source = best if best.exists() else out / "checkpoints" / "last.ckpt"
-    if not trainer.is_global_zero:
-        return None
-    model = load_checkpoint(source) if source.exists() else module.model
-    return registry.save_model(model, out / "model.safetensors")
+        if module.started_from is not None and best_score is not None and trainer.is_global_zero:
+            say_what_fine_tuning_gained(best_score, module.started_from)
+        source = best if best.exists() else out / "checkpoints" / "last.ckpt"
+        if not trainer.is_global_zero:
+            return None
+        if stopped:  # exports the best model as below, says how to go on, and exits as interrupted
+            keep_what_was_trained(out, trainer.global_step)
+            raise StoppedBySignal(stopper.signum)
+        model = load_checkpoint(source) if source.exists() else module.model
+        return registry.save_model(model, out / "model.safetensors")
 
 
-def keep_what_was_trained(out: Path, step: int) -> None:
+def say_what_fine_tuning_gained(best_score: float, started_from: dict) -> None:
+    """Whether fine-tuning helped is the first thing its user asks: the best score against the starting model's,
+    also after a resume or Ctrl-C (the checkpoints keep the starting score)."""
+    initial, model = started_from["sdri"], started_from["model"]
+    if best_score > initial:
+        _say(f"fine-tuning raised validation SDRi from {initial:.2f} ({model}) to {best_score:.2f} dB")
+    else:
+        print(f"lass: warning: fine-tuning did not beat the initial model on the validation data (best "
+              f"{best_score:.2f} dB SDRi against {initial:.2f} dB before training); the exported model is the "
+              f"best fine-tuned one. Try a lower optim.lr, fewer steps or more training clips, or keep "
+              f"using {model}", file=sys.stderr, flush=True)
+
+
+def best_score_of(checkpoint: dict) -> float | None:
+    """The best validation SDRi a checkpoint's best-model callback recorded, if any."""
+    for state in checkpoint.get("callbacks", {}).values():
+        if isinstance(state, dict) and state.get("monitor") == "val_sdri" and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None
+
+
+def keep_what_was_trained(out: Path, step: int, started_from: dict | None = None) -> None:
     """After Ctrl-C: the best model so far becomes model.safetensors, and the run says how to go on."""
     from ..models import registry
 
@@ -506,7 +550,10 @@ def keep_what_was_trained(out: Path, step: int) -> None:
     go_on = last if last.exists() else source
     go_on_step = kept["global_step"] if go_on == source else read_checkpoint(go_on)["global_step"]
     _say(f"stopped at step {step}; {path} holds {what} so far (step {kept['global_step']}). "
-         f"To go on: --resume {go_on} (step {go_on_step})")
+         f"To go on: --resume {go_on} --output {out} (step {go_on_step})")
+    best_score = best_score_of(kept)
+    if started_from is not None and best_score is not None:
+        say_what_fine_tuning_gained(best_score, started_from)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
