@@ -181,7 +181,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
             raise ValueError(f"{resume} has trained {trained} steps already, and trainer.max_steps is {planned}: set "
                              f"max_steps above {trained} to train on (--set max_steps=N)")
         scheduled = checkpoint.get("lass_max_steps")
-        if isinstance(scheduled, int) and scheduled > 0 and planned is not None and planned > 0 and planned != scheduled:
+        if isinstance(scheduled, int) and 0 < scheduled != planned and planned is not None and planned > 0:
             print(f"lass: note: {resume} planned its learning-rate schedule (warm-up, then cosine decay) over "
                   f"{scheduled} steps, and this run plans {planned} (trainer.max_steps): the schedule is "
                   f"{'stretched' if planned > scheduled else 'squeezed'} to end at step {planned}, so the rate "
