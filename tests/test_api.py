@@ -139,6 +139,38 @@ def test_separate_to_files_streams_and_names_outputs(tiny, tmp_path):
     assert not list((tmp_path / "out" / "song").glob("*.part"))
 
 
+def test_progress_callback_counts_up_to_the_total(model_dir, tmp_path):
+    x = tone_noise(7.0, 16000, 1)
+    path = tmp_path / "a.wav"
+    sf.write(path, x.T, 16000)
+    calls = []
+    sep = Separator(str(model_dir / "tiny.safetensors"), device="cpu", segment=3.0,
+                    callback=lambda done, total: calls.append((done, total)))
+    sep.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path / "out")), block_seconds=2.0)
+    assert len(calls) >= 3 and all(total == x.shape[1] for _, total in calls)
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == x.shape[1]  # a running total: a bar built on it ends full
+
+
+def test_wav_files_past_4_gib_are_rf64_and_temporaries_wave64(tmp_path):
+    """WAV's 32-bit sizes end at 4 GiB and readers stop there, so a longer output read back short (an 8-channel
+    96 kHz hour): outputs that long are RF64, and the float32 temporaries, read back to convert, Wave64."""
+    from lass.audio import AtomicWriter
+
+    hour = 96000 * 3600
+    for kwargs, container in (({"frames": hour}, "RF64"), ({"frames": 96000}, "WAV"), ({}, "WAV"),
+                              ({"frames": hour, "scratch": True}, "W64")):
+        writer = AtomicWriter(tmp_path / "a.wav", 96000, 8, "wav", "float32", **kwargs)
+        assert writer.file.format == container, kwargs
+        writer.abort()
+    writer = AtomicWriter(tmp_path / "a.flac", 96000, 8, "flac", "int16", frames=hour)
+    assert writer.file.format == "FLAC"
+    writer.abort()
+    with pytest.raises(Exception):  # a rate FLAC cannot hold: no empty temporary left behind
+        AtomicWriter(tmp_path / "b.flac", 768000, 1, "flac", "int16")
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_quiet_file_is_separated_as_its_loud_copy(tiny, tmp_path):
     """The file's level is measured in a first pass, so a copy 40 dB quieter (streamed in blocks) gives the same
     tracks 40 dB quieter, as the array API does; written as float32 so no rounding hides a difference."""
@@ -178,6 +210,9 @@ def test_output_options_are_checked_before_any_file_work(tiny, tmp_path):
             tiny.separate_to_files(path, "rain", options=options)
     with pytest.raises(TypeError, match="options must be lass.api.OutputOptions, got dict"):
         tiny.separate_to_files(path, "rain", options={"directory": str(out)})
+    with pytest.raises(AudioError, match="outputs at 768000 Hz, and FLAC holds at most 655350 Hz: use --format wav"):
+        tiny.separate_to_files(path, "rain", options=OutputOptions(directory=str(out), format="flac",
+                                                                   sample_rate=768000))
     assert not out.exists()  # no folder, no temporary file left behind
 
 
@@ -239,6 +274,9 @@ def test_output_names_are_unique_and_safe():
     # never '<name>-residual', the per-query residual's name; letters of any script are kept
     assert output_names(["dog", "Dog residual", "犬の鳴き声", "Café_bell"]) == [
         "dog", "dog-residual-query", "犬の鳴き声", "café-bell"]
+    bold = "".join(chr(0x1D41A + i % 26) for i in range(70))  # mathematical bold letters: 4 bytes each in UTF-8
+    name = output_names([bold])[0]
+    assert name == bold[:30] and len(name.encode("utf-8")) == 120  # with suffixes, far below 255 bytes
 
 
 def test_two_queries_for_one_sound_are_told_apart_from_two_sounds(tmp_path):

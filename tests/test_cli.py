@@ -150,6 +150,13 @@ def test_unreadable_file(capsys, tmp_path, tiny_model):
     assert_one_line_error(code, err, "notes.wav", "not a readable audio file")
 
 
+def test_a_named_pipe_is_refused_not_waited_on(capsys, tmp_path, tiny_model):
+    pipe = tmp_path / "live.wav"
+    os.mkfifo(pipe)  # nothing writes to it: opening it would wait forever
+    code, _, err = run_cli(capsys, "separate", str(pipe), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "live.wav: a pipe or device, not a file", "save the audio to a file")
+
+
 def test_zero_length_file(capsys, tmp_path, tiny_model):
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros((0, 1), np.float32), 16000)
@@ -167,6 +174,22 @@ def test_a_wav_cut_short_is_separated_with_a_note(capsys, tmp_path, tiny_model, 
         assert code == 0, err
         assert ("cut short: its header declares 2.0 s and it holds 1.0 s" in err) == (path == cut), err
     assert sf.info(tmp_path / "cut" / "rain.wav").frames == sf.info(cut).frames  # what it holds, no more
+
+
+def test_an_mp3_cut_short_is_noted_and_its_duration_is_what_it_holds(capsys, tmp_path, tiny_model):
+    """An MP3's header (Xing) counts its samples; a download stopped halfway decodes to fewer, and the summary's
+    duration and real-time factor were the header's."""
+    whole, cut = tmp_path / "whole.mp3", tmp_path / "cut.mp3"
+    sf.write(whole, tone_noise(4.0, 16000, 1).T, 16000)
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    held = sf.read(cut)[0].shape[0]
+    assert held < sf.info(cut).frames  # what this test is about: the header counts the whole file
+    for path in (whole, cut):
+        code, _, err = run_cli(capsys, "separate", str(path), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
+        assert code == 0, err
+        assert ("the file is cut short: its header declares 4.0 s and it holds" in err) == (path == cut), err
+    assert f"cut.mp3: {held / 16000:.1f} s separated" in err
+    assert sf.info(tmp_path / "cut" / "rain.wav").frames == held
 
 
 def test_a_wav_of_unknown_length_gets_no_cut_short_note_and_a_small_cut_is_counted(capsys, tmp_path, tiny_model):
@@ -268,6 +291,9 @@ def test_unwritable_output_directory(capsys, song, tmp_path, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model,
                            "-o", str(blocker / "out"))
     assert_one_line_error(code, err, "cannot create output folder")
+    (tmp_path / "out").symlink_to(tmp_path / "gone")  # a link to a folder that was removed
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path / "out"))
+    assert_one_line_error(code, err, f"{tmp_path / 'out'} is a link to {tmp_path / 'gone'}, which does not exist")
 
 
 def test_bad_options(capsys, song, tmp_path, tiny_model):

@@ -501,7 +501,7 @@ def test_clips_from_lower_rate_files_are_scored_as_such_files_are_separated(tmp_
         assert set(heard_bands) == {case.band_hz if case.band_hz != "auto" else None}
     for wrong in (0, 500, -5.0, float("nan"), float("inf"), True, "4 kHz", "none"):
         with pytest.raises(AudioError,
-                           match="the band must be 'auto', 'full' .or None. or a frequency of at least 1000"):
+                           match="the band must be 'auto', 'full' or a frequency of at least 1000"):
             separator.separate_tensor(cases[0].mixture, 16000, "rain", band_hz=wrong)
     with pytest.raises(AudioError, match="^the band must"):  # the band, not the file, is named
         separator.separate_file(tmp_path / "low a" / "0.wav", "rain", band_hz="4000")

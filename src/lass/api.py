@@ -59,10 +59,14 @@ def query_list(queries: object, kind: str = "queries") -> list:
         raise QueryError(f"{kind} must be text or a list of texts, got {type(queries).__name__}") from None
 
 
-def slugify(text: str, limit: int = 60) -> str:
-    """Letters and digits of any script, lower case, joined by '-': file-safe on every platform."""
-    slug = re.sub(r"[\W_]+", "-", text.lower()).strip("-")[:limit].strip("-")
-    return slug or "query"
+def slugify(text: str, limit: int = 60, max_bytes: int = 120) -> str:
+    """Letters and digits of any script, lower case, joined by '-': file-safe on every platform. At most `limit`
+    characters and `max_bytes` bytes of UTF-8, so that with its suffixes and a temporary's it stays under the
+    255-byte name limit of common file systems (60 characters of a 4-byte script are 240 bytes)."""
+    slug = re.sub(r"[\W_]+", "-", text.lower()).strip("-")[:limit]
+    while len(slug.encode("utf-8")) > max_bytes:
+        slug = slug[:-1]
+    return slug.strip("-") or "query"
 
 
 def output_names(queries: Sequence[str]) -> list[str]:
@@ -110,7 +114,7 @@ class FileResult:
     sample_rate: int = 0  # the outputs'
     duration: float = 0.0
     input_sample_rate: int = 0
-    # a WAV file cut short: the duration its header declares (the outputs are as long as what it holds)
+    # a file cut short (a WAV, an MP3): the duration its header declares (the outputs are as long as what it holds)
     declared_duration: float | None = None
     # the band the network was told the input holds, where below the model's (a file below the model's rate, or
     # content found to stop there: audio resampled up from a lower rate); None for the whole band
@@ -291,7 +295,11 @@ class Separator:
         if options.format == "flac" and meta.channels > audio.FLAC_MAX_CHANNELS:
             raise AudioError(f"{path}: {meta.channels} channels, and FLAC holds at most {audio.FLAC_MAX_CHANNELS}: "
                              f"use --format wav")
-        if round(meta.frames * out_rate / meta.sample_rate) == 0:
+        if options.format == "flac" and out_rate > audio.FLAC_MAX_SAMPLE_RATE:
+            raise AudioError(f"{path}: outputs at {out_rate} Hz, and FLAC holds at most {audio.FLAC_MAX_SAMPLE_RATE} "
+                             f"Hz: use --format wav, or --sample-rate")
+        out_frames = round(meta.frames * out_rate / meta.sample_rate)  # each output's length
+        if out_frames == 0:
             raise AudioError(f"{path}: {meta.frames} sample{'s' * (meta.frames > 1)} at {meta.sample_rate} Hz is "
                              f"no sample at {out_rate} Hz")
         folder = Path(options.directory) / output_folder_name(path)
@@ -308,7 +316,9 @@ class Separator:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise PermissionError(f"cannot create output folder {folder}: {err.strerror}") from None
+            broken = next((p for p in (folder, *folder.parents) if p.is_symlink() and not p.exists()), None)
+            why = f"{broken} is a link to {os.readlink(broken)}, which does not exist" if broken else err.strerror
+            raise PermissionError(f"cannot create output folder {folder}: {why}") from None
         if not os.access(folder, os.W_OK):
             raise PermissionError(f"output folder is not writable: {folder}")
 
@@ -323,13 +333,17 @@ class Separator:
         bar = self._progress_bar(meta.frames, Path(path).name)
         try:
             for name, target in targets.items():
-                writers[name] = audio.AtomicWriter(target, out_rate, meta.channels, "wav", "float32")
+                writers[name] = audio.AtomicWriter(target, out_rate, meta.channels, "wav", "float32", scratch=True)
+
+            done = 0  # input frames separated so far
 
             def advance(frames: int) -> None:
+                nonlocal done
+                done += frames
                 if bar is not None:
                     bar.update(frames)
                 if self.callback is not None:
-                    self.callback(frames, meta.frames)
+                    self.callback(done, meta.frames)  # a running total, as the docstring promises
 
             # separated at the file's own rate, each output resampled afterwards: resampling the input to a
             # rate below the model's first would hide from the network the band it needs to hear
@@ -355,6 +369,10 @@ class Separator:
                 pending = {name: make(mixture, est) for name, make in makers.items()}
             if pending is not None:
                 write(pending, last=True)
+            if done < meta.frames:  # a compressed file cut short (MP3): its header counts more than it decodes to
+                result.duration = done / meta.sample_rate
+                if result.declared_duration is None:
+                    result.declared_duration = meta.frames / meta.sample_rate
             for writer in writers.values():
                 writer.file.close()
             gain = 1.0
@@ -364,7 +382,7 @@ class Separator:
             clipped = 0
             for name, writer in writers.items():
                 finals[name] = audio.AtomicWriter(targets[name], out_rate, meta.channels, options.format,
-                                                  options.subtype)
+                                                  options.subtype, frames=out_frames)
                 clipped += _convert(writer, finals[name], options, gain)
             for name, final in finals.items():  # all converted: the renames take no time, so all or none appear
                 final.commit()

@@ -41,6 +41,9 @@ def info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{path}: no such file")
     if os.path.isdir(path):
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not os.path.isfile(path):  # a named pipe waited forever for a second read; <(cmd) failed as undecodable
+        raise AudioError(f"{path}: a pipe or device, not a file: an input is read more than once (its level "
+                         f"first), so save the audio to a file and give that")
     sf = _soundfile()
     try:
         meta = sf.info(path)
@@ -110,7 +113,10 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 
 SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
+SAMPLE_BYTES = {"int16": 2, "int24": 3, "float32": 4}
 FORMATS = {"wav": "WAV", "flac": "FLAC"}
+WAV_MAX_DATA_BYTES = 0xFFFFFFFF - (1 << 16)  # a RIFF size is 32 bits; less the header and other chunks
+FLAC_MAX_SAMPLE_RATE = 655350  # FLAC stores a rate in 20 bits of 10 Hz steps above 65,535 Hz
 
 
 def check_output_format(fmt: str, subtype: str) -> None:
@@ -137,18 +143,27 @@ class AtomicWriter:
     """
 
     def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, fmt: str = "wav",
-                 subtype: str = "int16"):
+                 subtype: str = "int16", frames: int | None = None, scratch: bool = False):
+        """`frames`: the length to come, where known (a WAV file past 4 GiB is written as RF64); `scratch`: a
+        temporary that is read back and deleted (Wave64, whose 64-bit sizes hold any length)."""
         check_output_format(fmt, subtype)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        container = FORMATS[fmt]
+        if scratch:
+            container = "W64"
+        elif fmt == "wav" and frames is not None and frames * channels * SAMPLE_BYTES[subtype] > WAV_MAX_DATA_BYTES:
+            container = "RF64"  # WAV's 32-bit sizes end at 4 GiB, and readers stop there: a longer file reads short
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         sf = _soundfile()
-        self.file = sf.SoundFile(
-            str(self.tmp), "w", samplerate=sample_rate, channels=channels,
-            format=FORMATS[fmt], subtype=SUBTYPES[subtype],
-        )
+        try:
+            self.file = sf.SoundFile(str(self.tmp), "w", samplerate=sample_rate, channels=channels,
+                                     format=container, subtype=SUBTYPES[subtype])
+        except BaseException:  # a rate or channel count the format cannot hold: no empty temporary left behind
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, block: np.ndarray) -> None:
         """block: (channels, samples) float."""

@@ -136,7 +136,8 @@ def cmd_separate(args) -> int:
             note(f"outputs would clip; all tracks were scaled by {result.gain:.3f} "
                  "(--clip-mode clamp to clip instead)")
         elif result.clipped_samples:
-            note(f"{result.clipped_samples} samples clipped (--clip-mode clamp)")
+            note(f"{result.clipped_samples} samples were clipped at full scale, as --clip-mode clamp asks (the "
+                 f"default, --clip-mode rescale, scales all tracks by one gain instead)")
     if failures:
         _say(f"lass: {len(failures)} of {len(args.inputs)} inputs failed: {', '.join(failures)}")
         return EXIT_FAILED

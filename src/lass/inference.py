@@ -514,5 +514,5 @@ def check_band(band_hz: object) -> None:
     if band_hz is None or (isinstance(band_hz, str) and band_hz in ("auto", "full")):
         return
     if isinstance(band_hz, bool) or not isinstance(band_hz, numbers.Real) or not MIN_BAND_HZ <= band_hz < math.inf:
-        raise ValueError(f"the band must be 'auto', 'full' (or None) or a frequency of at least {MIN_BAND_HZ:.0f} Hz, "
+        raise ValueError(f"the band must be 'auto', 'full' or a frequency of at least {MIN_BAND_HZ:.0f} Hz, "
                          f"got {band_hz!r}")
