@@ -498,6 +498,35 @@ def test_ctrl_c_finishes_the_step_keeps_it_and_says_how_to_go_on(tmp_path):
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step + 1
 
 
+def test_stop_on_signal_asks_once_stops_at_the_second_and_leaves_an_ignored_sigint_alone():
+    import signal
+    from types import SimpleNamespace
+
+    from lass.train.stopping import StopOnSignal, signals_held
+
+    trainer = SimpleNamespace(world_size=1, should_stop=False, fit_loop=SimpleNamespace(_can_stop_early=True))
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stopper = StopOnSignal()
+        stopper.on_train_start(trainer, None)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stopper.signum == signal.SIGINT and trainer.should_stop  # the first: finish the step
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second: at once
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+        with signals_held():  # while the last files are written, a signal waits for nothing and stops nothing
+            os.kill(os.getpid(), signal.SIGINT)
+        # a run started with SIGINT ignored (a script's background job) does not hear the terminal's Ctrl-C
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignoring = StopOnSignal()
+        ignoring.on_train_start(SimpleNamespace(**{**vars(trainer), "should_stop": False}), None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == ignoring._handle
+        ignoring.restore()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     # resuming from the first epoch's last.ckpt once wrote best-v1.ckpt beside best.ckpt and exported the stale one
     from safetensors.torch import load_file
@@ -809,7 +838,8 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "--resume keeps the architecture of the run it resumes" in resumed.stderr
     assert "planned its learning-rate schedule (warm-up, then cosine decay) over 3 steps, and this run plans 5 " \
-        "(trainer.max_steps): the schedule is stretched to end at step 5, so the rate jumps at step 3" in resumed.stderr
+        "(trainer.max_steps): the schedule is stretched to end at step 5, so from step 3 on the rate follows the new " \
+        "one" in resumed.stderr
     # and still reports against the starting model, whose score its checkpoints keep
     assert (f"fine-tuning raised validation SDRi from {initial:.2f} (default)" in resumed.stderr
             or f"dB SDRi against {initial:.2f} dB before training" in resumed.stderr), resumed.stderr[-2000:]

@@ -273,6 +273,7 @@ def cmd_train(args) -> int:
     if not os.path.isfile(args.config):
         raise UserError(f"config not found: {args.config}")
     config = load_config(args.config, args.set or [])
+    _interrupt_on_sigterm()  # `kill PID` outside the training loop (loading, validation) exits 143 as well
     if args.resume and os.path.isdir(args.resume):
         last = Path(args.resume) / ("checkpoints" if (Path(args.resume) / "checkpoints").is_dir() else "") / "last.ckpt"
         raise UserError(f"--resume takes a checkpoint file, and {args.resume} is a folder"

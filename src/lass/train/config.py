@@ -436,8 +436,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     _data_sources(raw)
     config = _build(TrainConfig, raw, "")
     _check_values(config)
-    # the project folder: the parent of the nearest `configs` folder above the file (configs/pilots/x.yaml too)
-    base = next((folder.parent for folder in path.resolve().parents if folder.name == "configs"),
+    # the project folder: the parent of a `configs` folder that holds the file, or the folder it sits in
+    # (configs/pilots/x.yaml); else the file's own folder
+    base = next((folder.parent for folder in path.resolve().parents[:2] if folder.name == "configs"),
                 path.resolve().parent)
     get_loss(config.optim.loss)  # an unknown loss fails here, before data loading
     if config.optim.optimizer not in OPTIMIZERS:

@@ -181,11 +181,12 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
             raise ValueError(f"{resume} has trained {trained} steps already, and trainer.max_steps is {planned}: set "
                              f"max_steps above {trained} to train on (--set max_steps=N)")
         scheduled = checkpoint.get("lass_max_steps")
-        if isinstance(scheduled, int) and 0 < scheduled != planned and planned is not None and planned > 0:
+        if (isinstance(scheduled, int) and 0 < scheduled != planned and planned is not None and planned > 0
+                and first_process()):
             print(f"lass: note: {resume} planned its learning-rate schedule (warm-up, then cosine decay) over "
                   f"{scheduled} steps, and this run plans {planned} (trainer.max_steps): the schedule is "
-                  f"{'stretched' if planned > scheduled else 'squeezed'} to end at step {planned}, so the rate "
-                  f"jumps at step {trained}", file=sys.stderr, flush=True)
+                  f"{'stretched' if planned > scheduled else 'squeezed'} to end at step {planned}, so from step "
+                  f"{trained} on the rate follows the new one", file=sys.stderr, flush=True)
         layout = checkpoint.get("lass_state_layout", {})
         for key, value in state_layout(config.optim).items():
             if key in layout and layout[key] != value:
@@ -418,7 +419,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         module.model.load_state_dict(initial.state_dict())
 
     keep_config = KeepConfig(config, resume, init)
-    stopper = StopOnSignal()  # Ctrl-C: finish the step, then validate and export it
+    stopper = StopOnSignal(validates=data.validation is not None)  # Ctrl-C: finish the step, keep it
     callbacks = [LearningRateMonitor("step"), keep_config, stopper]
     if config.optim.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
@@ -468,8 +469,9 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
             if trainer.is_global_zero:
                 keep_what_was_trained(out, trainer.global_step, module.started_from)
             raise KeyboardInterrupt from None
-    stopped = stopper.signum is not None
     max_steps = trainer_args.get("max_steps", -1)
+    # a signal in the last step or validation of a finished run stops nothing: the run ends as it would
+    stopped = stopper.signum is not None and not 0 < max_steps <= trainer.global_step
     if (trainer_args.get("max_time") and 0 < max_steps and trainer.global_step < max_steps and not trainer.interrupted
             and not stopped):
         # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one

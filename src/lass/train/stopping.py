@@ -7,8 +7,8 @@ model is exported. A second signal stops at once, as before.
 """
 from __future__ import annotations
 
+import os
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 
@@ -23,22 +23,30 @@ class StoppedBySignal(KeyboardInterrupt):
         self.signum = signum
 
 
+def _handled_signals() -> list[int]:
+    """Ctrl-C and SIGTERM, where this process listens to them: one started with SIGINT ignored (a script's
+    background job) must not stop at a Ctrl-C meant for the terminal's foreground."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    return [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not signal.SIG_IGN]
+
+
 class StopOnSignal(Callback):
-    """The first Ctrl-C or SIGTERM sets `trainer.should_stop`; the second raises KeyboardInterrupt at once.
-    Only in a one-process run's main thread: the processes of a multi-process run would stop at different steps."""
+    """The first Ctrl-C or SIGTERM sets `trainer.should_stop`; the second goes to the handler before ours (Ctrl-C:
+    KeyboardInterrupt at once). Only in a one-process run: the processes of a multi-process run would stop at
+    different steps."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
+    def __init__(self, validates: bool = True):
+        self.validates = validates  # whether the kept step is validated (the config has data.validation)
         self.signum: int | None = None
         self._previous: dict = {}
         self._trainer = None
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
+        if trainer.world_size > 1:
             return
         self._trainer = trainer
-        for signum in self.SIGNALS:
+        for signum in _handled_signals():
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
 
@@ -62,25 +70,24 @@ class StopOnSignal(Callback):
             raise KeyboardInterrupt
         self.signum = signum
         self._trainer.should_stop = True
-        print("\nlass train: stopping after this step; its weights are saved, validated and exported "
-              "(Ctrl-C again to stop at once, keeping only the last checkpoint)", file=sys.stderr, flush=True)
+        kept = "saved, validated and exported" if self.validates else "saved and exported"
+        when = "after this step" if self._trainer.fit_loop._can_stop_early else (
+            "once trainer.min_steps or min_epochs are reached")
+        # os.write, not print: a handler that runs while print holds stderr's lock would fail inside it
+        os.write(2, f"\nlass train: stopping {when}; its weights are {kept} (a second Ctrl-C or SIGTERM stops at "
+                    f"once, keeping only the last checkpoint)\n".encode())
 
 
 @contextmanager
 def signals_held():
-    """Ctrl-C or SIGTERM while a run writes its last checkpoint and model (seconds) waits until they are written,
-    then interrupts: a signal in the middle left a `.part` file and no word of what was kept."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    came: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in StopOnSignal.SIGNALS}
-    for signum in StopOnSignal.SIGNALS:
-        signal.signal(signum, lambda signum, frame: came.append(signum))
+    """Ctrl-C or SIGTERM while a run writes its last checkpoint and model (seconds) is held back: the run is ending
+    anyway, and a signal in the middle left a `.part` file and no word of what was kept."""
+    held = _handled_signals()
+    previous = {signum: signal.getsignal(signum) for signum in held}
+    for signum in held:
+        signal.signal(signum, lambda signum, frame: None)
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if came:
-        raise StoppedBySignal(came[-1])
