@@ -285,7 +285,7 @@ def merge_repeated_files(items: list[Item]) -> tuple[list[Item], list[str]]:
     that were merged."""
     first: dict[str, int] = {}
     merged: list[Item] = []
-    repeated: list[str] = []
+    repeated: dict[str, None] = {}  # in order, once each
     for item in items:
         key = os.path.realpath(item.path)
         if key not in first:
@@ -297,9 +297,8 @@ def merge_repeated_files(items: list[Item]) -> tuple[list[Item], list[str]]:
         extra = tuple(dict.fromkeys(text for text in (item.label, *item.also) if text.casefold() not in known))
         merged[first[key]] = Item(kept.path, kept.label, min(kept.first_epoch, item.first_epoch), kept.join_seconds,
                                   kept.also + extra)
-        if not repeated or repeated[-1] != kept.path:
-            repeated.append(kept.path)
-    return merged, list(dict.fromkeys(repeated))
+        repeated[kept.path] = None
+    return merged, list(repeated)
 
 
 class ClipBank:

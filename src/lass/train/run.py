@@ -500,7 +500,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
             if trainer.is_global_zero:
                 keep_what_was_trained(out, trainer.global_step, module.started_from)
             raise KeyboardInterrupt from None
-    with signals_held():  # the last files are written whole, and what they hold is said
+    with signals_held():  # a Ctrl-C now would cut the last files short: the run is ending anyway
         if score is not None and (best_score is None or score > best_score):
             trainer.save_checkpoint(best, weights_only=False)
             best_score = score
