@@ -64,8 +64,7 @@ def slugify(text: str, limit: int = 60, max_bytes: int = 120) -> str:
     characters and `max_bytes` bytes of UTF-8, so that with its suffixes and a temporary's it stays under the
     255-byte name limit of common file systems (60 characters of a 4-byte script are 240 bytes)."""
     slug = re.sub(r"[\W_]+", "-", text.lower()).strip("-")[:limit]
-    while len(slug.encode("utf-8")) > max_bytes:
-        slug = slug[:-1]
+    slug = slug.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")  # a character cut in two is dropped
     return slug.strip("-") or "query"
 
 

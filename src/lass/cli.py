@@ -266,6 +266,13 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _checkpoints_in(folder: str, names: tuple[str, ...]) -> str:
+    """'; its checkpoints: ...' for a run folder (or its checkpoints/ folder) given where a checkpoint file goes."""
+    what = {"best.ckpt": "the best validation score", "last.ckpt": "the last step"}
+    found = [path for sub in ("checkpoints", "") for name in names if (path := Path(folder) / sub / name).is_file()]
+    return f"; its checkpoints: {', '.join(f'{path} ({what[path.name]})' for path in found)}" if found else ""
+
+
 def cmd_train(args) -> int:
     from .train.config import load_config
     from .train.run import train
@@ -275,15 +282,10 @@ def cmd_train(args) -> int:
     config = load_config(args.config, args.set or [])
     _interrupt_on_sigterm()  # `kill PID` outside the training loop (loading, validation) exits 143 as well
     if args.resume and os.path.isdir(args.resume):
-        last = Path(args.resume) / ("checkpoints" if (Path(args.resume) / "checkpoints").is_dir() else "") / "last.ckpt"
         raise UserError(f"--resume takes a checkpoint file, and {args.resume} is a folder"
-                        f"{f'; its last checkpoint is {last}' if last.is_file() else ''}")
+                        f"{_checkpoints_in(args.resume, ('last.ckpt',))}")
     if args.resume and not os.path.isfile(args.resume):  # its contents are checked before the data loads
         raise UserError(f"checkpoint to resume not found: {args.resume}")
-    if args.resume and args.resume.lower().endswith(".safetensors"):
-        from .train.run import read_checkpoint
-
-        read_checkpoint(args.resume)  # an exported model: says to use --init, before the output folder is checked
     if args.output:
         config.output_dir = args.output
     if args.print_config:
@@ -307,13 +309,8 @@ def cmd_export(args) -> int:
     from .train.run import load_checkpoint
 
     if os.path.isdir(args.checkpoint):
-        folder = Path(args.checkpoint)
-        found = [folder / sub / name for sub in ("checkpoints", "") for name in ("best.ckpt", "last.ckpt")
-                 if (folder / sub / name).is_file()]
-        what = {"best.ckpt": "the best validation score", "last.ckpt": "the last step"}
-        listed = ", ".join(f"{path} ({what[path.name]})" for path in found)
         raise UserError(f"lass export takes a checkpoint file, and {args.checkpoint} is a folder"
-                        f"{f'; its checkpoints: {listed}' if found else ''}")
+                        f"{_checkpoints_in(args.checkpoint, ('best.ckpt', 'last.ckpt'))}")
     if not os.path.isfile(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     if not args.output.endswith(".safetensors"):  # `lass models` and the registry find models by this suffix

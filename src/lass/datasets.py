@@ -301,12 +301,15 @@ def merge_repeated_files(items: list[Item]) -> tuple[list[Item], list[str]]:
     return merged, list(repeated)
 
 
+MIN_CLIP_SECONDS = 0.25  # shorter clips are left out: too short to mix, or to score a separation of
+
+
 class ClipBank:
     """All clips in memory at one sample rate, grouped by label (class-balanced sampling needs it)."""
 
     JOIN_GAP_SECONDS = 0.15  # silence between joined clips (an item's join_seconds), about a pause between words
 
-    def __init__(self, items: list[Item], sample_rate: int, min_seconds: float = 0.25):
+    def __init__(self, items: list[Item], sample_rate: int, min_seconds: float = MIN_CLIP_SECONDS):
         self.sample_rate = sample_rate
         self.clips: list[np.ndarray] = []
         self.labels: list[str] = []

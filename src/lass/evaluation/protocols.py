@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..audio import AudioError, read, read_mono, resample
-from ..datasets import ClipBank, is_song_mix, label_text, need_cells, read_table, table_row
+from ..datasets import MIN_CLIP_SECONDS, ClipBank, is_song_mix, label_text, need_cells, read_table, table_row
 from ..metrics import cosine
 from ..mixing import interference, mix, mix_sources
 
@@ -69,11 +69,12 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
             kept = set(np.random.default_rng([seed, 1]).permutation(len(order))[:limit].tolist())
         else:
             order = sorted(rng.choice(len(order), size=limit, replace=False).tolist())
+    if order:  # an empty set is the caller's to report
+        check_interferers(bank, interferers)
     cases = []
     for index in order:
         label = bank.labels[index]
         others = [lab for lab in bank.label_names if lab != label]
-        check_interferers(bank, interferers)
         labels = [others[i] for i in rng.choice(len(others), size=interferers, replace=False)]
         chosen = [bank.by_label[lab][rng.integers(len(bank.by_label[lab]))] for lab in labels]
         if kept is not None and index not in kept:
@@ -111,7 +112,7 @@ def _columns(layout: ListLayout) -> list[str]:
                                   layout.mixture) if column]
 
 
-MIN_TARGET_SECONDS = 0.25  # as ClipBank's shortest clip
+MIN_TARGET_SECONDS = MIN_CLIP_SECONDS  # a target shorter than a training clip may be is not scored either
 
 
 # a mixture this alike its target (squared cosine; 60 dB of signal to the rest, scale aside) holds nothing but the
@@ -132,7 +133,8 @@ class LeftOut:
         self.alone: list[str] = []
         self.trimmed: list[str] = []
 
-    def keeps(self, name: str, mixture: np.ndarray, target: np.ndarray, rate: int) -> bool:
+    def keeps(self, name: str, mixture: np.ndarray, target: np.ndarray, rate: int, trimmed: bool = False) -> bool:
+        """Whether the case is scored; `trimmed`: a pre-made mixture scored over the shorter (`premixed`)."""
         if not np.any(target):
             self.silent.append(name)
         elif target.shape[-1] < MIN_TARGET_SECONDS * rate:
@@ -140,18 +142,19 @@ class LeftOut:
         elif not np.any(mixture) or cosine(mixture, target) ** 2 > ALONE:
             self.alone.append(name)
         else:
+            if trimmed:
+                self.trimmed.append(name)
             return True
-        if name in self.trimmed:  # left out, not scored over the shorter
-            self.trimmed.remove(name)
         return False
 
-    def premixed(self, name: str, mixture: np.ndarray, target: np.ndarray, rate: int):
-        """A mixture already made and its target over the shorter of the two: (mixture, target, interference)."""
+    @staticmethod
+    def premixed(mixture: np.ndarray, target: np.ndarray, rate: int):
+        """A mixture already made and its target over the shorter of the two: (mixture, target, interference,
+        whether more than resampling's rounding was cut)."""
         n = min(mixture.shape[-1], target.shape[-1])
-        if max(mixture.shape[-1], target.shape[-1]) - n > 0.01 * rate:  # more than resampling's rounding
-            self.trimmed.append(name)
+        trimmed = max(mixture.shape[-1], target.shape[-1]) - n > 0.01 * rate
         mixture, target = np.ascontiguousarray(mixture[..., :n]), np.ascontiguousarray(target[..., :n])
-        return mixture, target, mixture - target
+        return mixture, target, mixture - target, trimmed
 
     def say(self) -> None:
         for names, why in ((self.silent, "{target} digital silence over the mixture's span"),
@@ -196,8 +199,9 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
         except AudioError as err:  # which row, and where its relative paths were looked for
             raise AudioError(f"{table_row(path, i)}: {err} (relative paths are taken from "
                              f"--data-root, here {root})") from None
+        trimmed = False
         if layout.mixture:
-            mixture, target, interference = left_out.premixed(table_row(path, i), other_audio, target, sample_rate)
+            mixture, target, interference, trimmed = left_out.premixed(other_audio, target, sample_rate)
         else:
             ratio = snr_db or 0.0
             if layout.snr:
@@ -209,7 +213,7 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
                     raise ValueError(f"{table_row(path, i)}: {layout.snr} must be a number of dB, got "
                                      f"{row[layout.snr]!r}")
             mixture, target, interference = mix(target, [other_audio], ratio)
-        if not left_out.keeps(table_row(path, i), mixture, target, sample_rate):
+        if not left_out.keeps(table_row(path, i), mixture, target, sample_rate, trimmed):
             continue
         caption = row[layout.caption].strip()
         negative = row.get(layout.negative) if (layout.negative and use_negative) else None
@@ -273,8 +277,8 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
                 target = resample(target, stem_rate, rate)
             if target.shape[0] != mixture.shape[0]:
                 target = np.broadcast_to(target.mean(0, keepdims=True), (mixture.shape[0], target.shape[-1]))
-            mx, tgt, rest = left_out.premixed(f"{song.name}/{name}", mixture, target, rate)
-            if not left_out.keeps(f"{song.name}/{name}", mx, tgt, rate):
+            mx, tgt, rest, trimmed = left_out.premixed(mixture, target, rate)
+            if not left_out.keeps(f"{song.name}/{name}", mx, tgt, rate, trimmed):
                 continue
             cases.append(Case(f"{song.name}/{name}", mx, tgt, rest, name, template.format(label=name),
                               sample_rate=rate, files=f"{os.path.abspath(stem_file)}; {os.path.abspath(mix_file)}"))

@@ -63,9 +63,14 @@ def _same_run(path: str, state: dict) -> bool:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a damaged file is not this run's best either
         return False
-    recorded = state.get("best_model_score")
-    for key, callback in (saved.get("callbacks") or {}).items():
-        if key.startswith("ModelCheckpoint") and callback.get("monitor") == state.get("monitor"):
+    recorded, score = state.get("best_model_score"), recorded_best(saved, state.get("monitor"))
+    return score is not None and recorded is not None and score == float(recorded)
+
+
+def recorded_best(checkpoint: dict, monitor: str | None = "val_sdri") -> float | None:
+    """The best score that a checkpoint's best-model callback, monitoring `monitor`, had recorded when it was saved."""
+    for key, callback in (checkpoint.get("callbacks") or {}).items():
+        if key.startswith("ModelCheckpoint") and isinstance(callback, dict) and callback.get("monitor") == monitor:
             score = callback.get("best_model_score")
-            return score is not None and recorded is not None and float(score) == float(recorded)
-    return False
+            return None if score is None else float(score)
+    return None

@@ -134,15 +134,17 @@ def without_lightning_noise(resumed: bool, quiet: bool = False):
         tips = _NoTips()
         lightning_info.addFilter(tips)
     tips.quiet = quiet
-    with warnings.catch_warnings(), contextlib.ExitStack() as reset:
-        reset.callback(setattr, tips, "quiet", False)  # later Lightning lines in this process are shown again
+    with warnings.catch_warnings():
         # Lightning's own use of a torch API that torch 2.13 deprecates
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
         if resumed:  # resuming writes into the run's own checkpoint folder by design
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             # a run resumed without max_time has no timer to give the checkpoint's timer state to
             warnings.filterwarnings("ignore", message=r".*Please add the following callbacks: \['Timer'\]")
-        yield
+        try:
+            yield
+        finally:
+            tips.quiet = False  # later Lightning lines in this process are shown again
 
 
 # the share of training clips below the model's rate from which the trained model hears such input as it is
@@ -163,17 +165,19 @@ def band_fill_for(bank: ClipBank) -> bool:
     return fill
 
 
-def settle_config(config: TrainConfig, init: str | None, resume: str | None):
+def settle_config(config: TrainConfig, init: str | None, resume: str | None, checkpoint: dict | None = None):
     """What a run trains, whatever its config's model section says: the architecture of the checkpoint it resumes,
     else of the model it fine-tunes (returned, with its weights), and a learning rate where the config sets none:
-    the rate the resumed run started with, else one for fine-tuning or from scratch."""
+    the rate the resumed run started with, else one for fine-tuning or from scratch. `checkpoint`: `resume`'s
+    contents, where already read."""
     from ..models import registry
 
     from .module import state_layout
 
     if resume and init:
         raise ValueError("--init starts a new run from a model and --resume goes on with a run: give one of them")
-    checkpoint = read_checkpoint(resume) if resume else None
+    if resume and checkpoint is None:
+        checkpoint = read_checkpoint(resume)
     initial = registry.load(init) if init and checkpoint is None else None  # a resumed run has its weights
     if checkpoint is not None:
         trained, planned = checkpoint.get("global_step", 0), trainer_settings(config).get("max_steps", -1)
@@ -196,8 +200,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
                     return f"{name} {'above 0' if v else 'at 0'}" if isinstance(v, bool) else f"{name} {v}"
 
                 raise ValueError(f"{resume} was trained with {said(layout[key])}, and this config has {said(value)}: "
-                                 f"resume with the run's own settings (its logs/version_*/config.yaml), or start a new "
-                                 f"run from its model with --init {Path(resume).parent.parent / 'model.safetensors'}")
+                                 f"{_resume_as_it_ran(resume)}")
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
         if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
             print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
@@ -227,6 +230,12 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None):
               f"run stops at step {max_steps}: it never reaches optim.lr {config.optim.lr:g} (a short run: set "
               f"optim.warmup_steps to a tenth of its steps or so)", file=sys.stderr, flush=True)
     return initial
+
+
+def _resume_as_it_ran(resume: str) -> str:
+    """What to do instead of resuming a run with settings that its checkpoint cannot carry on with."""
+    return (f"resume with the run's own settings (its logs/version_*/config.yaml), or start a new run from its model "
+            f"with --init {Path(resume).parent.parent / 'model.safetensors'}")
 
 
 def _say(text: str) -> None:
@@ -354,11 +363,12 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     check_output_folder(Path(config.output_dir))
     if first_process() and Path(config.output_dir, LOCK_NAME).exists():  # before the data loads: say it now
         _lock(Path(config.output_dir), keep=False)
+    resumed = read_checkpoint(resume) if resume else None  # once, before anything is checked against it
     resumed_here = resume and os.path.realpath(Path(resume).parent.parent) == os.path.realpath(config.output_dir)
     if not resumed_here:  # a new run, or one resumed into another folder: that folder must not hold a run
         refuse_earlier_run(Path(config.output_dir), resume)
     L.seed_everything(config.seed, verbose=False)
-    initial = settle_config(config, init, resume)  # before the data: its sample rate is the model's
+    initial = settle_config(config, init, resume, resumed)  # before the data: its sample rate is the model's
     out = Path(config.output_dir)
     encoder = shared_text_encoder(config.model.text_encoder)
     config.model.query_dim = encoder.dim
@@ -389,18 +399,15 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
                   file=sys.stderr, flush=True)
     validation_id = fingerprint(validation_items, config)
     started_from = None  # a fine-tune's starting model and its validation SDRi: {"model": ..., "sdri": ...}
-    if resume:  # its best checkpoint was chosen on its own validation mixtures: scores on others do not compare
-        resumed = read_checkpoint(resume)
+    if resumed is not None:  # its best checkpoint was chosen on its own validation mixtures: others do not compare
         recorded = resumed.get("lass_validation")
         started_from = resumed.get("lass_initial")
         if recorded is not None and recorded != validation_id:
             other = ("on mixtures this config does not make (it has no data.validation)" if validation_id is None else
                      "on other mixtures than this config's data.validation makes (other clips, validation_mixtures "
                      "or validation_interferers)")
-            raise ValueError(f"{resume} was validated {other}, so its best checkpoint "
-                             f"could not be compared with the steps to come: resume with the run's own settings (its "
-                             f"logs/version_*/config.yaml), or start a new run from its model with --init "
-                             f"{Path(resume).parent.parent / 'model.safetensors'}")
+            raise ValueError(f"{resume} was validated {other}, so its best checkpoint could not be compared with the "
+                             f"steps to come: {_resume_as_it_ran(resume)}")
     bank = ClipBank(items, config.model.sample_rate)
     if not bank.clips:
         raise ValueError(f"none of the {len(items)} training clips could be used (see the lines above)")
@@ -529,17 +536,10 @@ def say_what_fine_tuning_gained(best_score: float, started_from: dict) -> None:
               f"using {model}", file=sys.stderr, flush=True)
 
 
-def best_score_of(checkpoint: dict) -> float | None:
-    """The best validation SDRi a checkpoint's best-model callback recorded, if any."""
-    for state in checkpoint.get("callbacks", {}).values():
-        if isinstance(state, dict) and state.get("monitor") == "val_sdri" and state.get("best_model_score") is not None:
-            return float(state["best_model_score"])
-    return None
-
-
 def keep_what_was_trained(out: Path, step: int, started_from: dict | None = None) -> None:
     """After Ctrl-C: the best model so far becomes model.safetensors, and the run says how to go on."""
     from ..models import registry
+    from .checkpoints import recorded_best
 
     best, last = out / "checkpoints" / "best.ckpt", out / "checkpoints" / "last.ckpt"
     source = best if best.exists() else last
@@ -553,7 +553,7 @@ def keep_what_was_trained(out: Path, step: int, started_from: dict | None = None
     go_on_step = kept["global_step"] if go_on == source else read_checkpoint(go_on)["global_step"]
     _say(f"stopped at step {step}; {path} holds {what} so far (step {kept['global_step']}). "
          f"To go on: --resume {go_on} --output {out} (step {go_on_step})")
-    best_score = best_score_of(kept)
+    best_score = recorded_best(kept)
     if started_from is not None and best_score is not None:
         say_what_fine_tuning_gained(best_score, started_from)
 
