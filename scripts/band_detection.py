@@ -17,7 +17,7 @@ from band_limited_input import add_case_arguments, read_cases  # this folder's
 from lass.api import Separator
 from lass.audio import resample
 from lass.inference import InputSurvey
-from lass.metrics import sdr, si_sdr
+from lass.metrics import improvement, sdr, si_sdr
 
 
 def main() -> None:
@@ -58,8 +58,8 @@ def main() -> None:
             for case, mixture, target in zip(cases, mixtures, targets):
                 est = sep.separate_tensor(mixture, stored, [case.query], residual=False, band_hz=band)[case.query]
                 est, ref, mix = est.reshape(-1), target.reshape(-1), mixture.reshape(-1)
-                sdri.append(float(sdr(est, ref) - sdr(mix, ref)))
-                si_sdri.append(float(si_sdr(est, ref) - si_sdr(mix, ref)))
+                sdri.append(float(improvement(sdr, est, ref, mix)))
+                si_sdri.append(float(improvement(si_sdr, est, ref, mix)))
             print(f"    {name:24s} SDRi {np.mean(sdri):6.2f}   SI-SDRi {np.mean(si_sdri):6.2f}", flush=True)
 
 

@@ -18,7 +18,7 @@ from lass.audio import resample
 from lass.datasets import ClipBank, read_dataset
 from lass.evaluation.protocols import label_mixtures, mixture_list
 from lass.inference import input_gain
-from lass.metrics import sdr, si_sdr
+from lass.metrics import improvement, sdr, si_sdr
 from lass.models import separator as separator_module
 
 
@@ -67,8 +67,8 @@ def main() -> None:
         def report(name: str, heard: torch.Tensor) -> None:
             mask = torch.cat([model.network(heard[i : i + 20], conds[i : i + 20]) for i in range(0, len(heard), 20)])
             estimate = model.stft.inverse(spec * mask.clamp_min(0).pow(model.config.mask_power), length)
-            print(f"{rate:6d} Hz  {name:26s} SDRi {float((sdr(estimate, target) - sdr(mixture, target)).mean()):6.2f}"
-                  f"   SI-SDRi {float((si_sdr(estimate, target) - si_sdr(mixture, target)).mean()):6.2f}", flush=True)
+            print(f"{rate:6d} Hz  {name:26s} SDRi {float(improvement(sdr, estimate, target, mixture).mean()):6.2f}"
+                  f"   SI-SDRi {float(improvement(si_sdr, estimate, target, mixture).mean()):6.2f}", flush=True)
 
         report("as heard", magnitude)
         if rate >= model.sample_rate:

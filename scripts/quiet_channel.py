@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from fold4 import protocol_mixtures
 
-from lass.metrics import sdr
+from lass.metrics import improvement, sdr
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
             gain = 10 ** (gain_db / 20)
             stereo = np.stack([mixture, mixture * gain])
             track = separator.separate_tensor(stereo, case.sample_rate, case.query, residual=False)[case.query]
-            improvements[gain_db].append(float(sdr(track[1] / gain, target) - sdr(mixture, target)))
+            improvements[gain_db].append(float(improvement(sdr, track[1] / gain, target, mixture)))
     for gain_db, values in improvements.items():
         print(f"second channel {gain_db:+.0f} dB: SDRi {np.mean(values):.2f} dB (mean of {len(values)})")
 

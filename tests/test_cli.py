@@ -309,7 +309,8 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
     assert_one_line_error(code, err, "--segment")
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--sample-rate", "1500",
                            "-o", str(tmp_path))
-    assert_one_line_error(code, err, "--sample-rate must be between 2000 and 384000 Hz, got 1500")
+    assert_one_line_error(code, err, "(sample_rate, --sample-rate) must be a whole number of Hz from 2000 to 768000, "
+                                     "got 1500")
 
 
 def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):

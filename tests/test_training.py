@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,7 @@ def test_train_export_and_resume(tmp_path):
                     "--set", "optim.lr=0.5", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"continues the run's learning-rate schedule (optim.lr {SCRATCH_LR:g}); the config's optim.lr 0.5" in done.stderr
+    assert f"start a new run from this one's model: --init {tmp_path / 'run' / 'model.safetensors'}" in done.stderr
     resumed = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 6
     kept = (tmp_path / "run" / "logs" / "version_1" / "config.yaml").read_text()
@@ -118,6 +120,16 @@ def test_train_export_and_resume(tmp_path):
     validated = validation_rows(tmp_path / "run", "version_2")
     # logged as the steps trained, in the epoch of the last one (Lightning's own row said step 8, epoch 4)
     assert validated and (int(validated[-1]["step"]), int(validated[-1]["epoch"])) == (7, 3)
+
+
+def test_hints_name_the_run_folder_only_for_a_checkpoint_in_one():
+    """A checkpoint copied out of its run folder (to a backup, say) has no model.safetensors two folders up."""
+    from lass.train.run import run_folder, run_model
+
+    assert run_folder(Path("runs/a/checkpoints/last.ckpt")) == Path("runs/a")
+    assert run_model("runs/a/checkpoints/last.ckpt") == str(Path("runs/a/model.safetensors"))
+    assert run_folder("backup/last.ckpt") is None
+    assert run_model("backup/last.ckpt") == "MODEL.safetensors (made by: lass export backup/last.ckpt -o MODEL.safetensors)"
 
 
 def test_training_to_a_log_file_prints_progress_lines(tmp_path):
@@ -1261,6 +1273,20 @@ def test_a_folder_of_short_words_becomes_one_class_of_joined_clips(tmp_path):
         config.write_text(yaml.safe_dump(raw))
         with pytest.raises(ValueError, match=message):
             load_config(config)
+
+
+def test_manifest_paths_starting_with_a_tilde_are_under_home(tmp_path, monkeypatch):
+    """`~` in a manifest is the home folder, as in a config's paths (it was read as a folder named `~`)."""
+    import soundfile as sf
+
+    from lass.datasets import read_dataset
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    sf.write(tmp_path / "home" / "hum.wav", tone_noise(1.0, 16000, seed=0).reshape(-1), 16000)
+    (tmp_path / "list.csv").write_text("path,caption\n~/hum.wav,a hum\n")
+    items = read_dataset({"type": "manifest", "path": str(tmp_path / "list.csv")})
+    assert [(item.path, item.label) for item in items] == [(str(tmp_path / "home" / "hum.wav"), "a hum")]
 
 
 def test_a_manifest_listing_a_file_per_caption_gives_one_clip_with_its_captions(tmp_path):

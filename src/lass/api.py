@@ -22,6 +22,7 @@ from .query import QueryError, build_condition, shared_text_encoder, validate_qu
 
 RESIDUAL = "residual"
 MIN_SAMPLE_RATE = 2000  # a band of 1 kHz, the narrowest the engine hears (inference.MIN_BAND_HZ)
+MAX_OUTPUT_RATE = 768000  # the highest rate audio hardware plays; above it, a typo (44100000) made a huge file
 SAME_QUERY = 0.999  # cosine similarity above which two texts are one query to the encoder
 
 
@@ -430,7 +431,13 @@ def check_output_options(options: OutputOptions) -> None:
     if options.clip_mode not in ("rescale", "clamp"):
         raise AudioError(f"unknown clip mode {options.clip_mode!r} (choose from rescale, clamp)")
     if options.sample_rate is not None:
-        check_sample_rate(options.sample_rate)
+        try:
+            rate = check_sample_rate(options.sample_rate)
+        except AudioError:
+            rate = None
+        if rate is None or rate > MAX_OUTPUT_RATE:
+            raise AudioError(f"the output sample rate (sample_rate, --sample-rate) must be a whole number of Hz from "
+                             f"{MIN_SAMPLE_RATE} to {MAX_OUTPUT_RATE}, got {options.sample_rate!r}")
 
 
 def _check_band(band_hz: object) -> None:

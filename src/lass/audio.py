@@ -93,7 +93,7 @@ def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.
 
 
 def read_mono(path: str | os.PathLike, sample_rate: int | None = None) -> np.ndarray:
-    """Channels averaged; resampled when sample_rate is given. For datasets and query clips."""
+    """Channels averaged; resampled when sample_rate is given. For training and evaluation clips."""
     data, rate = read(path)
     mono = data.mean(axis=0)
     if sample_rate is not None and rate != sample_rate:
@@ -112,6 +112,8 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return np.ascontiguousarray(soxr.resample(x.T, rate_in, rate_out, quality="HQ").T.astype(np.float32))
 
 
+# what inputs are recognised by in folders (training data, --data, --stems); any format soundfile reads works as a file
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
 SAMPLE_BYTES = {"int16": 2, "int24": 3, "float32": 4}
 FORMATS = {"wav": "WAV", "flac": "FLAC"}

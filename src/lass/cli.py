@@ -48,7 +48,7 @@ def _say(message: str) -> None:
 
 
 def cmd_separate(args) -> int:
-    from .api import MIN_SAMPLE_RATE, OutputOptions, Separator
+    from .api import OutputOptions, Separator, check_output_options
 
     subtype = "float32" if args.float32 else "int24" if args.int24 else "int16"
     options = OutputOptions(directory=args.out, format=args.format, subtype=subtype, clip_mode=args.clip_mode,
@@ -58,11 +58,7 @@ def cmd_separate(args) -> int:
         raise UserError("-o: the output folder is empty; give a folder, or leave -o out for 'separated'")
     if "-" in args.inputs and not os.path.exists("-"):
         raise UserError("reading audio from standard input (-) is not supported: give a file")
-    if args.sample_rate is not None and not MIN_SAMPLE_RATE <= args.sample_rate <= 384000:
-        raise UserError(f"--sample-rate must be between {MIN_SAMPLE_RATE} and 384000 Hz, got {args.sample_rate}")
-    from .audio import check_output_format
-
-    check_output_format(options.format, options.subtype)
+    check_output_options(options)
     _check_distinct_outputs(args.inputs, args.out)  # before the model loads: a pure check of the arguments
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet and sys.stderr.isatty())  # no bar drawn into a log file

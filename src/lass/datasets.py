@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, info, read_mono
-
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
+from .audio import AUDIO_EXTENSIONS, AudioError, info, read_mono
 
 
 @dataclass(frozen=True)
@@ -27,6 +25,12 @@ class Item:
     first_epoch: int = 0  # training only: the first epoch whose mixtures may draw this clip
     join_seconds: float = 0.0  # join with the next clips of the label until at least this long (ClipBank)
     also: tuple[str, ...] = ()  # the clip's other captions (a manifest that lists a file once per caption)
+
+
+def resolve_under(root: str | os.PathLike, name: str) -> str:
+    """A path listed in a manifest or mixture list: `~` is the home folder, a relative one is under `root`."""
+    path = Path(os.path.expanduser(name))
+    return str(path if path.is_absolute() else Path(root) / path)
 
 
 def is_song_mix(path: str | os.PathLike) -> bool:
@@ -191,7 +195,7 @@ def read_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     captions: dict[str, list[str]] = {}
     for p, c in rows:
         text = label_text(c)
-        same = captions.setdefault(str(p if os.path.isabs(p) else base / p), [])
+        same = captions.setdefault(resolve_under(base, p), [])
         if text and text.casefold() not in {seen.casefold() for seen in same}:  # the text encoder reads no case
             same.append(text)
     return [Item(file, texts[0], also=tuple(texts[1:])) for file, texts in captions.items() if texts]

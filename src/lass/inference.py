@@ -81,7 +81,6 @@ class Resampler:
     """Streaming soxr resampler (chunk-invariant: same output as resampling the whole signal)."""
 
     def __init__(self, rate_in: int, rate_out: int, channels: int):
-        self.ratio = rate_out / rate_in
         self.stream = None
         if rate_in != rate_out:
             import soxr

@@ -50,7 +50,7 @@ def mix_sources(target: np.ndarray, interferers: list[np.ndarray], snr_db: float
             interferer = np.pad(interferer, [(0, 0)] * (interferer.ndim - 1) + [(0, n - interferer.shape[-1])])
         e = energy(interferer)
         scaled.append(interferer / np.sqrt(e) * 10 ** (gain_db / 20) if e > EPS else np.zeros_like(interferer))
-    noise = np.sum(scaled, axis=0) if scaled else np.zeros_like(target)
+    noise = interference(scaled, target)
     e_target, e_noise = energy(target), energy(noise)
     scale = np.sqrt(e_target / e_noise / 10 ** (snr_db / 10)) if e_noise > EPS and e_target > EPS else 1.0
     mixture = target + noise * scale

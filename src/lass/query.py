@@ -1,4 +1,4 @@
-"""Query encoders: text (and later audio) -> a fixed-size embedding that conditions a separator.
+"""The query encoder: text -> a fixed-size embedding that conditions a separator.
 
 The separator is conditioned on a *positive* query (what to extract) and an optional *negative*
 query (what to suppress), CLAPSep-style: the two embeddings side by side, zeros where absent.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import torch
 
@@ -16,12 +16,6 @@ DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 
 class QueryError(ValueError):
     """A query the encoder cannot use (empty, wrong type)."""
-
-
-class QueryEncoder(Protocol):
-    dim: int
-
-    def encode(self, texts: Sequence[str]) -> torch.Tensor: ...
 
 
 def _resolve_text_encoder_path(name_or_path: str) -> str:

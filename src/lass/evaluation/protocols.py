@@ -14,8 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..audio import AudioError, read, read_mono, resample
-from ..datasets import MIN_CLIP_SECONDS, ClipBank, is_song_mix, label_text, need_cells, read_table, table_row
+from ..audio import AUDIO_EXTENSIONS, AudioError, read, read_mono, resample
+from ..datasets import (MIN_CLIP_SECONDS, ClipBank, is_song_mix, label_text, need_cells, read_table,
+                        resolve_under, table_row)
 from ..metrics import cosine
 from ..mixing import interference, mix, mix_sources
 
@@ -193,7 +194,7 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
             break
         need_cells(path, i, row, tuple(column for column in _columns(layout) if column != layout.negative))
         other = layout.mixture or layout.noise
-        files = [os.path.abspath(_under(root, row[column])) for column in (layout.target, other)]
+        files = [os.path.abspath(resolve_under(root, row[column])) for column in (layout.target, other)]
         try:
             target, other_audio = (read_mono(file, sample_rate) for file in files)
         except AudioError as err:  # which row, and where its relative paths were looked for
@@ -239,11 +240,6 @@ def list_layout(path, rows: list[dict[str, str]], columns: list[str]) -> tuple[s
     raise ValueError(f"{path}: unknown layout; expected columns {known}; found {', '.join(columns) or 'none'}")
 
 
-def _under(root: Path, name: str) -> str:
-    path = Path(name)
-    return str(path if path.is_absolute() else root / path)
-
-
 def stem_cases(folder: str | os.PathLike, template: str = "{label}",
                stems: list[str] | None = None, limit: int | None = None) -> list[Case]:
     """Songs with ground-truth stems: each song folder holds a 'mix.*' or '..._mix.*' file and its stem files.
@@ -264,7 +260,7 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
         mixture, rate = read(mix_file)
         found = 0
         for stem_file in sorted(song.rglob("*")):
-            if not stem_file.is_file() or stem_file == mix_file or stem_file.suffix.lower() not in (".wav", ".flac", ".ogg"):
+            if not stem_file.is_file() or stem_file == mix_file or stem_file.suffix.lower() not in AUDIO_EXTENSIONS:
                 continue
             if next(p for p in stem_file.parents if p in songs) != song:  # a song folder inside this one: its own
                 continue
@@ -285,8 +281,8 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
             if limit and len(cases) >= limit:
                 break
         if not found and not stems:
-            raise ValueError(f"{song}: a mix ({mix_file.name}) but no stems (.wav, .flac or .ogg) beside it or in "
-                             f"its folders to score it against")
+            raise ValueError(f"{song}: a mix ({mix_file.name}) but no stems ({', '.join(sorted(AUDIO_EXTENSIONS))}) beside "
+                             f"it or in its folders to score it against")
     left_out.say()
     if not cases:
         raise ValueError(f"{folder}: none of the stems is named {' or '.join(map(repr, stems))}" if stems else

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..metrics import bss_sdr, level_db, sdr, si_sdr
+from ..metrics import bss_sdr, improvement, sdr, si_sdr
 from ..stft import STFTConfig
 from .oracle import oracle_estimates
 from .protocols import DEFAULT_TEMPLATE, Case, check_interferers, label_mixtures, mixture_list, stem_cases
@@ -56,13 +56,12 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
     seconds = time.perf_counter() - started
     estimate = next(iter(tracks.values()))
     est, ref, mix = estimate.reshape(-1), target.reshape(-1), mixture.reshape(-1)
-    score = Score(case.name, case.label, case.query, float(sdr(est, ref) - sdr(mix, ref)),
-                  float(si_sdr(est, ref) - si_sdr(mix, ref)), float(sdr(est, ref)), float(si_sdr(est, ref)),
-                  seconds=seconds, level_db=level_db(float(np.sum(est.astype(np.float64) ** 2)),
-                                                     float(np.sum(mix.astype(np.float64) ** 2))),
+    score = Score(case.name, case.label, case.query, float(improvement(sdr, est, ref, mix)),
+                  float(improvement(si_sdr, est, ref, mix)), float(sdr(est, ref)), float(si_sdr(est, ref)),
+                  seconds=seconds, level_db=tracks.levels_db[case.query],
                   interferers="; ".join(case.interferer_labels), negative=case.negative or "", files=case.files)
     if bss:
-        score.bss_sdri = float(np.mean(bss_sdr(estimate, target) - bss_sdr(mixture, target)))
+        score.bss_sdri = float(np.mean(improvement(bss_sdr, estimate, target, mixture)))
     if oracle:
         from ..audio import resample
 
@@ -72,8 +71,8 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
         mask_max = float(separator.model.config.network_args.get("mask_max", 1.0))
         oracles = oracle_estimates(sig[0], sig[1], sig[2], cfg, psm_max=mask_max)
         m, t = sig[0].reshape(-1), sig[1].reshape(-1)
-        score.irm_sdri = float(sdr(oracles["irm"].reshape(-1), t) - sdr(m, t))
-        score.psm_sdri = float(sdr(oracles["psm"].reshape(-1), t) - sdr(m, t))
+        score.irm_sdri = float(improvement(sdr, oracles["irm"].reshape(-1), t, m))
+        score.psm_sdri = float(improvement(sdr, oracles["psm"].reshape(-1), t, m))
     return score, (estimate if keep_audio else None)
 
 
@@ -91,7 +90,7 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
                                         band_hz=case.band_hz)[query]
         asked = case.interference if case.first_interferer is None else case.first_interferer
         ref = np.atleast_2d(asked).reshape(-1)
-        interferer_gains.append(float(sdr(est.reshape(-1), ref) - sdr(mixture.reshape(-1), ref)))
+        interferer_gains.append(float(improvement(sdr, est.reshape(-1), ref, mixture.reshape(-1))))
         if score is not None:
             score.interferer_query_sdri = interferer_gains[-1]
         present = {case.label, *case.interferer_labels}
@@ -100,9 +99,8 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
             continue
         row = int(case.name) if case.name.isdigit() else i  # its row in the full protocol, also under --limit
         query = template.format(label=absent[row % len(absent)])
-        est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
-                                        band_hz=case.band_hz)[query]
-        absent_levels.append(max(level_db(float(np.sum(est**2)), float(np.sum(mixture**2))), -200.0))
+        tracks = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False, band_hz=case.band_hz)
+        absent_levels.append(max(tracks.levels_db[query], -200.0))
         if score is not None:
             score.absent_query, score.absent_level_db = query, absent_levels[-1]
     out = {"interferer_query_sdri": float(np.mean(interferer_gains))}

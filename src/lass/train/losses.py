@@ -16,14 +16,10 @@ from ..metrics import si_sdr_parts
 EPS = 1e-8
 
 
-def _absent_energy(estimate: torch.Tensor, mixture: torch.Tensor, tau: float) -> torch.Tensor:
-    m_energy = mixture.pow(2).sum(-1)
-    return 10 * torch.log10(estimate.pow(2).sum(-1) + tau * m_energy + EPS) - 10 * torch.log10(m_energy + EPS)
-
-
 def _capped_ratio(error: torch.Tensor, reference: torch.Tensor, tau: float) -> torch.Tensor:
     """-10 log10(|reference|^2 / |error|^2) with a soft cap (Wisdom et al., MixIT): the cap tau keeps
-    near-silent or near-perfect examples from dominating the gradient."""
+    near-silent or near-perfect examples from dominating the gradient. For an absent target the error is the
+    whole estimate and the reference the mixture: the output's energy against the mixture's."""
     r_energy = reference.pow(2).sum(-1)
     return 10 * torch.log10(error.pow(2).sum(-1) + tau * r_energy + EPS) - 10 * torch.log10(r_energy + EPS)
 
@@ -33,7 +29,7 @@ def snr_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor
     """Negative SNR, capped at max_snr_db."""
     tau = 10 ** (-max_snr_db / 10)
     present_loss = _capped_ratio(estimate - target, target, tau)
-    return torch.where(present > 0.5, present_loss, _absent_energy(estimate, mixture, tau)).mean()
+    return torch.where(present > 0.5, present_loss, _capped_ratio(estimate, mixture, tau)).mean()
 
 
 def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor,
@@ -42,7 +38,7 @@ def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Ten
     tau = 10 ** (-max_snr_db / 10)
     est, projection = si_sdr_parts(estimate, target)
     present_loss = _capped_ratio(est - projection, projection, tau)
-    return torch.where(present > 0.5, present_loss, _absent_energy(estimate, mixture, tau)).mean()
+    return torch.where(present > 0.5, present_loss, _capped_ratio(estimate, mixture, tau)).mean()
 
 
 def l1_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor,

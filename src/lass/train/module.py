@@ -7,7 +7,7 @@ import sys
 import lightning as L
 import torch
 
-from ..metrics import sdr, si_sdr
+from ..metrics import improvement, sdr, si_sdr
 from ..models.separator import MaskSeparator
 from .config import DataConfig, TrainConfig
 from .losses import get_loss
@@ -105,8 +105,8 @@ class LassModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         mixture, target, cond = batch
         estimate = self.model(mixture, cond)
-        sdri = sdr(estimate, target) - sdr(mixture, target)
-        sisdri = si_sdr(estimate, target) - si_sdr(mixture, target)
+        sdri = improvement(sdr, estimate, target, mixture)
+        sisdri = improvement(si_sdr, estimate, target, mixture)
         n = mixture.shape[0]
         self.log("val_sdri", sdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)
         self.log("val_si_sdri", sisdri.mean(), prog_bar=True, batch_size=n, sync_dist=True)

@@ -218,7 +218,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
         # Lightning restores the optimizer and its schedule, which would keep the run's rate without a word
         print(f"lass: note: --resume continues the run's learning-rate schedule (optim.lr {started:g}); the "
               f"config's optim.lr {config.optim.lr:g} is not used. To train on at another rate, start a new run "
-              f"from this one's model: --init {Path(resume).parent.parent / 'model.safetensors'}",
+              f"from this one's model: --init {run_model(resume)}",
               file=sys.stderr, flush=True)
     if started is None and config.optim.lr is None and initial is not None:
         _say(f"fine-tuning {init} at optim.lr {FINE_TUNE_LR:g} (set optim.lr to choose another rate)")
@@ -232,10 +232,24 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
     return initial
 
 
+def run_folder(checkpoint: str | os.PathLike) -> Path | None:
+    """The run folder a checkpoint was written in (RUN/checkpoints/NAME.ckpt), or None for one kept elsewhere."""
+    path = Path(checkpoint)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
+def run_model(checkpoint: str | os.PathLike) -> str:
+    """For a hint: the model file of the run a checkpoint belongs to, or how to make one from a checkpoint kept
+    outside its run folder."""
+    folder = run_folder(checkpoint)
+    return (str(folder / "model.safetensors") if folder is not None else
+            f"MODEL.safetensors (made by: lass export {checkpoint} -o MODEL.safetensors)")
+
+
 def _resume_as_it_ran(resume: str) -> str:
     """What to do instead of resuming a run with settings that its checkpoint cannot carry on with."""
     return (f"resume with the run's own settings (its logs/version_*/config.yaml), or start a new run from its model "
-            f"with --init {Path(resume).parent.parent / 'model.safetensors'}")
+            f"with --init {run_model(resume)}")
 
 
 def _say(text: str) -> None:
@@ -248,7 +262,7 @@ def refuse_earlier_run(out: Path, resume: str | None = None) -> None:
     checkpoint of another folder's run, resumed into this one."""
     found = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
     if found and resume:  # the run meant is elsewhere: the config's output_dir is not its folder
-        home = Path(resume).parent.parent if Path(resume).parent.name == "checkpoints" else "ITS_RUN_FOLDER"
+        home = run_folder(resume) or "ITS_RUN_FOLDER"
         raise ValueError(f"{out} (the output folder: the config's output_dir, or --output) already holds another "
                          f"training run: to go on with {resume} in its own folder, give --output {home}, or a new "
                          f"folder with --output NEW_FOLDER")
@@ -364,7 +378,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     if first_process() and Path(config.output_dir, LOCK_NAME).exists():  # before the data loads: say it now
         _lock(Path(config.output_dir), keep=False)
     resumed = read_checkpoint(resume) if resume else None  # once, before anything is checked against it
-    resumed_here = resume and os.path.realpath(Path(resume).parent.parent) == os.path.realpath(config.output_dir)
+    home = run_folder(resume) if resume else None
+    resumed_here = home is not None and os.path.realpath(home) == os.path.realpath(config.output_dir)
     if not resumed_here:  # a new run, or one resumed into another folder: that folder must not hold a run
         refuse_earlier_run(Path(config.output_dir), resume)
     L.seed_everything(config.seed, verbose=False)
