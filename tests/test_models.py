@@ -1,5 +1,6 @@
 """The mask network's building blocks against their reference PyTorch layers."""
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -303,7 +304,7 @@ def test_mask_max_scales_the_mask_and_lets_the_separator_amplify():
         FiLMTCN(n_bins=33, cond_dim=8, mask_max=0.0, **args)
 
 
-def test_a_model_file_that_cannot_be_written_is_one_clear_error(tmp_path):
+def test_a_model_file_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch):
     """lass export and lass train end in save_model: a folder that cannot be made (a file in the way, no
     permission, a full disk) is an OutputError naming the file, not safetensors' or the OS's traceback."""
     from lass.audio import OutputError
@@ -317,3 +318,16 @@ def test_a_model_file_that_cannot_be_written_is_one_clear_error(tmp_path):
         save_model(model, tmp_path / "afile" / "m.safetensors")
     assert save_model(model, tmp_path / "ok" / "m.safetensors").is_file()
     assert not list(tmp_path.rglob("*.part"))
+    # Ctrl-C while the file is written: the earlier model stays whole and no temporary is left behind
+    import safetensors.torch
+
+    def interrupted(state, name, metadata=None):
+        Path(name).write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    before = (tmp_path / "ok" / "m.safetensors").read_bytes()
+    monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(model, tmp_path / "ok" / "m.safetensors")
+    assert (tmp_path / "ok" / "m.safetensors").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["m.safetensors"]

@@ -138,6 +138,23 @@ class OutputError(OSError):
     """Outputs that could not be written (a full disk, a folder that went away): the input was fine."""
 
 
+def temporary_beside(path: Path) -> Path:
+    """A new, uniquely named hidden file beside `path` (two runs writing one name do not share it), where a file is
+    written before `publish` puts it in place: an interrupted write never leaves a truncated file under its name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path) -> Path:
+    """Renames a finished temporary into place, with the permissions a new file gets (mkstemp makes 0600 files)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+    return path
+
+
 class AtomicWriter:
     """Streams blocks into a temporary file beside the target and renames it at the end.
 
@@ -156,9 +173,7 @@ class AtomicWriter:
             container = "W64"
         elif fmt == "wav" and frames is not None and frames * channels * SAMPLE_BYTES[subtype] > WAV_MAX_DATA_BYTES:
             container = "RF64"  # WAV's 32-bit sizes end at 4 GiB, and readers stop there: a longer file reads short
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_beside(self.path)
         sf = _soundfile()
         try:
             self.file = sf.SoundFile(str(self.tmp), "w", samplerate=sample_rate, channels=channels,
@@ -173,11 +188,7 @@ class AtomicWriter:
 
     def commit(self) -> Path:
         self.file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get normal permissions
-        os.replace(self.tmp, self.path)
-        return self.path
+        return publish(self.tmp, self.path)
 
     def abort(self) -> None:
         try:

@@ -30,23 +30,22 @@ def user_model_dir() -> Path:
 def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
 
-    from ..audio import OutputError
+    from ..audio import OutputError, publish, temporary_beside
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".part")
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_beside(path)
         save_file(state, str(tmp), metadata={"lass_config": model.config.to_json(), "format": "lass-1"})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except Exception as err:  # OSError, or safetensors' own error for the same causes (no space, no permission)
-        if tmp.parent.is_dir():
+        return publish(tmp, path)
+    except BaseException as err:  # OSError, or safetensors' own error for the same causes (no space, no permission)
+        if tmp is not None:
             tmp.unlink(missing_ok=True)
+        if not isinstance(err, Exception):  # Ctrl-C: no temporary left behind, and the interrupt goes on
+            raise
         raise OutputError(f"cannot write the model file {path}: {_first_line(err)}") from None
-    return path
 
 
 def read_config(path: str | os.PathLike) -> ModelConfig:
