@@ -285,13 +285,11 @@ def cmd_train(args) -> int:
     if args.output:
         config.output_dir = args.output
     if args.print_config:
-        from .query import shared_text_encoder
         from .train.config import check_trainer_settings, config_yaml
-        from .train.run import settle_config
+        from .train.run import settle_model
 
         check_trainer_settings(config.trainer)  # as training would, so the shown config is one it accepts
-        settle_config(config, args.init, args.resume)  # the architecture and learning rate training would use
-        config.model.query_dim = shared_text_encoder(config.model.text_encoder).dim  # as training sets it
+        settle_model(config, args.init, args.resume)  # the architecture, learning rate and query size it would use
         print(config_yaml(config), end="")
         return 0
     path = train(config, resume=args.resume, init=args.init, progress=not args.quiet)

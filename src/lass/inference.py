@@ -135,7 +135,7 @@ class ChunkedSeparator:
         self.device = torch.device(config.device)
         self.input = Fifo(channels)
         self.est = Fifo(self.queries * channels)
-        self.gain = Fifo(self.queries * channels)
+        self.high_band_gain = Fifo(self.queries * channels)
         # the crossfade weights laid down so far: neighbours' fades sum to one while the overlap is at most half
         # a segment; beyond that three or more segments meet, and dividing by the sum keeps the level
         self.weight = Fifo(1)
@@ -173,19 +173,20 @@ class ChunkedSeparator:
         hi = min(end_limit, begin + self.segment + self.context)
         chunk = self.input.read(lo, hi)
         if chunk.shape[1] == 0:  # under one sample at the model's rate: nothing to separate
-            est = gain = np.zeros((self.queries * self.channels, 0), np.float32)
+            est = high = np.zeros((self.queries * self.channels, 0), np.float32)
         else:
             with torch.inference_mode():
                 x = torch.from_numpy(chunk).to(self.device)
-                est, gain = self.model.separate_many(x, self.conds, self.input_gain, self.band_hz)
+                est, high = self.model.separate_many(x, self.conds, self.input_gain, self.band_hz)
             est = est.reshape(self.queries * self.channels, -1).float().cpu().numpy()
-            gain = gain.reshape(self.queries * self.channels, -1).float().cpu().numpy()
+            high = high.reshape(self.queries * self.channels, -1).float().cpu().numpy()
         stop = min(begin + self.segment, end_limit)
         central = slice(begin - lo, stop - lo)
         fade_in = self.overlap if begin > 0 else 0
         fade_out = 0 if self._is_last(begin) else self.overlap
         weight = crossfade(self.segment, fade_in, fade_out)[: stop - begin]
-        for fifo, values in ((self.est, est), (self.gain, gain), (self.weight, np.ones((1, hi - lo), np.float32))):
+        ones = np.ones((1, hi - lo), np.float32)
+        for fifo, values in ((self.est, est), (self.high_band_gain, high), (self.weight, ones)):
             if fifo.end < stop:
                 fifo.push(np.zeros((fifo.data.shape[0], stop - fifo.end), dtype=np.float32))
             offset = begin - fifo.start
@@ -196,9 +197,9 @@ class ChunkedSeparator:
         weight = self.weight.read(start, final)
         weight = np.where(weight > 0, weight, 1.0)  # no segment covers a sample only when nothing is left to cover
         out = (self.input.read(start, final), self.est.read(start, final) / weight,
-               self.gain.read(start, final) / weight)
+               self.high_band_gain.read(start, final) / weight)
         self.emitted = final
-        for fifo in (self.est, self.gain, self.weight):
+        for fifo in (self.est, self.high_band_gain, self.weight):
             fifo.drop_before(final)
         self.input.drop_before(final - self.context)
         return out
@@ -390,13 +391,13 @@ def input_gain(rms: float | np.ndarray, level_db: float | None) -> float | np.nd
 def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[np.ndarray], rate: int,
                     channels: int, config: EngineConfig | None = None,
                     progress: Callable[[int], None] | None = None,
-                    gain: float | np.ndarray = 1.0,
+                    input_gain: float | np.ndarray = 1.0,
                     band_hz: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Separate a stream of (channels, n) blocks at `rate`.
 
     Yields (mixture (C, n), targets (Q, C, n)) blocks at `rate`, in order; their total length is
     exactly the input's. `progress` is called with the number of input samples consumed. The network
-    hears the input times `gain`, one for all channels or one per channel (see `input_gain`); the outputs keep
+    hears the input times `input_gain`, one for all channels or one per channel (see `input_gain()`); the outputs keep
     the input's level. Below the model's rate, or below `band_hz` where given, the input's empty upper band is
     heard filled (`MaskSeparator.heard`).
     """
@@ -406,10 +407,10 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
     resampling = rate != model_rate
     down = Resampler(rate, model_rate, channels)
     band = below_model_band(band_hz, rate, model_rate)  # a lower rate leaves the upper band empty too
-    engine = ChunkedSeparator(model, conds.to(config.device), channels, config, gain, band)
+    engine = ChunkedSeparator(model, conds.to(config.device), channels, config, input_gain, band)
     up_mix = Resampler(model_rate, rate, channels)
     up_est = Resampler(model_rate, rate, queries * channels)
-    up_gain = LinearInterpolator(model_rate, rate, queries * channels)
+    up_high_band_gain = LinearInterpolator(model_rate, rate, queries * channels)
     original = Fifo(channels)  # input at its own rate, waiting for its separated counterpart
     mix_up, est_up = Fifo(channels), Fifo(queries * channels)
     emitted = 0
@@ -422,26 +423,26 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
         if count <= 0:
             return
         if resampling:
-            gain = up_gain.pull(count, final=final)
-            count = gain.shape[1]
+            high_band_gain = up_high_band_gain.pull(count, final=final)
+            count = high_band_gain.shape[1]
             if count <= 0:
                 return
         x = original.read(emitted, emitted + count)
         est = est_up.read(emitted, emitted + count)
         if resampling:
             high = x - mix_up.read(emitted, emitted + count)
-            est = est + np.tile(high, (queries, 1)) * gain
+            est = est + np.tile(high, (queries, 1)) * high_band_gain
         emitted += count
         original.drop_before(emitted)
         mix_up.drop_before(emitted)
         est_up.drop_before(emitted)
         yield x, est.reshape(queries, channels, count)
 
-    def feed(mix_block, est_block, gain_block, last):
+    def feed(mix_block, est_block, high_band_gain_block, last):
         if resampling:
             mix_up.push(up_mix(mix_block, last))
             est_up.push(up_est(est_block, last))
-            up_gain.push(gain_block)
+            up_high_band_gain.push(high_band_gain_block)
         else:
             mix_up.push(mix_block)
             est_up.push(est_block)
@@ -454,8 +455,8 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
         block = np.asarray(block, dtype=np.float32)
         total_in += block.shape[1]
         original.push(block)
-        for mix_block, est_block, gain_block in engine.push(down(block, last), last):
-            feed(mix_block, est_block, gain_block, last=False)
+        for mix_block, est_block, high_band_gain_block in engine.push(down(block, last), last):
+            feed(mix_block, est_block, high_band_gain_block, last=False)
             yield from drain(final=False)
         if progress:
             progress(block.shape[1])
@@ -477,10 +478,10 @@ def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray,
     step = max(1, int(block_seconds * rate))
     blocks = [audio[:, i : i + step] for i in range(0, audio.shape[1], step)]  # views: no copy
     survey = InputSurvey.of(blocks, rate)
-    gain = input_gain(survey.channel_rms, model.config.input_level_db)
+    level_gain = input_gain(survey.channel_rms, model.config.input_level_db)
     band = heard_band(survey, band_hz, model.sample_rate)
-    pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config, gain=gain,
-                                                band_hz=band)]
+    pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config,
+                                                input_gain=level_gain, band_hz=band)]
     if not pieces:
         return np.zeros((conds.shape[0], audio.shape[0], 0), np.float32)
     return np.concatenate(pieces, axis=-1)

@@ -232,6 +232,15 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
     return initial
 
 
+def settle_model(config: TrainConfig, init: str | None, resume: str | None, checkpoint: dict | None = None):
+    """The config as the run trains it (`settle_config`), with the query size of its text encoder, and (the initial
+    model or None, the encoder). `lass train --print-config` shows the config so settled."""
+    initial = settle_config(config, init, resume, checkpoint)
+    encoder = shared_text_encoder(config.model.text_encoder)
+    config.model.query_dim = encoder.dim
+    return initial, encoder
+
+
 def run_folder(checkpoint: str | os.PathLike) -> Path | None:
     """The run folder a checkpoint was written in (RUN/checkpoints/NAME.ckpt), or None for one kept elsewhere."""
     path = Path(checkpoint)
@@ -383,10 +392,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     if not resumed_here:  # a new run, or one resumed into another folder: that folder must not hold a run
         refuse_earlier_run(Path(config.output_dir), resume)
     L.seed_everything(config.seed, verbose=False)
-    initial = settle_config(config, init, resume, resumed)  # before the data: its sample rate is the model's
+    initial, encoder = settle_model(config, init, resume, resumed)  # before the data: its rate is the model's
     out = Path(config.output_dir)
-    encoder = shared_text_encoder(config.model.text_encoder)
-    config.model.query_dim = encoder.dim
 
     try:
         items = [item for spec in config.data.train for item in read_dataset(spec)]
