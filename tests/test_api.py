@@ -104,9 +104,54 @@ def test_input_arrays_in_other_shapes_and_types(tiny):
     assert np.max(np.abs(pcm32["rain"] - tiny.separate_tensor(x * 0.5, 16000, "rain")["rain"])) < 1e-3
     for bad, message in ((x.T, r"shape \(16000, 2\) has more channels than samples.*wav\.T"),
                          (x[None], r"must be \(samples,\) or \(channels, samples\), got shape \(1, 2, 16000\)"),
-                         (np.array(["a", "b"]), "audio must be numbers")):
+                         (np.array(["a", "b"]), "audio must be numbers"),
+                         # np.array of Python ints is int64: read as 64-bit PCM it was 1e-15 of full scale, and the
+                         # network heard silence without a word
+                         (np.round(x * 32767).astype(np.int64), "audio of int64 is not a PCM sample type"),
+                         (torch.from_numpy(np.round(x * 32767).astype(np.int64)), "int64 is not a PCM sample type"),
+                         (np.float64(0.5), "got a single number"), (np.zeros((0, 5)), "the audio has no channels"),
+                         (torch.zeros(100, device="meta"), "a tensor on the 'meta' device holds no samples"),
+                         # float64 beyond float32's range became infinities; near it, every output came back NaN
+                         (np.full(100, 1e300), r"samples reach 1e\+300"),
+                         (x.astype(np.float32) * 3e38, "overflow the separation")):
         with pytest.raises(AudioError, match=message):
             tiny.separate_tensor(bad, 16000, "rain")
+    # unsigned PCM is centred on half its range, as WAV's 8-bit is: uint16 had a DC offset of full scale
+    unsigned = (pcm16.astype(np.int32) + 32768).astype(np.uint16)
+    from_uint16 = tiny.separate_tensor(unsigned, 16000, "rain")
+    assert np.max(np.abs(from_uint16["rain"] - from_int16["rain"])) < 1e-6
+    assert abs(float(from_uint16["residual"].mean())) < 1e-3
+
+
+def test_caller_mistakes_are_named_before_any_work(tiny, model_dir, tmp_path):
+    """Paths as bytes work; an empty path, folder or model name, a callback that is not a function, options of
+    the wrong type and a block length that would read one sample at a time are refused up front."""
+    from lass.models.registry import ModelNotFound
+
+    path = tmp_path / "a.wav"
+    sf.write(path, tone_noise(1.0, 16000, 1).T, 16000)
+    assert np.array_equal(tiny.separate_file(bytes(path), "rain")["rain"], tiny.separate_file(path, "rain")["rain"])
+    with pytest.raises(AudioError, match="the audio file's path is empty"):
+        tiny.separate_file("", "rain")
+    with pytest.raises(TypeError, match="must be a str or os.PathLike, got NoneType"):
+        tiny.separate_to_files(None, "rain", options=OutputOptions(directory=str(tmp_path / "out")))
+    for options, error, message in (
+            (OutputOptions(directory=None), AudioError, r"output folder \(directory, -o\) must be a folder's path"),
+            (OutputOptions(directory=str(tmp_path / "out"), residual="no"), TypeError,
+             "OutputOptions.residual must be True or False, got 'no'")):
+        with pytest.raises(error, match=message):
+            tiny.separate_to_files(path, "rain", options=options)
+    for block_seconds in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="block_seconds must be a number of seconds, from 0.01 to 3600"):
+            tiny.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path / "out")),
+                                   block_seconds=block_seconds)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(TypeError, match=r"callback must be a function of \(done, total\), got str"):
+        Separator(str(model_dir / "tiny.safetensors"), device="cpu", callback="print")
+    with pytest.raises(ModelNotFound, match="the model name is empty"):
+        Separator(" ", device="cpu")
+    with pytest.raises(ModelNotFound, match=f"{tmp_path} is a folder, not a model file"):
+        Separator(str(tmp_path), device="cpu")
 
 
 def test_tracks_are_keyed_by_the_query_as_given(tiny):

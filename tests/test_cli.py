@@ -192,6 +192,13 @@ def test_an_mp3_cut_short_is_noted_and_its_duration_is_what_it_holds(capsys, tmp
         assert ("the file is cut short: its header declares 4.0 s and it holds" in err) == (path == cut), err
     assert f"cut.mp3: {held / 16000:.1f} s separated" in err
     assert sf.info(tmp_path / "cut" / "rain.wav").frames == held
+    # a progress display ends at 100 %: the last report's total is what the file held, not the header's count
+    from lass import OutputOptions, Separator
+
+    calls = []
+    Separator(tiny_model, device="cpu", callback=lambda done, total: calls.append((done, total))).separate_to_files(
+        cut, "rain", options=OutputOptions(directory=str(tmp_path / "api")))
+    assert calls[0][1] == sf.info(cut).frames and calls[-1] == (held, held)
 
 
 def test_a_wav_of_unknown_length_gets_no_cut_short_note_and_a_small_cut_is_counted(capsys, tmp_path, tiny_model):

@@ -14,3 +14,7 @@ def __getattr__(name):  # keep `import lass` light: torch and transformers load 
 
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'lass' has no attribute {name!r}")
+
+
+def __dir__():  # tab completion in notebooks offers the lazy names too
+    return sorted({*globals(), *__all__})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -150,6 +151,8 @@ class Separator:
         `overlap`: the share of a segment crossfaded with the next (results differ by rounding only).
         `progress` (a progress bar on stderr) and `callback(samples done, samples in all)`: for
         `separate_to_files`, the call that takes long on long files."""
+        if callback is not None and not callable(callback):  # found out only at the first block, mid-run
+            raise TypeError(f"callback must be a function of (done, total), got {type(callback).__name__}")
         self.device = pick_device(device)
         self.model = registry.load(model).to(self.device).eval()
         self.engine = EngineConfig(segment=segment, overlap=overlap, device=self.device)
@@ -227,8 +230,7 @@ class Separator:
         queries = query_list(queries)
         sample_rate = check_sample_rate(sample_rate)
         _check_band(band_hz)
-        wav = as_channels_first(wav)
-        check_finite(wav)
+        wav = as_channels_first(wav)  # finite and in range, too
         if not np.any(wav):
             raise AudioError("the audio is silent (all samples are zero)")
         conds = self.conditions(queries, negative)
@@ -251,6 +253,7 @@ class Separator:
         """A whole file, decoded into memory, as `separate_tensor` separates an array (at the file's rate and
         channels). For long files, `separate_to_files` streams to disk in bounded memory."""
         _check_band(band_hz)  # before the file is decoded: a wrong band is not the file's fault
+        path = audio.as_path(path)
         data, rate = audio.read(path)
         try:
             return self.separate_tensor(data, rate, queries, negative, residual, band_hz)
@@ -270,6 +273,10 @@ class Separator:
         options = OutputOptions() if options is None else options
         check_output_options(options)
         _check_band(band_hz)
+        path = audio.as_path(path)
+        if isinstance(block_seconds, bool) or not isinstance(block_seconds, numbers.Real) or not (
+                0.01 <= block_seconds <= 3600):  # 1-sample blocks made a long file take hours
+            raise ValueError(f"block_seconds must be a number of seconds, from 0.01 to 3600, got {block_seconds!r}")
         queries = query_list(queries)
         conds = self.conditions(queries, negative)  # query errors before any file work
         meta = audio.info(path)
@@ -373,6 +380,11 @@ class Separator:
                 result.duration = done / meta.sample_rate
                 if result.declared_duration is None:
                     result.declared_duration = meta.frames / meta.sample_rate
+                if bar is not None:  # the bar and the callback end at what the file held, not short of 100 %
+                    bar.total = done
+                    bar.refresh()
+                if self.callback is not None:
+                    self.callback(done, done)
             for writer in writers.values():
                 writer.file.close()
             gain = 1.0
@@ -427,6 +439,11 @@ def check_output_options(options: OutputOptions) -> None:
     after the separation, or not at all."""
     if not isinstance(options, OutputOptions):
         raise TypeError(f"options must be lass.api.OutputOptions, got {type(options).__name__}")
+    if not isinstance(options.directory, (str, os.PathLike)) or not os.fspath(options.directory).strip():
+        raise AudioError(f"the output folder (directory, -o) must be a folder's path, got {options.directory!r}")
+    for name in ("residual", "per_query_residual", "force"):
+        if not isinstance(getattr(options, name), (bool, np.bool_)):  # "no" would count as True
+            raise TypeError(f"OutputOptions.{name} must be True or False, got {getattr(options, name)!r}")
     audio.check_output_format(options.format, options.subtype)
     if options.clip_mode not in ("rescale", "clamp"):
         raise AudioError(f"unknown clip mode {options.clip_mode!r} (choose from rescale, clamp)")
@@ -466,20 +483,32 @@ def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
     that cannot be (channels, samples) are refused, (samples, channels) included, rather than separated as
     thousands of two-sample channels."""
     if isinstance(wav, torch.Tensor):
+        if wav.device.type == "meta":
+            raise AudioError("a tensor on the 'meta' device holds no samples")
         wav = wav.detach().cpu()
         if wav.is_floating_point() and wav.dtype not in (torch.float16, torch.float32, torch.float64):
             wav = wav.float()  # bfloat16 and the float8 types have no numpy counterpart
         wav = wav.numpy()
     wav = np.asarray(wav)
-    if wav.dtype == np.uint8:  # 8-bit PCM (WAV's) is unsigned, centred on 128
-        wav = (wav.astype(np.float32) - 128) / 128
+    if np.issubdtype(wav.dtype, np.integer) and wav.dtype.itemsize == 8:
+        raise AudioError(f"audio of {wav.dtype} is not a PCM sample type (np.array or torch.tensor of Python ints "
+                         f"gives 64-bit integers): convert it, e.g. wav.astype(np.int16) for 16-bit samples, or "
+                         f"pass float audio at full scale 1")
+    if np.issubdtype(wav.dtype, np.unsignedinteger):  # unsigned PCM (WAV's 8-bit) is centred on half its range
+        half = float(2 ** (8 * wav.dtype.itemsize - 1))
+        wav = (wav.astype(np.float64) - half) / half
     elif np.issubdtype(wav.dtype, np.integer):
         wav = wav.astype(np.float32) / float(2 ** (8 * wav.dtype.itemsize - 1))
     elif not np.issubdtype(wav.dtype, np.floating):
         raise AudioError(f"audio must be numbers, got an array of {wav.dtype}")
-    wav = np.atleast_2d(wav.astype(np.float32, copy=False))
+    if wav.ndim == 0:
+        raise AudioError("audio must be (samples,) or (channels, samples), got a single number")
     if wav.ndim > 2:
         raise AudioError(f"audio must be (samples,) or (channels, samples), got shape {wav.shape}")
+    check_finite(wav)  # before float32, which would turn samples above its range into infinities
+    wav = np.atleast_2d(wav.astype(np.float32, copy=False))
+    if wav.shape[0] == 0:
+        raise AudioError(f"the audio has no channels (shape {wav.shape})")
     if wav.shape[-1] == 0:
         raise AudioError("the audio has zero length")
     if wav.shape[0] > wav.shape[1]:
@@ -488,11 +517,19 @@ def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
     return wav
 
 
+MAX_SAMPLE = 1e30  # far above any real level (full scale is 1), far enough below where the STFT's float32 overflows
+
+
 def check_finite(wav: np.ndarray, path: str | os.PathLike | None = None) -> None:
-    """NaN or infinite samples would spread through the STFT into every output sample near them."""
+    """NaN or infinite samples would spread through the STFT into every output sample near them; samples near
+    float32's limit (3.4e38) overflow in it, and every output came back NaN."""
+    where = f"{path}: " if path is not None else ""
     if not np.isfinite(wav).all():
-        where = f"{path}: " if path is not None else ""
         raise AudioError(f"{where}the audio contains NaN or infinite samples")
+    peak = float(np.abs(wav).max(initial=0.0))
+    if peak > MAX_SAMPLE:
+        raise AudioError(f"{where}samples reach {peak:.3g}: audio is read at full scale 1, and samples above "
+                         f"{MAX_SAMPLE:.0e} overflow the separation (scale the audio down)")
 
 
 def _file_blocks(path, meta, block_seconds: float):

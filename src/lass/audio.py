@@ -35,8 +35,19 @@ def _soundfile():
     return soundfile
 
 
+def as_path(path: str | bytes | os.PathLike) -> str:
+    """A file name as given to the API: str, bytes or a Path (bytes as the OS decodes them); an empty name or
+    another type is refused with its reason, not as a file that does not exist."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"an audio file's path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fsdecode(path)
+    if not path:
+        raise AudioError("the audio file's path is empty")
+    return path
+
+
 def info(path: str | os.PathLike) -> AudioInfo:
-    path = str(path)
+    path = as_path(path)
     if not os.path.exists(path):
         raise AudioError(f"{path}: no such file")
     if os.path.isdir(path):

@@ -213,6 +213,12 @@ def _check_arguments(args) -> None:
         for value in values:
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{option} must be a positive number, got {value:g}")
+    from ..api import MIN_SAMPLE_RATE
+
+    if args.rate < MIN_SAMPLE_RATE:  # as a file at that rate is refused (it named the benchmark's temporary file)
+        raise ValueError(f"--rate must be at least {MIN_SAMPLE_RATE} Hz, got {args.rate}")
+    if int(args.seconds * args.rate) < 1:
+        raise ValueError(f"--seconds {args.seconds:g} at --rate {args.rate} is not one sample long")
     if args.json:  # before minutes of measuring, not after
         target = Path(args.json)
         folder = target.parent

@@ -135,12 +135,17 @@ def damaged_models() -> dict[str, str]:
 
 
 def resolve(name_or_path: str | os.PathLike | None) -> Path:
-    name_or_path = str(name_or_path or DEFAULT_MODEL)
+    name_or_path = DEFAULT_MODEL if name_or_path is None else os.fsdecode(name_or_path)
+    if not name_or_path.strip():  # `-m "$MODEL"` with MODEL unset: say so rather than load the default
+        raise ModelNotFound("the model name is empty: give an installed model (`lass models`) or a .safetensors "
+                            "file, or leave it out for the default")
     if name_or_path.endswith(".safetensors") or os.sep in name_or_path or (
             Path(name_or_path).is_file() and name_or_path not in installed_models()):  # model.ckpt: a file here
         path = Path(name_or_path)
         if path.is_dir() and (path / "model.safetensors").is_file():  # a `lass train` run folder
             raise ModelNotFound(f"{path} is a training run's folder: its model is {path / 'model.safetensors'}")
+        if path.is_dir():
+            raise ModelNotFound(f"{path} is a folder, not a model file (.safetensors)")
         if not path.is_file():
             raise ModelNotFound(f"model file not found: {path}")
         return path
