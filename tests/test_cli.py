@@ -419,18 +419,18 @@ def test_outputs_appear_all_or_none(capsys, song, tmp_path, tiny_model, monkeypa
     args = ["separate", str(song), "-q", "rain", "-q", "a dog", "-o", str(tmp_path / "out"), "-m", tiny_model, "--quiet"]
     converted = []
 
-    def convert_then_stop(writer, final, options, gain):
+    def convert_then_stop(scratch, final, gain, clip):
         if converted:
             raise KeyboardInterrupt
         converted.append(final)
-        return real_convert(writer, final, options, gain)
+        return real_convert(scratch, final, gain, clip)
 
-    real_convert = api._convert
-    monkeypatch.setattr(api, "_convert", convert_then_stop)
+    real_convert = api.audio.convert
+    monkeypatch.setattr(api.audio, "convert", convert_then_stop)
     code, _, err = run_cli(capsys, *args)
     assert code == 130 and "interrupted" in err
     assert not (tmp_path / "out").exists()  # the first output was converted, but none was put in place
-    monkeypatch.setattr(api, "_convert", real_convert)
+    monkeypatch.setattr(api.audio, "convert", real_convert)
     assert run_cli(capsys, *args)[0] == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "out" / "song").iterdir()}
 

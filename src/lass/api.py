@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import audio
-from .audio import AudioError
+from .audio import AudioError, check_finite
 from .inference import (EngineConfig, InputSurvey, Resampler, check_band, heard_band, input_gain, separate_array,
                         separate_stream)
 from .metrics import level_db
@@ -285,7 +285,7 @@ class Separator:
         except AudioError as err:
             raise AudioError(f"{path}: {err}") from None
         # a first pass: the level the network hears, and the band the content fills
-        survey = InputSurvey.of(_file_blocks(path, meta, block_seconds), meta.sample_rate)
+        survey = InputSurvey.of(audio.read_blocks(path, meta.sample_rate, block_seconds), meta.sample_rate)
         rms = survey.rms
         if rms == 0.0:
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")
@@ -365,9 +365,9 @@ class Separator:
 
             level_gain = input_gain(survey.channel_rms, self.model.config.input_level_db)
             pending = None  # one block behind, so that the resamplers know which block is the last
-            for mixture, est in separate_stream(self.model, conds, _file_blocks(path, meta, block_seconds),
-                                                meta.sample_rate, meta.channels, self.engine, advance, level_gain,
-                                                band):
+            blocks = audio.read_blocks(path, meta.sample_rate, block_seconds)
+            for mixture, est in separate_stream(self.model, conds, blocks, meta.sample_rate, meta.channels,
+                                                self.engine, advance, level_gain, band):
                 out_samples += mixture.size
                 flat = est.reshape(len(queries), -1).astype(np.float64)
                 products += flat @ flat.T
@@ -395,7 +395,7 @@ class Separator:
             for name, writer in writers.items():
                 finals[name] = audio.AtomicWriter(targets[name], out_rate, meta.channels, options.format,
                                                   options.subtype, frames=out_frames)
-                clipped += _convert(writer, finals[name], options, gain)
+                clipped += audio.convert(writer, finals[name], gain, clip=options.subtype != "float32")
             for name, final in finals.items():  # all converted: the renames take no time, so all or none appear
                 final.commit()
                 result.outputs[name] = str(targets[name])
@@ -417,8 +417,8 @@ class Separator:
                     new_folder.rmdir()
                 except OSError:
                     break
-            if isinstance(err, (OSError, _soundfile_error())) and not isinstance(err, audio.OutputError):
-                why = _write_failure(err, folder)
+            if isinstance(err, (OSError, audio.soundfile_error())) and not isinstance(err, audio.OutputError):
+                why = audio.write_failure(err, folder)
                 raise audio.OutputError(f"could not write the outputs to {folder} ({why})") from None
             raise
         finally:
@@ -517,76 +517,8 @@ def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
     return wav
 
 
-MAX_SAMPLE = 1e30  # far above any real level (full scale is 1), far enough below where the STFT's float32 overflows
-
-
-def check_finite(wav: np.ndarray, path: str | os.PathLike | None = None) -> None:
-    """NaN or infinite samples would spread through the STFT into every output sample near them; samples near
-    float32's limit (3.4e38) overflow in it, and every output came back NaN."""
-    where = f"{path}: " if path is not None else ""
-    if not np.isfinite(wav).all():
-        raise AudioError(f"{where}the audio contains NaN or infinite samples")
-    peak = float(np.abs(wav).max(initial=0.0))
-    if peak > MAX_SAMPLE:
-        raise AudioError(f"{where}samples reach {peak:.3g}: audio is read at full scale 1, and samples above "
-                         f"{MAX_SAMPLE:.0e} overflow the separation (scale the audio down)")
-
-
-def _file_blocks(path, meta, block_seconds: float):
-    import soundfile as sf
-
-    size = max(1, int(block_seconds * meta.sample_rate))
-    try:
-        with sf.SoundFile(str(path)) as f:
-            while True:
-                block = f.read(size, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                check_finite(block, path)
-                yield np.ascontiguousarray(block.T)
-    except AudioError:
-        raise
-    except Exception as err:
-        raise AudioError(f"{path}: could not decode audio ({audio._short(err)})") from None
-
-
-def _convert(writer: audio.AtomicWriter, final: audio.AtomicWriter, options: OutputOptions, gain: float) -> int:
-    """Copy a float32 temporary into the output's own temporary, in the requested format. Returns clipped samples."""
-    import soundfile as sf
-
-    clipped = 0
-    with sf.SoundFile(str(writer.tmp)) as src:
-        for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
-            block = block.T * gain
-            if options.subtype != "float32":
-                over = np.abs(block) > 1.0
-                clipped += int(over.sum())
-                block = np.clip(block, -1.0, 1.0)
-            final.write(block)
-    writer.tmp.unlink(missing_ok=True)
-    return clipped
-
-
 def output_folder_name(path: str | os.PathLike) -> str:
     """OUT/<this>/ for an input: its name without the extension, never '.' or '..' (which would write into -o
     itself or above it)."""
     stem = Path(path).stem
     return stem.replace(".", "_") if stem in ("", ".", "..") else stem
-
-
-def _soundfile_error() -> type:
-    import soundfile as sf
-
-    return sf.SoundFileError
-
-
-def _write_failure(err: BaseException, folder: Path) -> str:
-    """Why writing failed, in words: soundfile says only 'System error.' for a full disk."""
-    import shutil
-
-    try:
-        if shutil.disk_usage(folder if folder.exists() else folder.parent).free < 1 << 20:
-            return "no space left on the device"
-    except OSError:
-        pass
-    return audio._short(err)

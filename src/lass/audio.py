@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
     try:
         meta = sf.info(path)
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
+        raise AudioError(f"{path}: not a readable audio file ({first_line(err)})") from None
     if meta.frames <= 0:
         raise AudioError(f"{path}: the file has no audio (zero length)")
     declared = _wav_declared_frames(path) if meta.format == "WAV" else None
@@ -99,7 +100,7 @@ def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.
     try:
         data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as err:
-        raise AudioError(f"{path}: could not decode audio ({_short(err)})") from None
+        raise AudioError(f"{path}: could not decode audio ({first_line(err)})") from None
     return np.ascontiguousarray(data.T), int(rate)
 
 
@@ -222,6 +223,74 @@ def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fmt: str
     return writer.commit()
 
 
-def _short(err: Exception) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text[:160]
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An error's first line, for a one-line message (libraries' errors run to many lines)."""
+    text = str(err).strip().splitlines()
+    return text[0][:limit] if text else type(err).__name__
+
+
+MAX_SAMPLE = 1e30  # far above any real level (full scale is 1), far enough below where the STFT's float32 overflows
+
+
+def check_finite(wav: np.ndarray, path: str | os.PathLike | None = None) -> None:
+    """NaN or infinite samples would spread through the STFT into every output sample near them; samples near
+    float32's limit (3.4e38) overflow in it, and every output came back NaN."""
+    where = f"{path}: " if path is not None else ""
+    if not np.isfinite(wav).all():
+        raise AudioError(f"{where}the audio contains NaN or infinite samples")
+    peak = float(np.abs(wav).max(initial=0.0))
+    if peak > MAX_SAMPLE:
+        raise AudioError(f"{where}samples reach {peak:.3g}: audio is read at full scale 1, and samples above "
+                         f"{MAX_SAMPLE:.0e} overflow the separation (scale the audio down)")
+
+
+def read_blocks(path: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    """A file as (channels, n) float32 blocks of `block_seconds`, each checked (`check_finite`) as it is read:
+    the streaming engine's input, in bounded memory."""
+    sf = _soundfile()
+    size = max(1, int(block_seconds * sample_rate))
+    try:
+        with sf.SoundFile(path) as f:
+            while True:
+                block = f.read(size, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                check_finite(block, path)
+                yield np.ascontiguousarray(block.T)
+    except AudioError:
+        raise
+    except Exception as err:
+        raise AudioError(f"{path}: could not decode audio ({first_line(err)})") from None
+
+
+def convert(scratch: AtomicWriter, final: AtomicWriter, gain: float, clip: bool) -> int:
+    """Copies a closed float32 temporary into an output's own writer, times `gain`, clipped to full scale where
+    `clip` (integer outputs), and deletes the temporary. Returns the samples clipped."""
+    sf = _soundfile()
+    clipped = 0
+    with sf.SoundFile(str(scratch.tmp)) as src:
+        for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+            block = block.T * gain
+            if clip:
+                clipped += int((np.abs(block) > 1.0).sum())
+                block = np.clip(block, -1.0, 1.0)
+            final.write(block)
+    scratch.tmp.unlink(missing_ok=True)
+    return clipped
+
+
+def soundfile_error() -> type:
+    """soundfile's own error type (soundfile itself loads on first use)."""
+    return _soundfile().SoundFileError
+
+
+def write_failure(err: BaseException, folder: Path) -> str:
+    """Why writing failed, in words: soundfile says only 'System error.' for a full disk."""
+    import shutil
+
+    try:
+        if shutil.disk_usage(folder if folder.exists() else folder.parent).free < 1 << 20:
+            return "no space left on the device"
+    except OSError:
+        pass
+    return first_line(err)

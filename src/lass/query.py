@@ -11,6 +11,8 @@ from typing import Sequence
 
 import torch
 
+from .audio import first_line
+
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 
 
@@ -59,12 +61,12 @@ class TextEncoder(torch.nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModel.from_pretrained(path).eval()
         except (OSError, ValueError) as err:  # transformers' "couldn't connect", "not a valid model identifier", ...
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             if os.path.isdir(path):
                 raise TextEncoderError(f"text encoder {name_or_path!r}: the folder holds no model transformers can "
-                                       f"load: {first[:200]}") from None
+                                       f"load: {first}") from None
             raise TextEncoderError(f"text encoder {name_or_path!r}: not a local model folder, and not loadable by "
-                                   f"that name here (offline, the hub cannot be reached): {first[:200]}") from None
+                                   f"that name here (offline, the hub cannot be reached): {first}") from None
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.max_length = max_length

@@ -12,6 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audio import first_line
 from .config import ModelConfig
 from .separator import MaskSeparator
 
@@ -45,7 +46,7 @@ def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
             tmp.unlink(missing_ok=True)
         if not isinstance(err, Exception):  # Ctrl-C: no temporary left behind, and the interrupt goes on
             raise
-        raise OutputError(f"cannot write the model file {path}: {_first_line(err)}") from None
+        raise OutputError(f"cannot write the model file {path}: {first_line(err)}") from None
 
 
 def read_config(path: str | os.PathLike) -> ModelConfig:
@@ -62,7 +63,7 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
             raise ModelNotFound(f"{path}: a PyTorch checkpoint that lass did not write; lass loads its own "
                                 f".safetensors model files (`lass models`), and has no loader for other systems' "
                                 f"checkpoints (AudioSep, CLAPSep, LASS-Net)") from None
-        raise ModelNotFound(f"{path}: not a readable safetensors model file ({_first_line(err)})") from None
+        raise ModelNotFound(f"{path}: not a readable safetensors model file ({first_line(err)})") from None
     if "lass_config" not in meta:
         raise ModelNotFound(f"{path}: not a lass model file (no lass_config metadata)")
     return ModelConfig.from_json(meta["lass_config"])
@@ -97,13 +98,8 @@ def load_model_file(path: str | os.PathLike) -> MaskSeparator:
         model = MaskSeparator(config)
         model.load_state_dict(load_file(str(path)))
     except Exception as err:
-        raise ModelNotFound(f"{path}: the weights do not match the model it describes ({_first_line(err)})") from None
+        raise ModelNotFound(f"{path}: the weights do not match the model it describes ({first_line(err)})") from None
     return model.eval()
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
 
 
 def installed_models() -> dict[str, Path]:
