@@ -233,6 +233,19 @@ def test_evaluate_mixture_list_layouts(tmp_path, model_dir, capsys):
         summary = json.loads((tmp_path / f"ev_{name}" / "summary.json").read_text())["list"]["summary"]
         assert summary["cases"] == 2
         assert summary["sdri"] == pytest.approx(3.0, abs=0.6)  # half the mixture at 0 dB: SNR 0 -> ~3 dB
+    # a row that repeats another is scored again (a list may weight cases so), and said
+    (tmp_path / "dup.csv").write_text("caption,src_wav,noise_wav\n" + f"a beep,{rows[0][0]},{rows[0][1]}\n" * 2)
+    capsys.readouterr()
+    assert main(["evaluate", "--list", str(tmp_path / "dup.csv"), "--data-root", str(data), "-m",
+                 str(model_dir / "half.safetensors"), "-o", str(tmp_path / "ev_dup"), "--no-plots"]) == 0
+    assert f"{tmp_path / 'dup.csv'}, row 2 after the header repeats row 1: each row is scored" in capsys.readouterr().err
+    # an empty negative caption, asked for, is named with its row before any scoring (it failed at that case, unnamed)
+    with open(tmp_path / "clapsep.csv", "a") as f:
+        f.write(f"{rows[0][0]},a beep,{rows[0][1]}, \n")
+    capsys.readouterr()
+    assert main(["evaluate", "--list", str(tmp_path / "clapsep.csv"), "--data-root", str(data), "--negative",
+                 "-m", str(model_dir / "half.safetensors"), "-o", str(tmp_path / "ev_blank"), "--no-plots"]) == 1
+    assert f"{tmp_path / 'clapsep.csv'}, row 3 after the header: no negative_caption" in capsys.readouterr().err
 
 
 def test_evaluate_lists_with_their_own_ratios_or_mixtures_already_made(tmp_path, model_dir, capsys):
@@ -396,6 +409,28 @@ def test_evaluate_stems(tmp_path, model_dir, capsys):
     assert sorted(r["query"] for r in scores) == ["bass", "vocals"]
 
 
+def test_a_stem_named_like_a_mix_is_a_stem_and_an_unclear_mix_is_refused(tmp_path, model_dir, capsys):
+    """A stem called 'backing_mix.wav' beside 'mix.wav' was taken as a second mix: every case scored twice, half
+    of them against the stem as their mixture."""
+    song = tmp_path / "songs" / "one"
+    song.mkdir(parents=True)
+    vocals, backing = tone_noise(2.0, 16000, 1, seed=1), tone_noise(2.0, 16000, 1, seed=2)
+    sf.write(song / "mix.wav", (vocals + backing).T, 16000)
+    sf.write(song / "vocals.wav", vocals.T, 16000)
+    sf.write(song / "backing_mix.wav", backing.T, 16000)
+    args = ["evaluate", "--stems", str(tmp_path / "songs"), "-m", str(model_dir / "ones.safetensors"), "--no-plots",
+            "--no-oracle"]
+    assert main([*args, "-o", str(tmp_path / "ev")]) == 0
+    scores = list(csv.DictReader(open(tmp_path / "ev" / "scores_stems.csv")))
+    assert sorted(r["name"] for r in scores) == ["one/backing mix", "one/vocals"]
+    assert all(r["files"].endswith(str(song / "mix.wav")) for r in scores)
+    (song / "mix.wav").rename(song / "one_mix.wav")
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "ev2")]) == 1
+    err = capsys.readouterr().err
+    assert "backing_mix.wav, one_mix.wav could each be the song's mix: name the mix 'mix.<ext>'" in err
+
+
 def test_evaluate_stems_keeps_each_song_to_its_own_files(tmp_path, model_dir, capsys):
     """A song folder inside another is a song of its own, not more stems of the outer one; a song with a mix and
     no stems, or no such folder, is one line."""
@@ -442,6 +477,11 @@ def test_evaluate_list_reads_spreadsheet_csvs_and_names_a_bad_row(tmp_path, mode
     err = capsys.readouterr().err
     assert "unknown layout; expected columns caption, src_wav, noise_wav (AudioSep); " in err
     assert "caption, target, mixture (mixed); found file, text" in err
+    (tmp_path / "tabs.csv").write_text("caption\tsrc_wav\tnoise_wav\na beep\tx.wav\ty.wav\n")
+    assert main(["evaluate", "--list", str(tmp_path / "tabs.csv"), "-o", str(tmp_path / "ev_bad"), *args]) == 1
+    assert "(its columns are separated by tabs: a list's must be by commas)" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tmp_path / "other.csv"), "-o", str(tmp_path / "ev_bad"), *args[2:]]) == 1
+    assert "--data takes a folder (ESC-50's layout, or a folder per class), and --list a CSV" in capsys.readouterr().err
 
 
 def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_dir, capsys, monkeypatch):
@@ -469,6 +509,30 @@ def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_di
     (tmp_path / "file").write_text("x")
     assert main(["evaluate", "--data", str(data), *model[:-1], str(tmp_path / "file")]) == 1
     assert f"-o {tmp_path / 'file'}: a file, not a folder" in capsys.readouterr().err
+    # stopped while it scores, a forced run leaves the earlier evaluation as it was, and nothing of its own
+    from lass.evaluation import run as evaluation
+
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ev").iterdir() if p.is_file()}
+    real_score = evaluation.score_case
+    scored = []
+
+    def score_then_stop(*args, **kwargs):
+        if scored:
+            raise KeyboardInterrupt
+        scored.append(1)
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "score_case", score_then_stop)
+    assert main(["evaluate", "--data", str(data), *model, "-f", "--save-audio", "2"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ev").iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == left  # no audio/, no staging folder
+    monkeypatch.setattr(evaluation, "score_case", real_score)
+    # an output folder inside the data would be read as one more class next time (`--data .` wrote one there)
+    monkeypatch.chdir(data)
+    assert main(["evaluate", "--data", ".", *quick]) == 1
+    assert f"the output folder {Path('evaluation') / 'data'} is inside the --data folder ." in capsys.readouterr().err
+    assert not (data / "evaluation").exists()
 
 
 def test_clips_from_lower_rate_files_are_scored_as_such_files_are_separated(tmp_path, model_dir, monkeypatch):

@@ -365,7 +365,8 @@ class ClipBank:
                 short.append(f"the last join of '{label}'")
         self.label_names = sorted(self.by_label)
         for left_out, why, hint in (
-                (missing, "{are} not found", "; a manifest's paths are read against its `root` (or its own folder)"),
+                (missing, "{are} not found",
+                 "; where they come from a manifest, its paths are read against its `root` (or its own folder)"),
                 (skipped, "{are} unreadable or {hold} NaN or infinite samples", ""),
                 (silent, "{are} digital silence", ""),
                 (short, f"{{are}} shorter than {min_seconds:g} s, too short to mix",

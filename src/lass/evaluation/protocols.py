@@ -189,10 +189,13 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
                          f"{'rows give their own ratio' if layout.snr else 'mixtures are already made'}")
     root = Path(data_root)
     cases, left_out = [], LeftOut("row")
+    seen: dict[tuple, int] = {}  # a row's files, caption, negative and ratio -> the first row that has them
+    repeated: list[tuple[int, int]] = []
     for i, row in enumerate(rows):
         if limit and len(cases) >= limit:
             break
-        need_cells(path, i, row, tuple(column for column in _columns(layout) if column != layout.negative))
+        needed = [column for column in _columns(layout) if column != layout.negative or use_negative]
+        need_cells(path, i, row, tuple(needed))
         other = layout.mixture or layout.noise
         files = [os.path.abspath(resolve_under(root, row[column])) for column in (layout.target, other)]
         try:
@@ -222,7 +225,15 @@ def mixture_list(path: str | os.PathLike, data_root: str | os.PathLike, sample_r
             negative = None  # the interferer has the target's caption: suppressing it would suppress the target
         cases.append(Case(f"{i:05d}", mixture, target, interference, caption, caption, negative,
                           sample_rate=sample_rate, files="; ".join(files)))
+        first = seen.setdefault((tuple(files), caption, negative, row.get(layout.snr) if layout.snr else None), i)
+        if first != i:
+            repeated.append((i, first))
     left_out.say()
+    if repeated:  # scored as given (a list may weight cases so), but a copy-paste slip should not pass unseen
+        (i, first), more = repeated[0], len(repeated) - 1
+        others = f" (and {more} more rows repeat others)" if more else ""
+        print(f"lass: note: {table_row(path, i)} repeats row {first + 1}{others}: each row is scored, the repeats "
+              f"too", file=sys.stderr, flush=True)
     if not cases:
         raise ValueError(f"{path}: no row left to score")
     return cases
@@ -237,7 +248,19 @@ def list_layout(path, rows: list[dict[str, str]], columns: list[str]) -> tuple[s
         if set(_columns(layout)) <= header:
             return name, layout
     known = "; ".join(f"{', '.join(_columns(layout))} ({name})" for name, layout in LIST_LAYOUTS.items())
-    raise ValueError(f"{path}: unknown layout; expected columns {known}; found {', '.join(columns) or 'none'}")
+    tabs = " (its columns are separated by tabs: a list's must be by commas)" if any("\t" in c for c in columns) else ""
+    raise ValueError(f"{path}: unknown layout; expected columns {known}; found {', '.join(columns) or 'none'}{tabs}")
+
+
+def song_mix(song: Path) -> Path:
+    """A song folder's mix: its one '..._mix.<ext>' file, or where several are named so (a stem called
+    'backing_vocals_mix.wav'), the one named 'mix.<ext>'; the others are stems."""
+    found = [p for p in sorted(song.iterdir()) if p.is_file() and is_song_mix(p)]
+    plain = [p for p in found if p.stem.lower() == "mix"]
+    if len(found) > 1 and len(plain) != 1:
+        raise ValueError(f"{song}: {', '.join(p.name for p in found)} could each be the song's mix: name the mix "
+                         f"'mix.<ext>' (the others are then scored as stems)")
+    return plain[0] if len(found) > 1 else found[0]
 
 
 def stem_cases(folder: str | os.PathLike, template: str = "{label}",
@@ -249,14 +272,14 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--stems: no such folder: {folder}")
-    songs = [p.parent for p in sorted(folder.rglob("*")) if p.is_file() and is_song_mix(p)]
+    songs = list(dict.fromkeys(p.parent for p in sorted(folder.rglob("*")) if p.is_file() and is_song_mix(p)))
     if not songs:
         raise ValueError(f"{folder}: no song mix ('mix.<ext>' or '<name>_mix.<ext>') found under it")
     cases, left_out = [], LeftOut("stem")
     for song in songs:
         if limit and len(cases) >= limit:
             break
-        mix_file = next(p for p in sorted(song.iterdir()) if p.is_file() and is_song_mix(p))
+        mix_file = song_mix(song)
         mixture, rate = read(mix_file)
         found = 0
         for stem_file in sorted(song.rglob("*")):

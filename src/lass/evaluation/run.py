@@ -8,7 +8,9 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +172,7 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
         lines.append(f"| query = absent class: output energy re. mixture{over} | "
                      f"{summary['absent_query_energy_db']:.1f} dB "
                      f"| {summary['absent_query_energy_db_median']:.1f} dB |")
-    lines.append(f"\n{summary['cases']} cases.")
+    lines.append(f"\n{summary['cases']} case{'' if summary['cases'] == 1 else 's'}.")
     if classes:
         lines += ["", "| class | n | SDRi | SI-SDRi |", "|---|---|---|---|"]
         lines += [f"| {c} | {v['n']} | {v['sdri']:.2f} | {v['si_sdri']:.2f} |" for c, v in classes.items()]
@@ -267,9 +269,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def default_output(args) -> Path:
     """evaluation/<what is evaluated>: each data set, list or song folder its own, as `lass separate` gives
     each input its own folder."""
-    source = Path(args.data or args.mixture_list or args.stems or "")
+    source = Path(args.data or args.mixture_list or args.stems or "").resolve()  # `--data .`: the folder's name
     name = (source.stem if args.mixture_list else source.name) or "evaluation"
     return Path("evaluation") / name
+
+
+def check_output_outside_data(out: Path, args) -> None:
+    """Saved audio inside a folder of class folders is read as one more class by the next evaluation (`lass
+    evaluate --data .` wrote evaluation/ into the data, and the next run scored 'evaluation' as a class)."""
+    source = args.data or args.stems
+    if source and Path(os.path.realpath(out)).is_relative_to(os.path.realpath(source)):
+        option = "--data" if args.data else "--stems"
+        raise ValueError(f"the output folder {out} is inside the {option} folder {source}: its files would be read as "
+                         f"data by the next evaluation; give -o a folder outside it")
 
 
 def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
@@ -289,11 +301,24 @@ def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
         return []
 
 
+def publish_evaluation(stage: Path, out: Path) -> None:
+    """Moves a finished evaluation's files from its staging folder into `out`, each replacing its namesake."""
+    for item in sorted(stage.iterdir()):
+        moves = [(sub, out / "audio" / sub.name) for sub in item.iterdir()] if item.name == "audio" else [
+            (item, out / item.name)]
+        for source, target in moves:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            target.parent.mkdir(exist_ok=True)
+            source.rename(target)
+    shutil.rmtree(stage)
+
+
 def clear_earlier_evaluation(out: Path, keys: list[str]) -> None:
     """Removes what an earlier evaluation wrote under `out` (its summary, and each protocol's scores, plots
     and audio), nothing else."""
-    import shutil
-
     for name in ("summary.json", "summary.md", *(f"scores_{key}.csv" for key in keys)):
         (out / name).unlink(missing_ok=True)
     for folder in (*(out / f"plots_{key}" for key in keys), *(out / "audio" / key for key in keys)):
@@ -314,6 +339,9 @@ def _protocols(args, model_rate: int):
 
     if args.data:  # one of the three: _check_options
         root = Path(args.data)
+        if root.is_file():
+            raise ValueError(f"--data {root}: a file; --data takes a folder (ESC-50's layout, or a folder per class), "
+                             f"and --list a CSV list of mixtures")
         if not root.is_dir():
             raise FileNotFoundError(f"--data: no such folder: {root}")
         esc50 = esc50_meta(root) is not None
@@ -546,6 +574,7 @@ def run_from_args(args) -> int:
     if args.bss:
         import fast_bss_eval  # noqa: F401
     out = Path(args.out) if args.out else default_output(args)
+    check_output_outside_data(out, args)
     earlier = earlier_evaluation(out, args.force)
     separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
@@ -561,77 +590,88 @@ def run_from_args(args) -> int:
               f"hears the input {level})\n",
               "Settings: " + ", ".join(f"{key} {value}" for key, value in made.items() if value is not None) + "\n"]
     results = {}
-    for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
-        if compared is not None and key in compared[1]:
-            check_same_cases(cases, compared[1][key], args.compare, compared[0], made)
-        try:  # once the data has loaded: a mistake leaves no empty folder
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise PermissionError(f"cannot create output folder {out}: {err.strerror}") from None
-        if earlier is not None:  # once the new data has loaded: a mistake leaves the earlier evaluation whole
+    created = not out.exists()
+    stage = None  # this run's files, put in place once all are written
+    try:
+        for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
+            if compared is not None and key in compared[1]:
+                check_same_cases(cases, compared[1][key], args.compare, compared[0], made)
+            if stage is None:  # once the data has loaded: a mistake leaves no empty folder
+                try:
+                    out.mkdir(parents=True, exist_ok=True)
+                    stage = Path(tempfile.mkdtemp(prefix=".lass-evaluate-", suffix=".partial", dir=out))
+                except OSError as err:
+                    raise PermissionError(f"cannot create output folder {out}: {err.strerror}") from None
+            scores, examples = [], []
+            warm = cases[0]  # an untimed first pass: the real-time factor is the steady rate, not the start-up's
+            separator.separate_tensor(np.atleast_2d(warm.mixture)[:, :2 * warm.sample_rate], warm.sample_rate,
+                                      [warm.query], warm.negative, residual=False, band_hz=warm.band_hz)
+            shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
+            for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
+                keep = i in shown or i < args.save_audio
+                score, estimate = score_case(separator, case, oracle=not args.no_oracle, bss=args.bss, keep_audio=keep)
+                scores.append(score)
+                if i in shown:
+                    examples.append((case, estimate))
+                if i < args.save_audio:
+                    folder = stage / "audio" / key
+                    stem = case.name.replace("/", "_")
+                    write(folder / f"{stem}_mixture.wav", np.atleast_2d(case.mixture), case.sample_rate)
+                    write(folder / f"{stem}_target.wav", np.atleast_2d(case.target), case.sample_rate)
+                    write(folder / f"{stem}_estimate.wav", estimate, case.sample_rate, subtype="float32")
+            summary = aggregate(scores, args.aggregate)
+            audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
+            summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
+            if args.query_checks and label_names:
+                summary.update(query_checks(separator, cases, label_names, args.template or DEFAULT_TEMPLATE, scores))
+            classes = per_class(scores) if key != "list" else None
+            results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
+            said_difference = None
+            if compared is not None:
+                said_difference, results[key]["compared"] = comparison(scores, key, args.compare, *compared)
+            with open(stage / f"scores_{key}.csv", "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(Score.__dataclass_fields__))
+                writer.writeheader()
+                writer.writerows(s.__dict__ for s in scores)
+            report.append(markdown_summary(title, summary, classes, args.aggregate))
+            if said_difference:
+                report.append(said_difference[0].upper() + said_difference[1:] + ".\n")
+            rates = sorted({case.sample_rate for case in cases} - {separator.model.sample_rate})
+            if rates and not args.no_oracle:  # the oracle masks work on the model's STFT, at its rate
+                said = (f"The oracle masks are scored at the model's {separator.model.sample_rate} Hz, the model at the "
+                        f"audio's own {', '.join(map(str, rates))} Hz: the model / IRM ratio compares the two.")
+                report.append(said + "\n")
+                print(said)
+            if not args.no_plots:
+                folder = stage / f"plots_{key}"
+                folder.mkdir(exist_ok=True)
+                write_plots(folder, scores, classes, examples, title)
+            line = f"{title}: SDRi {summary['sdri']:.2f} dB, SI-SDRi {summary['si_sdri']:.2f} dB"
+            if "irm_sdri" in summary:
+                line += (f" | oracle IRM {summary['irm_sdri']:.2f} dB, PSM {summary['psm_sdri']:.2f} dB"
+                         f" | model reaches {100 * summary.get('fraction_of_irm', 0):.0f}% of IRM")
+            if "bss_sdri" in summary:
+                line += f" | bss_eval SDRi {summary['bss_sdri']:.2f} dB"
+            print(markdown_summary(title, summary, None, args.aggregate))
+            print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
+            if said_difference:
+                print(said_difference[0].upper() + said_difference[1:] + "\n")
+            if summary["silent_sdri"] > summary["sdri"]:
+                said = (f"Digital silence would score {summary['silent_sdri']:.2f} dB SDRi here, more than the model: "
+                        f"the mixtures' own SDR against their targets is {-summary['silent_sdri']:.2f} dB, and an empty "
+                        f"output scores 0 dB. Compare the estimates' own SDR and SI-SDR, too.")
+                report.append(said + "\n")
+                print(f"lass: note: {said}", file=sys.stderr)
+        (stage / "summary.md").write_text("\n".join(report))
+        (stage / "summary.json").write_text(json.dumps(results, indent=2))
+        if earlier is not None:  # -f: the earlier evaluation goes only now that this one is whole
             clear_earlier_evaluation(out, earlier)
-            earlier = None
-        scores, examples = [], []
-        warm = cases[0]  # an untimed first pass: the real-time factor is the steady rate, not the start-up's
-        separator.separate_tensor(np.atleast_2d(warm.mixture)[:, :2 * warm.sample_rate], warm.sample_rate,
-                                  [warm.query], warm.negative, residual=False, band_hz=warm.band_hz)
-        shown = {0, len(cases) // 3, 2 * len(cases) // 3}  # spectrogram examples spread over the set
-        for i, case in enumerate(tqdm(cases, desc=title, leave=False, disable=not sys.stderr.isatty())):
-            keep = i in shown or i < args.save_audio
-            score, estimate = score_case(separator, case, oracle=not args.no_oracle, bss=args.bss, keep_audio=keep)
-            scores.append(score)
-            if i in shown:
-                examples.append((case, estimate))
-            if i < args.save_audio:
-                folder = out / "audio" / key
-                stem = case.name.replace("/", "_")
-                write(folder / f"{stem}_mixture.wav", np.atleast_2d(case.mixture), case.sample_rate)
-                write(folder / f"{stem}_target.wav", np.atleast_2d(case.target), case.sample_rate)
-                write(folder / f"{stem}_estimate.wav", estimate, case.sample_rate, subtype="float32")
-        summary = aggregate(scores, args.aggregate)
-        audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
-        summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
-        if args.query_checks and label_names:
-            summary.update(query_checks(separator, cases, label_names, args.template or DEFAULT_TEMPLATE, scores))
-        classes = per_class(scores) if key != "list" else None
-        results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
-        said_difference = None
-        if compared is not None:
-            said_difference, results[key]["compared"] = comparison(scores, key, args.compare, *compared)
-        with open(out / f"scores_{key}.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(Score.__dataclass_fields__))
-            writer.writeheader()
-            writer.writerows(s.__dict__ for s in scores)
-        report.append(markdown_summary(title, summary, classes, args.aggregate))
-        if said_difference:
-            report.append(said_difference[0].upper() + said_difference[1:] + ".\n")
-        rates = sorted({case.sample_rate for case in cases} - {separator.model.sample_rate})
-        if rates and not args.no_oracle:  # the oracle masks work on the model's STFT, at its rate
-            said = (f"The oracle masks are scored at the model's {separator.model.sample_rate} Hz, the model at the "
-                    f"audio's own {', '.join(map(str, rates))} Hz: the model / IRM ratio compares the two.")
-            report.append(said + "\n")
-            print(said)
-        if not args.no_plots:
-            folder = out / f"plots_{key}"
-            folder.mkdir(exist_ok=True)
-            write_plots(folder, scores, classes, examples, title)
-        line = f"{title}: SDRi {summary['sdri']:.2f} dB, SI-SDRi {summary['si_sdri']:.2f} dB"
-        if "irm_sdri" in summary:
-            line += (f" | oracle IRM {summary['irm_sdri']:.2f} dB, PSM {summary['psm_sdri']:.2f} dB"
-                     f" | model reaches {100 * summary.get('fraction_of_irm', 0):.0f}% of IRM")
-        if "bss_sdri" in summary:
-            line += f" | bss_eval SDRi {summary['bss_sdri']:.2f} dB"
-        print(markdown_summary(title, summary, None, args.aggregate))
-        print(line + f" | real-time factor {summary['real_time_factor']:.4f}\n")
-        if said_difference:
-            print(said_difference[0].upper() + said_difference[1:] + "\n")
-        if summary["silent_sdri"] > summary["sdri"]:
-            said = (f"Digital silence would score {summary['silent_sdri']:.2f} dB SDRi here, more than the model: "
-                    f"the mixtures' own SDR against their targets is {-summary['silent_sdri']:.2f} dB, and an empty "
-                    f"output scores 0 dB. Compare the estimates' own SDR and SI-SDR, too.")
-            report.append(said + "\n")
-            print(f"lass: note: {said}", file=sys.stderr)
-    (out / "summary.md").write_text("\n".join(report))
-    (out / "summary.json").write_text(json.dumps(results, indent=2))
+        publish_evaluation(stage, out)
+    except BaseException:  # interrupted or failed: the earlier evaluation stays as it was, and nothing of this one
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     print(f"tables{'' if args.no_plots else ' and plots'} written to {out}/")
     return 0
