@@ -401,12 +401,14 @@ def test_evaluate_stems(tmp_path, model_dir, capsys):
     vocals, bass = tone_noise(2.0, 22050, 2, seed=1), tone_noise(2.0, 22050, 2, seed=2)
     sf.write(song / "one__mix.flac", (vocals + bass).T, 22050)
     sf.write(song / "tracks" / "one__vocals.flac", vocals.T, 22050)
-    sf.write(song / "tracks" / "one__bass.aiff", bass.T, 22050)  # any format the folder readers take
+    sf.write(song / "tracks" / "one__bass.aiff", bass.mean(0), 22050)  # any format; a mono stem of a stereo mix
     code = main(["evaluate", "--stems", str(tmp_path / "songs"), "-m", str(model_dir / "ones.safetensors"),
                  "-o", str(tmp_path / "ev"), "--no-plots"])
     assert code == 0
     scores = list(csv.DictReader(open(tmp_path / "ev" / "scores_stems.csv")))
     assert sorted(r["query"] for r in scores) == ["bass", "vocals"]
+    assert "one/bass: the stem has other channels than its mix; it is scored as its channels' mean" in \
+        capsys.readouterr().err
 
 
 def test_a_stem_named_like_a_mix_is_a_stem_and_an_unclear_mix_is_refused(tmp_path, model_dir, capsys):

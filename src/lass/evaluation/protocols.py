@@ -276,6 +276,7 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
     if not songs:
         raise ValueError(f"{folder}: no song mix ('mix.<ext>' or '<name>_mix.<ext>') found under it")
     cases, left_out = [], LeftOut("stem")
+    unlike: list[str] = []  # stems whose channels are not their mix's
     for song in songs:
         if limit and len(cases) >= limit:
             break
@@ -296,6 +297,7 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
                 target = resample(target, stem_rate, rate)
             if target.shape[0] != mixture.shape[0]:
                 target = np.broadcast_to(target.mean(0, keepdims=True), (mixture.shape[0], target.shape[-1]))
+                unlike.append(f"{song.name}/{name}")
             mx, tgt, rest, trimmed = left_out.premixed(mixture, target, rate)
             if not left_out.keeps(f"{song.name}/{name}", mx, tgt, rate, trimmed):
                 continue
@@ -304,8 +306,13 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
             if limit and len(cases) >= limit:
                 break
         if not found and not stems:
-            raise ValueError(f"{song}: a mix ({mix_file.name}) but no stems ({', '.join(sorted(AUDIO_EXTENSIONS))}) beside "
-                             f"it or in its folders to score it against")
+            kinds = ", ".join(sorted(AUDIO_EXTENSIONS))
+            raise ValueError(f"{song}: a mix ({mix_file.name}) but no stems ({kinds}) beside it or in its folders "
+                             f"to score it against")
+    if unlike:  # a mono stem of a stereo mix: heard in both channels alike, which the mix may not be
+        more = f" and {len(unlike) - 1} more" if len(unlike) > 1 else ""
+        print(f"lass: note: {unlike[0]}{more}: the stem has other channels than its mix; it is scored as its channels' "
+              f"mean in each of the mix's", file=sys.stderr, flush=True)
     left_out.say()
     if not cases:
         raise ValueError(f"{folder}: none of the stems is named {' or '.join(map(repr, stems))}" if stems else
