@@ -318,6 +318,9 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
                            "-o", str(tmp_path))
     assert_one_line_error(code, err, "(sample_rate, --sample-rate) must be a whole number of Hz from 2000 to 768000, "
                                      "got 1500")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--sample-rate", "4410000",
+                           "-o", str(tmp_path))  # a typo for 441000 or 44100: 100 times the samples
+    assert_one_line_error(code, err, "from 2000 to 768000, got 4410000")
 
 
 def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):

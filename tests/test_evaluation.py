@@ -238,7 +238,8 @@ def test_evaluate_mixture_list_layouts(tmp_path, model_dir, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--list", str(tmp_path / "dup.csv"), "--data-root", str(data), "-m",
                  str(model_dir / "half.safetensors"), "-o", str(tmp_path / "ev_dup"), "--no-plots"]) == 0
-    assert f"{tmp_path / 'dup.csv'}, row 2 after the header repeats row 1: each row is scored" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'dup.csv'}, row 2 after the header repeats row 1: each row is scored" in err
     # an empty negative caption, asked for, is named with its row before any scoring (it failed at that case, unnamed)
     with open(tmp_path / "clapsep.csv", "a") as f:
         f.write(f"{rows[0][0]},a beep,{rows[0][1]}, \n")
@@ -431,6 +432,9 @@ def test_a_stem_named_like_a_mix_is_a_stem_and_an_unclear_mix_is_refused(tmp_pat
     assert main([*args, "-o", str(tmp_path / "ev2")]) == 1
     err = capsys.readouterr().err
     assert "backing_mix.wav, one_mix.wav could each be the song's mix: name the mix 'mix.<ext>'" in err
+    (song / "one_mix.wav").rename(song / "mix.wav")
+    (song / "mix.json").write_text("{}")  # notes beside the audio named like a mix are not a second mix
+    assert main([*args, "-o", str(tmp_path / "ev3")]) == 0
 
 
 def test_evaluate_stems_keeps_each_song_to_its_own_files(tmp_path, model_dir, capsys):
@@ -535,6 +539,13 @@ def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_di
     assert main(["evaluate", "--data", ".", *quick]) == 1
     assert f"the output folder {Path('evaluation') / 'data'} is inside the --data folder ." in capsys.readouterr().err
     assert not (data / "evaluation").exists()
+    # data in a folder the evaluation writes into (OUT/audio/...) would be written into, or replaced
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audio").mkdir()
+    data.rename(tmp_path / "audio" / "1int")
+    assert main(["evaluate", "--data", str(Path("audio") / "1int"), *quick, "-o", "."]) == 1
+    assert f"is inside {Path('.') / 'audio'}, where the evaluation writes its audio or plots" in \
+        capsys.readouterr().err
 
 
 def test_clips_from_lower_rate_files_are_scored_as_such_files_are_separated(tmp_path, model_dir, monkeypatch):
@@ -680,6 +691,11 @@ def test_bench_refuses_counts_and_lengths_below_one(capsys):
                           ("--long-minutes", "0")):
         assert main(["bench", option, value]) == 1
         assert f"{option} must be a positive number, got {float(value):g}" in capsys.readouterr().err
+    # a rate or length a file cannot have was refused only once written, naming the benchmark's temporary file
+    assert main(["bench", "--rate", "1000"]) == 1
+    assert "--rate must be at least 2000 Hz, got 1000" in capsys.readouterr().err
+    assert main(["bench", "--rate", "2000", "--seconds", "0.0001"]) == 1
+    assert "--seconds 0.0001 at --rate 2000 is not one sample long" in capsys.readouterr().err
 
 
 def test_training_step_timing_runs_the_modes_asked_for():

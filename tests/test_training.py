@@ -129,7 +129,8 @@ def test_hints_name_the_run_folder_only_for_a_checkpoint_in_one():
     assert run_folder(Path("runs/a/checkpoints/last.ckpt")) == Path("runs/a")
     assert run_model("runs/a/checkpoints/last.ckpt") == str(Path("runs/a/model.safetensors"))
     assert run_folder("backup/last.ckpt") is None
-    assert run_model("backup/last.ckpt") == "MODEL.safetensors (made by: lass export backup/last.ckpt -o MODEL.safetensors)"
+    assert run_model("backup/last.ckpt") == ("MODEL.safetensors (made by: lass export backup/last.ckpt -o "
+                                             "MODEL.safetensors)")
 
 
 def test_training_to_a_log_file_prints_progress_lines(tmp_path):
@@ -514,7 +515,8 @@ def test_stop_on_signal_asks_once_stops_at_the_second_and_leaves_an_ignored_sigi
     import signal
     from types import SimpleNamespace
 
-    from lass.train.stopping import StopOnSignal, signals_held
+    from lass.signals import signals_held
+    from lass.train.stopping import StopOnSignal
 
     trainer = SimpleNamespace(world_size=1, should_stop=False, fit_loop=SimpleNamespace(_can_stop_early=True))
     before = signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -110,10 +110,10 @@ class ChunkedSeparator:
     """Overlap-add over segments at the model's rate, consuming and producing blocks in order."""
 
     def __init__(self, model: MaskSeparator, conds: torch.Tensor, channels: int, config: EngineConfig,
-                 input_gain: float | np.ndarray = 1.0, band_hz: float | None = None):
+                 level_gain: float | np.ndarray = 1.0, band_hz: float | None = None):
         config.validate()
         self.model = model
-        self.input_gain = input_gain  # one for all channels or one per channel: MaskSeparator.separate_many
+        self.level_gain = level_gain  # one for all channels or one per channel: MaskSeparator.separate_many
         self.band_hz = band_hz  # the input's own Nyquist frequency, where it is below the model's
         self.conds = conds
         self.queries = conds.shape[0]
@@ -177,7 +177,7 @@ class ChunkedSeparator:
         else:
             with torch.inference_mode():
                 x = torch.from_numpy(chunk).to(self.device)
-                est, high = self.model.separate_many(x, self.conds, self.input_gain, self.band_hz)
+                est, high = self.model.separate_many(x, self.conds, self.level_gain, self.band_hz)
             est = est.reshape(self.queries * self.channels, -1).float().cpu().numpy()
             high = high.reshape(self.queries * self.channels, -1).float().cpu().numpy()
         stop = min(begin + self.segment, end_limit)
@@ -391,13 +391,13 @@ def input_gain(rms: float | np.ndarray, level_db: float | None) -> float | np.nd
 def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[np.ndarray], rate: int,
                     channels: int, config: EngineConfig | None = None,
                     progress: Callable[[int], None] | None = None,
-                    input_gain: float | np.ndarray = 1.0,
+                    level_gain: float | np.ndarray = 1.0,
                     band_hz: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Separate a stream of (channels, n) blocks at `rate`.
 
     Yields (mixture (C, n), targets (Q, C, n)) blocks at `rate`, in order; their total length is
     exactly the input's. `progress` is called with the number of input samples consumed. The network
-    hears the input times `input_gain`, one for all channels or one per channel (see `input_gain()`); the outputs keep
+    hears the input times `level_gain`, one for all channels or one per channel (see `input_gain`); the outputs keep
     the input's level. Below the model's rate, or below `band_hz` where given, the input's empty upper band is
     heard filled (`MaskSeparator.heard`).
     """
@@ -407,7 +407,7 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
     resampling = rate != model_rate
     down = Resampler(rate, model_rate, channels)
     band = below_model_band(band_hz, rate, model_rate)  # a lower rate leaves the upper band empty too
-    engine = ChunkedSeparator(model, conds.to(config.device), channels, config, input_gain, band)
+    engine = ChunkedSeparator(model, conds.to(config.device), channels, config, level_gain, band)
     up_mix = Resampler(model_rate, rate, channels)
     up_est = Resampler(model_rate, rate, queries * channels)
     up_high_band_gain = LinearInterpolator(model_rate, rate, queries * channels)
@@ -481,7 +481,7 @@ def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray,
     level_gain = input_gain(survey.channel_rms, model.config.input_level_db)
     band = heard_band(survey, band_hz, model.sample_rate)
     pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config,
-                                                input_gain=level_gain, band_hz=band)]
+                                                level_gain=level_gain, band_hz=band)]
     if not pieces:
         return np.zeros((conds.shape[0], audio.shape[0], 0), np.float32)
     return np.concatenate(pieces, axis=-1)

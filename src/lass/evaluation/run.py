@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..signals import signals_held
 from ..metrics import bss_sdr, improvement, sdr, si_sdr
 from ..stft import STFTConfig
 from .oracle import oracle_estimates
@@ -269,19 +270,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def default_output(args) -> Path:
     """evaluation/<what is evaluated>: each data set, list or song folder its own, as `lass separate` gives
     each input its own folder."""
-    source = Path(args.data or args.mixture_list or args.stems or "").resolve()  # `--data .`: the folder's name
+    source = Path(os.path.abspath(args.data or args.mixture_list or args.stems or ""))  # `--data ..`: its name
     name = (source.stem if args.mixture_list else source.name) or "evaluation"
     return Path("evaluation") / name
 
 
 def check_output_outside_data(out: Path, args) -> None:
     """Saved audio inside a folder of class folders is read as one more class by the next evaluation (`lass
-    evaluate --data .` wrote evaluation/ into the data, and the next run scored 'evaluation' as a class)."""
+    evaluate --data .` wrote evaluation/ into the data, and the next run scored 'evaluation' as a class); data inside
+    a folder the evaluation writes (OUT/audio/..., OUT/plots_...) would be written into."""
     source = args.data or args.stems
-    if source and Path(os.path.realpath(out)).is_relative_to(os.path.realpath(source)):
-        option = "--data" if args.data else "--stems"
-        raise ValueError(f"the output folder {out} is inside the {option} folder {source}: its files would be read as "
-                         f"data by the next evaluation; give -o a folder outside it")
+    if not source:
+        return
+    data, written = Path(os.path.realpath(source)), Path(os.path.realpath(out))
+    option = "--data" if args.data else "--stems"
+    if written.is_relative_to(data):
+        raise ValueError(f"the output folder {out} is inside the {option} folder {source}: its files would be read "
+                         f"as data by the next evaluation; give -o a folder outside it")
+    if data.is_relative_to(written) and data != written and (
+            data.relative_to(written).parts[0] == "audio" or data.relative_to(written).parts[0].startswith("plots_")):
+        raise ValueError(f"the {option} folder {source} is inside {Path(out) / data.relative_to(written).parts[0]}, "
+                         f"where the evaluation writes its audio or plots: give -o another folder")
 
 
 def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
@@ -302,17 +311,13 @@ def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
 
 
 def publish_evaluation(stage: Path, out: Path) -> None:
-    """Moves a finished evaluation's files from its staging folder into `out`, each replacing its namesake."""
-    for item in sorted(stage.iterdir()):
-        moves = [(sub, out / "audio" / sub.name) for sub in item.iterdir()] if item.name == "audio" else [
-            (item, out / item.name)]
-        for source, target in moves:
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-            target.parent.mkdir(exist_ok=True)
-            source.rename(target)
+    """Moves a finished evaluation's files from its staging folder into `out`, file by file, each replacing its
+    namesake: no folder of `out` is removed (an earlier evaluation's are, by `clear_earlier_evaluation` under -f)."""
+    for source in sorted(stage.rglob("*")):
+        if source.is_file():
+            target = out / source.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
     shutil.rmtree(stage)
 
 
@@ -638,8 +643,8 @@ def run_from_args(args) -> int:
                 report.append(said_difference[0].upper() + said_difference[1:] + ".\n")
             rates = sorted({case.sample_rate for case in cases} - {separator.model.sample_rate})
             if rates and not args.no_oracle:  # the oracle masks work on the model's STFT, at its rate
-                said = (f"The oracle masks are scored at the model's {separator.model.sample_rate} Hz, the model at the "
-                        f"audio's own {', '.join(map(str, rates))} Hz: the model / IRM ratio compares the two.")
+                said = (f"The oracle masks are scored at the model's {separator.model.sample_rate} Hz, the model at "
+                        f"the audio's own {', '.join(map(str, rates))} Hz: the model / IRM ratio compares the two.")
                 report.append(said + "\n")
                 print(said)
             if not args.no_plots:
@@ -658,15 +663,16 @@ def run_from_args(args) -> int:
                 print(said_difference[0].upper() + said_difference[1:] + "\n")
             if summary["silent_sdri"] > summary["sdri"]:
                 said = (f"Digital silence would score {summary['silent_sdri']:.2f} dB SDRi here, more than the model: "
-                        f"the mixtures' own SDR against their targets is {-summary['silent_sdri']:.2f} dB, and an empty "
-                        f"output scores 0 dB. Compare the estimates' own SDR and SI-SDR, too.")
+                        f"the mixtures' own SDR against their targets is {-summary['silent_sdri']:.2f} dB, and an "
+                        f"empty output scores 0 dB. Compare the estimates' own SDR and SI-SDR, too.")
                 report.append(said + "\n")
                 print(f"lass: note: {said}", file=sys.stderr)
         (stage / "summary.md").write_text("\n".join(report))
         (stage / "summary.json").write_text(json.dumps(results, indent=2))
-        if earlier is not None:  # -f: the earlier evaluation goes only now that this one is whole
-            clear_earlier_evaluation(out, earlier)
-        publish_evaluation(stage, out)
+        with signals_held():  # the earlier evaluation goes (-f) only now that this one is whole, and not by halves
+            if earlier is not None:
+                clear_earlier_evaluation(out, earlier)
+            publish_evaluation(stage, out)
     except BaseException:  # interrupted or failed: the earlier evaluation stays as it was, and nothing of this one
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)

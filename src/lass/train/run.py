@@ -376,10 +376,11 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from ..models import registry
+    from ..signals import signals_held
     from .checkpoints import RunCheckpoint
     from .module import LassModule, MixtureData
     from .progress import KeepConfig, ProgressLines, progress_bar
-    from .stopping import StopOnSignal, StoppedBySignal, signals_held
+    from .stopping import StopOnSignal, StoppedBySignal
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
     config.output_dir = os.path.expanduser(config.output_dir)  # Lightning expands `~` in its own paths: one folder

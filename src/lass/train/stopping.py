@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-from contextlib import contextmanager
 
 from lightning.pytorch.callbacks import Callback
+
+from ..signals import handled_signals
 
 
 class StoppedBySignal(KeyboardInterrupt):
@@ -21,14 +21,6 @@ class StoppedBySignal(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__()
         self.signum = signum
-
-
-def _handled_signals() -> list[int]:
-    """Ctrl-C and SIGTERM, where this process listens to them: one started with SIGINT ignored (a script's
-    background job) must not stop at a Ctrl-C meant for the terminal's foreground."""
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    return [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not signal.SIG_IGN]
 
 
 class StopOnSignal(Callback):
@@ -46,7 +38,7 @@ class StopOnSignal(Callback):
         if trainer.world_size > 1:
             return
         self._trainer = trainer
-        for signum in _handled_signals():
+        for signum in handled_signals():
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
 
@@ -76,18 +68,3 @@ class StopOnSignal(Callback):
         # os.write, not print: a handler that runs while print holds stderr's lock would fail inside it
         os.write(2, f"\nlass train: stopping {when}; its weights are {kept} (a second Ctrl-C or SIGTERM stops at "
                     f"once, keeping only the last checkpoint)\n".encode())
-
-
-@contextmanager
-def signals_held():
-    """Ctrl-C or SIGTERM while a run writes its last checkpoint and model (seconds) is held back: the run is ending
-    anyway, and a signal in the middle left a `.part` file and no word of what was kept."""
-    held = _handled_signals()
-    previous = {signum: signal.getsignal(signum) for signum in held}
-    for signum in held:
-        signal.signal(signum, lambda signum, frame: None)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
