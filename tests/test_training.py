@@ -317,8 +317,13 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         (("train", "--config", str(tmp_path / "no_validation.yaml")), "data.validation: esc50 data not found: "),
         (("train", "--config", str(tmp_path / "one_class_validation.yaml")),
          "data.validation: mixtures with 1 interferer need clips of at least 2 classes; this set has 1 (rain)"),
-        (("train", "--config", str(misspelt)), "model.network_args for film_tcn: FiLMTCN.__init__() got an unexpected "
-                                               "keyword argument 'atention_after'"),
+        (("train", "--config", str(misspelt)), "model.network_args: unknown setting 'atention_after' for film_tcn "
+                                               "(did you mean 'attention_after'?); known: channels, hidden,"),
+        # a negative size was torch's traceback, a size of 0 trained a network with empty layers and exported it
+        (("train", "--config", str(config), "--set", "model.network_args.channels=-8", "--print-config"),
+         "model.network_args for film_tcn: Trying to create tensor with negative dimension -8"),
+        (("train", "--config", str(config), "--set", "model.network_args.cond_hidden=0", "--print-config"),
+         "model.network_args for film_tcn: a layer has no weights (a size of 0?)"),
         (("train", "--config", str(not_a_block)), "model.network_args for film_tcn: invalid literal for int()"),
         (("train", "--config", str(broken)), "broken.yaml: not valid YAML (line 2)"),
         (("train", "--config", str(listed)), "a config is a mapping of sections"),
@@ -371,6 +376,9 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
         path.write_text(yaml.safe_dump(raw))
         return load_config(path, overrides)
 
+    # the model settings a config names (a fine-tune takes the others' inference values from its initial model)
+    assert "mask_power" in loaded("model.mask_power=1.0").model_settings_given
+    assert "mask_power" not in loaded().model_settings_given
     mistakes = [
         ({"optimiser": {"lr": 1e-3}}, "config: unknown section 'optimiser' (did you mean 'optim'?)"),
         ({"optim": {"wieght_decay": 0.1}}, "optim: unknown setting 'wieght_decay' (did you mean 'weight_decay'?)"),
@@ -392,6 +400,7 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
         ({"data": {"mixing": {"absent_prob": 1.5}}}, "data.mixing.absent_prob must be in [0, 1], got 1.5"),
         ({"data": {"mixing": {"interferer_probs": [0.5, 0.5]}}}, "must be lists of the same length, got [1, 2, 3] "
                                                                   "and [0.5, 0.5]"),
+        ({"data": {"mixing": {"interferer_probs": [0.5, 0.5, 0.5]}}}, "interferer_probs (each >= 0, summing to 1"),
         # a misspelt `folds` was ignored: the source then trained on every fold, the validation fold too
         ({"data": {"train": [{"type": "esc50", "path": "x", "flods": [1, 2, 3]}]}},
          "data.train: data source x: unknown setting 'flods' (did you mean 'folds'?)"),
@@ -444,7 +453,13 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
                               ({"callbacks": []}, "trainer.callbacks is set by lass train itself"),
                               ({"acelerator": "cpu"}, "(did you mean 'accelerator'?)"),
                               # 0 once trained nothing and exported the untrained network as the model
-                              ({"max_steps": 0}, "trainer.max_steps must be at least 1, or -1 for no limit")):
+                              ({"max_steps": 0}, "trainer.max_steps must be at least 1, or -1 for no limit"),
+                              # these got past the checks and failed in Lightning, or trained nothing
+                              ({"max_steps": None}, "trainer.max_steps must be a number of steps, or -1"),
+                              ({"max_time": 216000}, "in quotes (YAML reads 1:00:00:00 without them as a number)"),
+                              ({"max_epochs": 0}, "trainer.max_epochs must be at least 1, or -1 for no limit"),
+                              ({"accumulate_grad_batches": 0}, "trainer.accumulate_grad_batches must be at least 1"),
+                              ({"limit_train_batches": 0}, "trainer.limit_train_batches is 0: no step would be")):
         with pytest.raises(ValueError, match=re.escape(message)):
             check_trainer_settings(settings)
 
@@ -1359,6 +1374,10 @@ def test_a_model_trained_on_low_rate_clips_hears_their_empty_band_as_it_is(tmp_p
     base = ModelConfig(name="base", band_fill=False)
     assert fine_tune_config(ModelConfig(), base, "base").band_fill is None  # decided again from the new data
     assert fine_tune_config(ModelConfig(band_fill=True), base, "base").band_fill is True
+    # an inference setting the config names is taken even at its default value (mask_power: 1.0 was dropped)
+    tuned = ModelConfig(name="base", mask_power=0.7)
+    assert fine_tune_config(ModelConfig(mask_power=1.0), tuned, "base").mask_power == 0.7  # not named: the model's
+    assert fine_tune_config(ModelConfig(mask_power=1.0), tuned, "base", frozenset({"mask_power"})).mask_power == 1.0
 
 
 def test_shipped_training_lists_keep_the_held_out_recordings_unheard():
@@ -1487,5 +1506,10 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
     with pytest.raises(ValueError, match="data.train"):
         train(config, progress=False)
     assert "warms up" not in capsys.readouterr().err
+    config.data.phases = [{"from_epoch": 2, "segment_seconds": 0.5}]  # 2 steps an epoch: from step 4, the last
+    with pytest.raises(ValueError, match="data.train"):
+        train(config, progress=False)
+    assert ("data.phases from epoch 2 start at step 4 (2 steps an epoch), and this run stops at step 4: they are "
+            "never trained") in capsys.readouterr().err
     with pytest.raises(ValueError, match="an exported model, not a training checkpoint: separate with it"):
         read_checkpoint(tmp_path / "model.safetensors")

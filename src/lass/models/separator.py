@@ -1,6 +1,10 @@
 """A mask-based separator: STFT -> mask network -> masked mixture (mixture phase) -> iSTFT."""
 from __future__ import annotations
 
+import difflib
+import inspect
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -50,12 +54,24 @@ def build_network(config: ModelConfig) -> nn.Module:
     """The mask network a config names. A mistyped `network_args` (an unknown key, a number where a list
     belongs) is a ValueError naming the section, so a config mistake reads as one line, not a traceback."""
     if config.network not in NETWORKS:
-        raise ValueError(f"unknown network '{config.network}' (known: {', '.join(NETWORKS)})")
+        raise ValueError(f"model.network: unknown network '{config.network}' (known: {', '.join(NETWORKS)})")
+    kind = NETWORKS[config.network]
+    known = [name for name in inspect.signature(kind.__init__).parameters if name not in ("self", "n_bins", "cond_dim")]
+    for key in config.network_args:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise ValueError(f"model.network_args: unknown setting {key!r} for {config.network}"
+                             f"{f' (did you mean {close[0]!r}?)' if close else ''}; known: {', '.join(known)}")
     try:
-        return NETWORKS[config.network](n_bins=config.n_fft // 2 + 1, cond_dim=2 * config.query_dim,
-                                        **config.network_args)
-    except (TypeError, ValueError) as err:
+        with warnings.catch_warnings():  # a size of 0 is refused below, in words
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            network = kind(n_bins=config.n_fft // 2 + 1, cond_dim=2 * config.query_dim, **config.network_args)
+    except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: torch's, for a negative size
         raise ValueError(f"model.network_args for {config.network}: {err}") from None
+    if any(parameter.numel() == 0 for parameter in network.parameters()):  # trained with a warning, learnt nothing
+        raise ValueError(f"model.network_args for {config.network}: a layer has no weights (a size of 0?): "
+                         f"{config.network_args}")
+    return network
 
 
 class MaskSeparator(nn.Module):

@@ -227,9 +227,10 @@ def _check_values(config: TrainConfig) -> None:
             raise ValueError(f"data.mixing.{key} must be [lowest, highest]"
                              f"{', both > 0' if key == 'speed_range' else ''}, got {[low, high]}")
     counts, probs = mixing.interferer_counts, mixing.interferer_probs
-    if not counts or len(counts) != len(probs) or min(counts) < 1 or min(probs) < 0 or sum(probs) <= 0:
-        raise ValueError(f"data.mixing: interferer_counts (each at least 1) and interferer_probs (each >= 0, not all "
-                         f"0) must be lists of the same length, got {counts} and {probs}")
+    if not counts or len(counts) != len(probs) or min(counts) < 1 or min(probs) < 0 or abs(sum(probs) - 1) > 1e-6:
+        raise ValueError(f"data.mixing: interferer_counts (each at least 1) and interferer_probs (each >= 0, summing "
+                         f"to 1: how often each count is drawn) must be lists of the same length, got {counts} and "
+                         f"{probs}")
     if model.hop_length > model.n_fft:
         raise ValueError(f"model.hop_length ({model.hop_length}) must not exceed model.n_fft ({model.n_fft})")
     check_crops(config)
@@ -273,10 +274,10 @@ def _check_phases(phases: list[dict]) -> None:
         epoch = phase["from_epoch"]
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
             raise ValueError(f"data.phases: from_epoch must be an integer >= 1, got {epoch!r}")
-        for key, kind in (("segment_seconds", (int, float)), ("batch_size", int)):
+        for key, kind, what in (("segment_seconds", (int, float), "number"), ("batch_size", int, "whole number")):
             value = phase.get(key, 1)
             if not isinstance(value, kind) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"data.phases: {key} must be a positive number, got {value!r}")
+                raise ValueError(f"data.phases: {key} must be a positive {what}, got {value!r}")
 
 
 # what lass train gives lightning.Trainer unless the config's `trainer` section says otherwise
@@ -320,16 +321,30 @@ def check_trainer_settings(trainer: dict) -> None:
                 not isinstance(value, int) or isinstance(value, bool)):
             raise ValueError(f"trainer.{key} must be a whole number, got {value!r}")
     max_steps = trainer.get("max_steps")
+    if "max_steps" in trainer and max_steps is None:  # passed to Lightning, which failed comparing None with 0
+        raise ValueError("trainer.max_steps must be a number of steps, or -1 for no limit (max_time or max_epochs "
+                         "then end the run); got null")
     if isinstance(max_steps, int) and max_steps != -1 and max_steps < 1:  # 0 exported an untrained model
         raise ValueError(f"trainer.max_steps must be at least 1, or -1 for no limit (max_time or max_epochs then "
                          f"end the run); got {max_steps}")
+    max_epochs = trainer.get("max_epochs")  # whole numbers or None, as checked above
+    if max_epochs is not None and max_epochs != -1 and max_epochs < 1:  # 0 exported an untrained model
+        raise ValueError(f"trainer.max_epochs must be at least 1, or -1 for no limit; got {max_epochs}")
+    accumulate = trainer.get("accumulate_grad_batches")
+    if accumulate is not None and accumulate < 1:  # 0 failed inside the first step, dividing by it
+        raise ValueError(f"trainer.accumulate_grad_batches must be at least 1, got {accumulate}")
+    if trainer.get("limit_train_batches") in (0, 0.0) and not isinstance(trainer.get("limit_train_batches"), bool):
+        raise ValueError("trainer.limit_train_batches is 0: no step would be trained (it limits the batches per "
+                         "epoch; leave it out to train on all of them)")
     precision = trainer.get("precision")
     if precision is not None and precision != "auto" and str(precision) not in PRECISIONS:
         raise ValueError(f"trainer.precision must be auto or one of {', '.join(PRECISIONS)}; got {precision!r}")
     max_time = trainer.get("max_time")
-    if isinstance(max_time, str) and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()):
+    if max_time is not None and not isinstance(max_time, (str, dict)) or isinstance(max_time, str) and not re.fullmatch(
+            r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()):  # YAML reads 1:00:00:00, unquoted, as a number
         raise ValueError(f"trainer.max_time must be DD:HH:MM:SS (days, hours, minutes, seconds), such as "
-                         f"00:05:00:00 for 5 hours; got {max_time!r}")
+                         f"\"00:05:00:00\" for 5 hours, in quotes (YAML reads 1:00:00:00 without them as a number); "
+                         f"got {max_time!r}")
 
 
 def trainer_arguments() -> list[str]:
@@ -435,6 +450,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         apply_override(raw, override)
     _data_sources(raw)
     config = _build(TrainConfig, raw, "")
+    # which model settings the file (or --set) gives, for those whose default is also a value one may choose: a
+    # fine-tune takes its inference settings from the initial model unless given (mask_power: 1.0 was dropped)
+    config.model_settings_given = frozenset(raw.get("model") or ())
     _check_values(config)
     # the project folder: the parent of a `configs` folder that holds the file, or the folder it sits in
     # (configs/pilots/x.yaml); else the file's own folder

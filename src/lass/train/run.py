@@ -28,14 +28,17 @@ from .phrasing import phrasings
 ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")
 
 
-def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelConfig:
+def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str,
+                     settings_given: frozenset[str] | None = None) -> ModelConfig:
     """The initial model's architecture with the fine-tuning config's own name, licence and description, and
-    its inference settings (mask_power, input_level_db) where the config sets them.
+    its inference settings (mask_power, input_level_db) where the config sets them (`settings_given`: the model
+    settings the config file names; without it, those that differ from the defaults).
 
     Whatever the config leaves at its default is derived from the initial model, so that a fine-tuned model
     never presents itself as the one it started from, nor carries that model's measured numbers."""
     defaults = ModelConfig()
     given = lambda key: getattr(own, key) != getattr(defaults, key)  # noqa: E731
+    named = given if settings_given is None else settings_given.__contains__  # an inference setting set to its default
     if any(given(key) and getattr(own, key) != getattr(base, key) for key in ARCHITECTURE):
         print(f"lass: note: --init {init} keeps the architecture of {base.name!r}; the config's model "
               f"architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr)
@@ -48,8 +51,8 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelCon
         licence=own.licence if given("licence") else base.licence,
         description=own.description if given("description") else base.description,
         source=own.source if given("source") else f"{FINE_TUNED}{init}, from {base.name} ({base.source})",
-        mask_power=own.mask_power if given("mask_power") else base.mask_power,
-        input_level_db=own.input_level_db if given("input_level_db") else base.input_level_db,
+        mask_power=own.mask_power if named("mask_power") else base.mask_power,
+        input_level_db=own.input_level_db if named("input_level_db") else base.input_level_db,
         band_fill=own.band_fill,  # the config's, or (None) decided from the data this run trains on
         metrics={})
 
@@ -207,7 +210,8 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
                   f"model architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr, flush=True)
         config.model = saved
     elif initial is not None:  # the sample rate and text encoder are the initial model's
-        config.model = fine_tune_config(config.model, initial.config, init)
+        config.model = fine_tune_config(config.model, initial.config, init,
+                                        getattr(config, "model_settings_given", None))
     elif (config.model.source or "").startswith(FINE_TUNED):  # a fine-tuned run's recorded config
         print(f"lass: warning: this config's model was fine-tuned ({config.model.source.split(',')[0]}); without "
               f"--init this run trains from scratch, so its model's source is set to '{ModelConfig.source}', not "
@@ -229,6 +233,12 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
         print(f"lass: note: the learning rate warms up over optim.warmup_steps {config.optim.warmup_steps}, and this "
               f"run stops at step {max_steps}: it never reaches optim.lr {config.optim.lr:g} (a short run: set "
               f"optim.warmup_steps to a tenth of its steps or so)", file=sys.stderr, flush=True)
+    unreached = [phase["from_epoch"] for phase in config.data.phases
+                 if isinstance(max_steps, int) and 0 < max_steps <= phase["from_epoch"] * config.data.steps_per_epoch]
+    if unreached:  # the recipe's from_epoch: 5, copied into a short run
+        print(f"lass: note: data.phases from epoch {min(unreached)} start at step "
+              f"{min(unreached) * config.data.steps_per_epoch} ({config.data.steps_per_epoch} steps an epoch), and "
+              f"this run stops at step {max_steps}: they are never trained", file=sys.stderr, flush=True)
     return initial
 
 
@@ -482,8 +492,8 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         try:
             trainer = L.Trainer(default_root_dir=str(out), logger=_csv_logger(str(out), name="logs"),
                                 callbacks=callbacks, **trainer_args)
-        except (TypeError, ValueError, MisconfigurationException) as err:  # a value Lightning refuses
-            raise ValueError(f"trainer: {err}") from None
+        except (TypeError, ValueError, MisconfigurationException, ModuleNotFoundError) as err:  # a value Lightning
+            raise ValueError(f"trainer: {err}") from None  # refuses, or a device whose package is missing (tpu)
         out.mkdir(parents=True, exist_ok=True)  # after data and trainer: a mistake there leaves no empty folder
         locks.extend(lock for lock in [take_run_lock(out)] if lock is not None)
         try:
