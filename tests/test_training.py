@@ -382,6 +382,10 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
     mistakes = [
         ({"optimiser": {"lr": 1e-3}}, "config: unknown section 'optimiser' (did you mean 'optim'?)"),
         ({"optim": {"wieght_decay": 0.1}}, "optim: unknown setting 'wieght_decay' (did you mean 'weight_decay'?)"),
+        # a setting in the wrong section is sent to its own (optim's max_steps was "did you mean 'warmup_steps'?")
+        ({"optim": {"max_steps": 100}}, "optim: unknown setting 'max_steps' (a setting of trainer: trainer.max_steps)"),
+        ({"lr": 0.001}, "config: unknown section 'lr' (a setting of optim: optim.lr)"),
+        ({"data": {"snr_db": [-5, 5]}}, "data: unknown setting 'snr_db' (a setting of data.mixing: data.mixing.snr_db)"),
         ({"optim": {"lr": "fast"}}, "optim.lr must be a number or null, got 'fast'"),
         ({"optim": {"lr": 0}}, "optim.lr must be > 0, got 0"),
         ({"optim": {"compile": "yes"}}, "optim.compile must be true or false, got 'yes'"),
@@ -452,6 +456,7 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
                               ({"max_time": "5h"}, "trainer.max_time must be DD:HH:MM:SS"),
                               ({"callbacks": []}, "trainer.callbacks is set by lass train itself"),
                               ({"acelerator": "cpu"}, "(did you mean 'accelerator'?)"),
+                              ({"lr": 1e-3}, "trainer: unknown setting 'lr' (a setting of optim: optim.lr)"),
                               # 0 once trained nothing and exported the untrained network as the model
                               ({"max_steps": 0}, "trainer.max_steps must be at least 1, or -1 for no limit"),
                               # these got past the checks and failed in Lightning, or trained nothing

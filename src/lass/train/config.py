@@ -143,6 +143,25 @@ def _as_numbers(value, hint):
     return value
 
 
+def sections_holding(key: object) -> list[str]:
+    """The config sections that have a setting of this name (`trainer`: lightning.Trainer's arguments), for a hint
+    where one is given in the wrong section (`lr` in trainer, `max_steps` in optim)."""
+    sections = {"model": ModelConfig, "data": DataConfig, "data.mixing": MixingConfig, "optim": OptimConfig}
+    found = [name for name, kind in sections.items() if key in {f.name for f in dataclasses.fields(kind)}]
+    if key in ("seed", "output_dir"):
+        found.append("config")
+    try:
+        if key in trainer_arguments():
+            found.append("trainer")
+    except ImportError:  # lightning is the training extra's
+        pass
+    return found
+
+
+def _path_in(section: str, key: str) -> str:
+    return key if section == "config" else f"{section}.{key}"
+
+
 def _build(cls, data, section: str):
     """A config section -> its dataclass, refusing unknown keys and values of the wrong type by name."""
     if data is None:
@@ -156,8 +175,10 @@ def _build(cls, data, section: str):
     if unknown:
         said = []
         for key in unknown:
+            home = [where for where in sections_holding(key) if where != (section or "config")]
             close = difflib.get_close_matches(str(key), names, n=1)
-            said.append(repr(key) + (f" (did you mean {close[0]!r}?)" if close else ""))
+            said.append(repr(key) + (f" (a setting of {home[0]}: {_path_in(home[0], key)})" if home else
+                                     f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError(f"{section or 'config'}: unknown {'setting' if section else 'section'}"
                          f"{'s' if len(said) > 1 else ''} {', '.join(said)}; known: {', '.join(names)}")
     kwargs = {}
@@ -314,9 +335,11 @@ def check_trainer_settings(trainer: dict) -> None:
             raise ValueError(f"trainer.{key} is set by lass train itself (CSV log, checkpoints and progress in the "
                              f"output folder); leave it out")
         if key not in known:
+            home = [where for where in sections_holding(key) if where != "trainer"]
             close = difflib.get_close_matches(str(key), known, n=1)
-            raise ValueError(f"trainer: unknown setting {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
-                             f"the settings are lightning.Trainer's arguments")
+            hint = (f" (a setting of {home[0]}: {_path_in(home[0], key)})" if home else
+                    f" (did you mean {close[0]!r}?)" if close else "")
+            raise ValueError(f"trainer: unknown setting {key!r}{hint}; the settings are lightning.Trainer's arguments")
         if key in WHOLE_NUMBER_TRAINER_SETTINGS and value is not None and (
                 not isinstance(value, int) or isinstance(value, bool)):
             raise ValueError(f"trainer.{key} must be a whole number, got {value!r}")
@@ -370,8 +393,7 @@ def apply_override(raw: dict, text: str) -> None:
     top_level = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data", "optim", "trainer"}
     path = key.split(".") if "." in key or key in top_level else ["trainer", key]
     if path[0] == "trainer" and len(path) == 2:
-        sections = {"optim": OptimConfig, "data": DataConfig, "data.mixing": MixingConfig, "model": ModelConfig}
-        owners = [name for name, kind in sections.items() if key in {f.name for f in dataclasses.fields(kind)}]
+        owners = [where for where in sections_holding(key) if where not in ("trainer", "config")]
         if owners and key not in trainer_arguments():
             raise ValueError(f"--set {key}: not a trainer setting; did you mean --set {owners[0]}.{key}={value}? "
                              f"(a bare name is a lightning.Trainer argument)")
