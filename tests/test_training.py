@@ -376,6 +376,10 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
         path.write_text(yaml.safe_dump(raw))
         return load_config(path, overrides)
 
+    # numbers as YAML 1.2 reads them: 1e-3 without a dot is a number, 1:00:00:00 the time it looks like (YAML 1.1
+    # made it 216000 in base 60, and Lightning failed on it after the data had loaded)
+    assert loaded("max_time=1:00:00:00").trainer["max_time"] == "1:00:00:00"
+    assert loaded("gradient_clip_val=1e-1").trainer["gradient_clip_val"] == 0.1
     # the model settings a config names (a fine-tune takes the others' inference values from its initial model)
     assert "mask_power" in loaded("model.mask_power=1.0").model_settings_given
     assert "mask_power" not in loaded().model_settings_given
@@ -461,7 +465,7 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
                               ({"max_steps": 0}, "trainer.max_steps must be at least 1, or -1 for no limit"),
                               # these got past the checks and failed in Lightning, or trained nothing
                               ({"max_steps": None}, "trainer.max_steps must be a number of steps, or -1"),
-                              ({"max_time": 216000}, "in quotes (YAML reads 1:00:00:00 without them as a number)"),
+                              ({"max_time": 216000}, "trainer.max_time must be DD:HH:MM:SS"),
                               ({"max_epochs": 0}, "trainer.max_epochs must be at least 1, or -1 for no limit"),
                               ({"accumulate_grad_batches": 0}, "trainer.accumulate_grad_batches must be at least 1"),
                               ({"limit_train_batches": 0}, "trainer.limit_train_batches is 0: no step would be")):

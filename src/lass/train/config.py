@@ -363,11 +363,10 @@ def check_trainer_settings(trainer: dict) -> None:
     if precision is not None and precision != "auto" and str(precision) not in PRECISIONS:
         raise ValueError(f"trainer.precision must be auto or one of {', '.join(PRECISIONS)}; got {precision!r}")
     max_time = trainer.get("max_time")
-    if max_time is not None and not isinstance(max_time, (str, dict)) or isinstance(max_time, str) and not re.fullmatch(
-            r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()):  # YAML reads 1:00:00:00, unquoted, as a number
+    if max_time is not None and not isinstance(max_time, (str, dict)) or isinstance(
+            max_time, str) and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()):
         raise ValueError(f"trainer.max_time must be DD:HH:MM:SS (days, hours, minutes, seconds), such as "
-                         f"\"00:05:00:00\" for 5 hours, in quotes (YAML reads 1:00:00:00 without them as a number); "
-                         f"got {max_time!r}")
+                         f"00:05:00:00 for 5 hours; got {max_time!r}")
 
 
 def trainer_arguments() -> list[str]:
@@ -386,7 +385,7 @@ def apply_override(raw: dict, text: str) -> None:
         raise ValueError(f"--set expects key=value, got '{text}'")
     key, value = (part.strip() for part in text.split("=", 1))
     try:
-        parsed = yaml.safe_load(value)
+        parsed = read_yaml(value)
     except yaml.YAMLError:
         raise ValueError(f"--set {key}: cannot read the value {value!r}") from None
     # a trainer setting by its bare name; the config's own top-level settings (seed, output_dir) by theirs
@@ -451,6 +450,24 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                                                         key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 reads 1e-3 (no dot) as a string and 1:00:00:00 as a number in base 60 (216000): a config means neither.
+# This loader reads numbers as YAML 1.2 does (1e-3 a float; 1:00:00:00 text, as max_time takes it).
+_INT = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+                    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def read_yaml(text: str):
+    """A YAML value as configs read it (`--set`'s values too): numbers as YAML 1.2 reads them, no key twice."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
