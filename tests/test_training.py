@@ -453,6 +453,12 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
         read_dataset({"type": "esc50", "path": str(tmp_path / "esc"), "folds": [1, 5, 6]})
     with pytest.raises(ValueError, match=re.escape("--set data.train.path: data.train is not a section")):
         loaded("data.train.path=x")
+    with pytest.raises(ValueError, match=re.escape("--set optim: a section, not a setting; set one of its settings")):
+        loaded("optim=")  # was "trainer: unknown setting 'optim'"
+    with pytest.raises(ValueError, match=re.escape("--set data.train[0].path: a list's items cannot be set one by")):
+        loaded("data.train[0].path=x")
+    with pytest.raises(ValueError, match=re.escape("seed must be from 0 to 4294967295, got -1")):
+        loaded("seed=-1")
 
     check_trainer_settings({"max_steps": 10, "max_time": "00:05:00:00", "precision": "auto", "devices": 1})
     check_trainer_settings({"max_steps": -1, "max_time": "00:05:00:00"})

@@ -219,6 +219,8 @@ def _data_sources(raw: dict) -> None:
 def _check_values(config: TrainConfig) -> None:
     """Values of the right type but out of range: refused when the config loads, not minutes later."""
     data, mixing, optim, model = config.data, config.data.mixing, config.optim, config.model
+    if not 0 <= config.seed < 2 ** 32:  # numpy's range: -1 failed after the data had loaded, naming no setting
+        raise ValueError(f"seed must be from 0 to {2 ** 32 - 1}, got {config.seed}")
     at_least_one = {"data.batch_size": data.batch_size, "data.examples_per_epoch": data.examples_per_epoch,
                     "data.validation_mixtures": data.validation_mixtures,
                     "data.validation_interferers": data.validation_interferers,
@@ -389,7 +391,14 @@ def apply_override(raw: dict, text: str) -> None:
     except yaml.YAMLError:
         raise ValueError(f"--set {key}: cannot read the value {value!r}") from None
     # a trainer setting by its bare name; the config's own top-level settings (seed, output_dir) by theirs
-    top_level = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data", "optim", "trainer"}
+    sections = {"model", "data", "optim", "trainer"}
+    top_level = {f.name for f in dataclasses.fields(TrainConfig)} - sections
+    if key in sections or "data.mixing" == key:  # it was taken as a trainer setting of that name
+        raise ValueError(f"--set {key}: a section, not a setting; set one of its settings by its path "
+                         f"(--set {'optim.lr=5e-4' if key == 'optim' else key + '.NAME=VALUE'})")
+    if "[" in key:  # data.train[0].path: lists are replaced whole
+        raise ValueError(f"--set {key}: a list's items cannot be set one by one; set the whole list "
+                         f"(--set {key.split('[')[0]}=[...]) or edit the config")
     path = key.split(".") if "." in key or key in top_level else ["trainer", key]
     if path[0] == "trainer" and len(path) == 2:
         owners = [where for where in sections_holding(key) if where not in ("trainer", "config")]
