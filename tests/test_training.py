@@ -1258,7 +1258,7 @@ def test_phases_switch_crops_by_epoch_and_after_resume(tmp_path, monkeypatch):
     assert seen == [(2, short), (2, short)]
 
     for bad, message in (({"segment_seconds": 2.0}, "from_epoch"), ({"from_epoch": 0}, ">= 1"),
-                         ({"from_epoch": 2, "batch_size": 0}, "batch_size must be a positive number"),
+                         ({"from_epoch": 2, "batch_size": 0}, "batch_size must be a positive whole number"),
                          ({"from_epoch": 2, "segment_seconds": "4s"}, "segment_seconds must be a positive"),
                          ({"from_epoch": 2, "crop": 1}, "from_epoch and any of")):
         cfg["data"]["phases"] = [bad]
