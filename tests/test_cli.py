@@ -523,6 +523,8 @@ def test_audio_resampled_up_is_separated_as_its_lower_rate(capsys, tmp_path, mod
     assert code == 0, err
     assert heard and all(3500 < band <= 4000 for band in heard)
     assert "holds nothing above 3.8 kHz" in err or "holds nothing above 3.9 kHz" in err
+    code, _, err = run_cli(capsys, "separate", str(phone), *tiny, "-o", str(tmp_path / "quiet"), "--quiet")
+    assert code == 0 and f"{phone}: note: the input holds nothing above 3." in err  # notes stay under --quiet
     heard.clear()
     code, _, err = run_cli(capsys, "separate", str(phone), *tiny, "-o", str(tmp_path / "full"), "--band", "full")
     assert code == 0 and set(heard) == {None} and "holds nothing" not in err

@@ -89,9 +89,9 @@ def cmd_separate(args) -> int:
             _say(f"{path}: {result.duration:.1f} s separated in {elapsed:.1f} s (real-time factor {rtf:.3f})")
             for name, out in zip(_output_labels(args.query, result.outputs), result.outputs.values()):
                 _say(f"  {name}: {out}")
-            if args.band == "auto" and result.band_hz is not None and result.band_hz < result.input_sample_rate / 2:
-                note(f"the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
-                     f"lower rate?): separated as such a recording is (--band full to trust the file's rate)")
+        if args.band == "auto" and result.band_hz is not None and result.band_hz < result.input_sample_rate / 2:
+            note(f"the input holds nothing above {result.band_hz / 1000:.1f} kHz (resampled up from a "
+                 f"lower rate?): separated as such a recording is (--band full to trust the file's rate)")
         if result.declared_duration is not None:
             declared, held = result.declared_duration, result.duration
             how = (f"its header declares {declared:.1f} s and it holds {held:.1f} s" if declared - held >= 0.1 else
@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the highest frequency the input holds: 'auto' (default) finds where audio resampled up "
                         "from a lower rate stops; 'full' trusts the file's rate; or a frequency in Hz "
                         "(4000 for telephone audio)")
-    p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("-d", "--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_separate)

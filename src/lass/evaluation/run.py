@@ -236,11 +236,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr", type=float, default=None,
                    help="target-to-interference ratio in dB (default 0; a DCASE list gives each row's)")
     p.add_argument("--template", default=None, help=f"query template (default '{DEFAULT_TEMPLATE}'; stems: '{{label}}')")
-    p.add_argument("--negative", action="store_true", help="also pass an interferer's label as the negative query")
+    p.add_argument("--negative", action="store_true",
+                   help="also pass a negative query: label mixtures, an interferer's label; --list, the list's "
+                        "negative_caption (CLAPSep's layout)")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate a deterministic subset of this many: label mixtures, a fixed sample of the full "
                         "protocol's (same names and interferers; a smaller limit's are among a larger one's); "
-                        "--list, its first rows; --stems, the first stems")
+                        "--list, its first rows that are scored; --stems, the first stems")
     p.add_argument("--seed", type=int, default=0, help="seed of the label mixtures (default 0, the protocol's)")
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path (default: default)")
     p.add_argument("--mask-power", type=float, default=None,
@@ -250,7 +252,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment", type=float, default=10.0,
                    help="seconds per model call (default 10, as in lass separate)")
     p.add_argument("--aggregate", choices=["mean", "class-median"], default="mean",
-                   help="mean over mixtures (default), or the mean over classes of per-class medians")
+                   help="mean over mixtures (default), or the mean over classes of per-class medians (not for "
+                        "--list, whose captions are not classes)")
     p.add_argument("--bss", action="store_true", help="also bss_eval SDR (512-tap filter), slower")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle IRM/PSM bounds")
     p.add_argument("--no-plots", action="store_true", help="write no plots")
@@ -264,7 +267,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", default=None, metavar="DIR",
                    help="an earlier evaluation's output folder, of the same protocol (another model, say): also "
                         "print the paired differences from its scores, case by case")
-    p.add_argument("-d", "--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("-d", "--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
 def default_output(args) -> Path:
