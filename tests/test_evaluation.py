@@ -509,9 +509,11 @@ def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_di
     listed = ["evaluate", "--list", str(tmp_path / "list.csv"), "--data-root", str(data), *model]
     assert main(listed) == 1
     assert f"{tmp_path / 'ev'} holds an earlier evaluation (summary.json); -f/--force replaces it" in capsys.readouterr().err
+    (tmp_path / "ev" / "plots_1int" / "mine.txt").write_text("mine too")  # in a folder lass wrote
     assert main([*listed, "--force"]) == 0
     left = sorted(p.name for p in (tmp_path / "ev").iterdir())
-    assert left == ["notes.txt", "plots_list", "scores_list.csv", "summary.json", "summary.md"]  # the user's file kept
+    assert left == ["notes.txt", "plots_1int", "plots_list", "scores_list.csv", "summary.json", "summary.md"]
+    assert [p.name for p in (tmp_path / "ev" / "plots_1int").iterdir()] == ["mine.txt"]  # the user's files kept
     (tmp_path / "file").write_text("x")
     assert main(["evaluate", "--data", str(data), *model[:-1], str(tmp_path / "file")]) == 1
     assert f"-o {tmp_path / 'file'}: a file, not a folder" in capsys.readouterr().err
@@ -534,6 +536,11 @@ def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_di
     assert {p.name: p.read_bytes() for p in (tmp_path / "ev").iterdir() if p.is_file()} == before
     assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == left  # no audio/, no staging folder
     monkeypatch.setattr(evaluation, "score_case", real_score)
+    # a summary.json that lass did not write is not taken for an evaluation to clear (its keys named folders)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "summary.json").write_text('{"/": {"pages": 3}}')
+    assert main(["evaluate", "--data", str(data), *model[:-1], str(tmp_path / "site"), "-f"]) == 1
+    assert "holds a summary.json that lass evaluate did not write" in capsys.readouterr().err
     # an output folder inside the data would be read as one more class next time (`--data .` wrote one there)
     monkeypatch.chdir(data)
     assert main(["evaluate", "--data", ".", *quick]) == 1

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -282,18 +284,24 @@ def check_output_outside_data(out: Path, args) -> None:
     """Saved audio inside a folder of class folders is read as one more class by the next evaluation (`lass
     evaluate --data .` wrote evaluation/ into the data, and the next run scored 'evaluation' as a class); data inside
     a folder the evaluation writes (OUT/audio/..., OUT/plots_...) would be written into."""
-    source = args.data or args.stems
-    if not source:
+    option, source = next(((option, value) for option, value in (
+        ("--data", args.data), ("--stems", args.stems), ("--data-root", args.mixture_list and args.data_root))
+        if value), (None, None))
+    if source is None:
         return
     data, written = Path(os.path.realpath(source)), Path(os.path.realpath(out))
-    option = "--data" if args.data else "--stems"
-    if written.is_relative_to(data):
+    if option != "--data-root" and written.is_relative_to(data):  # a list's root is often the current folder
         raise ValueError(f"the output folder {out} is inside the {option} folder {source}: its files would be read "
                          f"as data by the next evaluation; give -o a folder outside it")
-    if data.is_relative_to(written) and data != written and (
-            data.relative_to(written).parts[0] == "audio" or data.relative_to(written).parts[0].startswith("plots_")):
-        raise ValueError(f"the {option} folder {source} is inside {Path(out) / data.relative_to(written).parts[0]}, "
-                         f"where the evaluation writes its audio or plots: give -o another folder")
+    inside = data.relative_to(written).parts[:1] if data.is_relative_to(written) else ()
+    if inside and (inside[0] == "audio" or inside[0].startswith("plots_")):
+        raise ValueError(f"the {option} folder {source} is inside {Path(out) / inside[0]}, where the evaluation "
+                         f"writes its audio or plots: give -o another folder")
+
+
+PROTOCOL_KEY = re.compile(r"\d+int|list|stems")  # the protocols' file names: scores_1int.csv, plots_list, audio/stems
+PLOTS = ("per_class_sdri.png", "sdri_hist.png", "spectrograms.png")
+SAVED_AUDIO = ("_mixture.wav", "_target.wav", "_estimate.wav")
 
 
 def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
@@ -304,13 +312,17 @@ def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
     summary = out / "summary.json"
     if not summary.exists():
         return None
+    try:
+        written = json.loads(summary.read_text())
+    except (ValueError, OSError):
+        written = None
+    if not isinstance(written, dict) or not all(isinstance(v, dict) and "summary" in v for v in written.values()):
+        raise FileExistsError(f"{out} holds a summary.json that lass evaluate did not write (or a damaged one): "
+                              f"choose another -o, or remove it")
     if not force:
         raise FileExistsError(f"{out} holds an earlier evaluation (summary.json); -f/--force replaces it, or choose "
                               f"another -o")
-    try:
-        return list(json.loads(summary.read_text()))
-    except (ValueError, OSError):
-        return []
+    return [key for key in written if isinstance(key, str) and PROTOCOL_KEY.fullmatch(key)]
 
 
 def publish_evaluation(stage: Path, out: Path) -> None:
@@ -325,12 +337,21 @@ def publish_evaluation(stage: Path, out: Path) -> None:
 
 
 def clear_earlier_evaluation(out: Path, keys: list[str]) -> None:
-    """Removes what an earlier evaluation wrote under `out` (its summary, and each protocol's scores, plots
-    and audio), nothing else."""
+    """Removes the files an earlier evaluation wrote under `out` (its summary, and each protocol's scores, plots
+    and audio, by the names lass gives them), nothing else: a folder is removed only once it is empty."""
     for name in ("summary.json", "summary.md", *(f"scores_{key}.csv" for key in keys)):
         (out / name).unlink(missing_ok=True)
-    for folder in (*(out / f"plots_{key}" for key in keys), *(out / "audio" / key for key in keys)):
-        shutil.rmtree(folder, ignore_errors=True)
+    for key in keys:
+        for folder, ours in ((out / f"plots_{key}", lambda name: name in PLOTS),
+                             (out / "audio" / key, lambda name: name.endswith(SAVED_AUDIO))):
+            if folder.is_dir() and not folder.is_symlink():
+                for file in folder.iterdir():
+                    if file.is_file() and ours(file.name):
+                        file.unlink()
+                with contextlib.suppress(OSError):  # the user's own files kept it
+                    folder.rmdir()
+    with contextlib.suppress(OSError):
+        (out / "audio").rmdir()
 
 
 def _level_or_none(text: str) -> float | None:

@@ -462,20 +462,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 # YAML 1.1 reads 1e-3 (no dot) as a string and 1:00:00:00 as a number in base 60 (216000): a config means neither.
-# This loader reads numbers as YAML 1.2 does (1e-3 a float; 1:00:00:00 text, as max_time takes it).
+# This loader reads 1e-3 as a number and 1:00:00:00 as text (as max_time takes it); the rest as YAML 1.1 does.
 _INT = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
-                    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+                    r"|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _UniqueKeyLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+_ConfigDumper.yaml_implicit_resolvers = _UniqueKeyLoader.yaml_implicit_resolvers  # text such as '1e5' gets quotes
 
 
 def read_yaml(text: str):
-    """A YAML value as configs read it (`--set`'s values too): numbers as YAML 1.2 reads them, no key twice."""
+    """A YAML value as configs read it (`--set`'s values too): 1e-3 a number, 1:00:00:00 text, no key twice."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
@@ -498,9 +499,6 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         apply_override(raw, override)
     _data_sources(raw)
     config = _build(TrainConfig, raw, "")
-    # which model settings the file (or --set) gives, for those whose default is also a value one may choose: a
-    # fine-tune takes its inference settings from the initial model unless given (mask_power: 1.0 was dropped)
-    config.model_settings_given = frozenset(raw.get("model") or ())
     _check_values(config)
     # the project folder: the parent of a `configs` folder that holds the file, or the folder it sits in
     # (configs/pilots/x.yaml); else the file's own folder

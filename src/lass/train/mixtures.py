@@ -197,7 +197,8 @@ class TrainingMixtures(torch.utils.data.Dataset):
         target_clip = self.by_label[target_label][rng.integers(len(self.by_label[target_label]))]
         target = self._source(rng, target_clip, active=True)
         target = self._with_partner(rng, target_label, target_clip, target, active=True)
-        count = int(rng.choice(cfg.interferer_counts, p=cfg.interferer_probs))
+        probs = np.asarray(cfg.interferer_probs, np.float64)  # [0.3333333] * 3 passes the config's check (1e-6),
+        count = int(rng.choice(cfg.interferer_counts, p=probs / probs.sum()))  # not numpy's (1e-8)
         absent = rng.random() < cfg.absent_prob
         others = [lab for lab in labels if lab != target_label]
         picked = rng.choice(len(others), size=min(len(others), count + (1 if absent else 0)), replace=False)

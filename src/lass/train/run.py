@@ -28,17 +28,15 @@ from .phrasing import phrasings
 ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")
 
 
-def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str,
-                     settings_given: frozenset[str] | None = None) -> ModelConfig:
+def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelConfig:
     """The initial model's architecture with the fine-tuning config's own name, licence and description, and
-    its inference settings (mask_power, input_level_db) where the config sets them (`settings_given`: the model
-    settings the config file names; without it, those that differ from the defaults).
+    its inference settings (mask_power, input_level_db) where the config sets them to other than their defaults
+    (a run's recorded config names every setting, its defaults too; `lass export --mask-power 1` sets 1.0).
 
     Whatever the config leaves at its default is derived from the initial model, so that a fine-tuned model
     never presents itself as the one it started from, nor carries that model's measured numbers."""
     defaults = ModelConfig()
     given = lambda key: getattr(own, key) != getattr(defaults, key)  # noqa: E731
-    named = given if settings_given is None else settings_given.__contains__  # an inference setting set to its default
     if any(given(key) and getattr(own, key) != getattr(base, key) for key in ARCHITECTURE):
         print(f"lass: note: --init {init} keeps the architecture of {base.name!r}; the config's model "
               f"architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr)
@@ -51,8 +49,8 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str,
         licence=own.licence if given("licence") else base.licence,
         description=own.description if given("description") else base.description,
         source=own.source if given("source") else f"{FINE_TUNED}{init}, from {base.name} ({base.source})",
-        mask_power=own.mask_power if named("mask_power") else base.mask_power,
-        input_level_db=own.input_level_db if named("input_level_db") else base.input_level_db,
+        mask_power=own.mask_power if given("mask_power") else base.mask_power,
+        input_level_db=own.input_level_db if given("input_level_db") else base.input_level_db,
         band_fill=own.band_fill,  # the config's, or (None) decided from the data this run trains on
         metrics={})
 
@@ -210,8 +208,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
                   f"model architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr, flush=True)
         config.model = saved
     elif initial is not None:  # the sample rate and text encoder are the initial model's
-        config.model = fine_tune_config(config.model, initial.config, init,
-                                        getattr(config, "model_settings_given", None))
+        config.model = fine_tune_config(config.model, initial.config, init)
     elif (config.model.source or "").startswith(FINE_TUNED):  # a fine-tuned run's recorded config
         print(f"lass: warning: this config's model was fine-tuned ({config.model.source.split(',')[0]}); without "
               f"--init this run trains from scratch, so its model's source is set to '{ModelConfig.source}', not "
@@ -233,8 +230,10 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
         print(f"lass: note: the learning rate warms up over optim.warmup_steps {config.optim.warmup_steps}, and this "
               f"run stops at step {max_steps}: it never reaches optim.lr {config.optim.lr:g} (a short run: set "
               f"optim.warmup_steps to a tenth of its steps or so)", file=sys.stderr, flush=True)
-    unreached = [phase["from_epoch"] for phase in config.data.phases
-                 if isinstance(max_steps, int) and 0 < max_steps <= phase["from_epoch"] * config.data.steps_per_epoch]
+    # an epoch is steps_per_epoch optimizer steps, unless batches are accumulated or limited: then not said
+    plain_epochs = not {"accumulate_grad_batches", "limit_train_batches"} & set(config.trainer)
+    unreached = [phase["from_epoch"] for phase in config.data.phases if plain_epochs and isinstance(max_steps, int)
+                 and 0 < max_steps <= phase["from_epoch"] * config.data.steps_per_epoch]
     if unreached:  # the recipe's from_epoch: 5, copied into a short run
         print(f"lass: note: data.phases from epoch {min(unreached)} start at step "
               f"{min(unreached) * config.data.steps_per_epoch} ({config.data.steps_per_epoch} steps an epoch), and "
