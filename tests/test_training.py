@@ -414,10 +414,12 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
         # a misspelt `folds` was ignored: the source then trained on every fold, the validation fold too
         ({"data": {"train": [{"type": "esc50", "path": "x", "flods": [1, 2, 3]}]}},
          "data.train: data source x: unknown setting 'flods' (did you mean 'folds'?)"),
+        ({"data": {"train": [{"path": "x", "flods": [1, 2, 3]}]}},  # a folders source: no suggestion before
+         "data source x: unknown setting 'flods' (did you mean 'folds', a setting of esc50 sources?)"),
         ({"data": {"validation": {"type": "esc50", "path": "x", "folds": "4"}}},
          "data.validation: data source x: folds must be a list of fold numbers"),
         ({"data": {"train": [{"type": "folders", "path": "x", "root": "y"}]}},
-         "unknown setting 'root'; folders sources take type, path"),
+         "unknown setting 'root' (a setting of manifest sources); folders sources take type, path"),
         ({"data": {"train": [{"type": "folder", "path": "x"}]}}, "unknown data source type 'folder'"),
         ({"data": {"train": [{"type": "esc50"}]}}, "data.train: a data source needs a path"),
         ({"data": {"train": [{"path": "x", "folds": [1]}]}}, "folds is a setting of esc50 sources: add type: esc50"),

@@ -224,9 +224,13 @@ def check_source(spec: dict) -> None:
             raise ValueError(f"data source {spec.get('path')}: {key} is a setting of {owner} sources: add "
                              f"type: {owner} (without a type a source is a folder per class)")
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            raise ValueError(f"data source {spec.get('path')}: unknown setting {key!r}"
-                             f"{f' (did you mean {close[0]!r}?)' if close else ''}; {kind} sources take "
+            every = [*known, *(name for keys in SOURCE_SETTINGS.values() for name in keys if name not in known)]
+            close = difflib.get_close_matches(str(key), every, n=1)
+            whose = next((f", a setting of {other} sources" for other, keys in SOURCE_SETTINGS.items()
+                          if close and close[0] in keys and close[0] not in known), "")
+            hint = (f" ({whose[2:]})" if close and close[0] == key else
+                    f" (did you mean {close[0]!r}{whose}?)" if close else "")
+            raise ValueError(f"data source {spec.get('path')}: unknown setting {key!r}{hint}; {kind} sources take "
                              f"{', '.join(known)}")
     folds = spec.get("folds")
     if isinstance(folds, int) and not isinstance(folds, bool):
