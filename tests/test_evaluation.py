@@ -591,6 +591,27 @@ def test_clips_from_lower_rate_files_are_scored_as_such_files_are_separated(tmp_
         separator.separate_file(tmp_path / "low a" / "0.wav", "rain", band_hz="4000")
 
 
+def test_default_output_is_named_by_the_folder_as_given_not_its_link_target(tmp_path, monkeypatch):
+    """`--data .` is named by the current folder, and a linked data set by its link (`--compare evaluation/NAME`)."""
+    import argparse
+
+    from lass.evaluation.run import default_output
+
+    (tmp_path / "real_esc50").mkdir()
+    (tmp_path / "esc50").symlink_to(tmp_path / "real_esc50")
+    monkeypatch.chdir(tmp_path / "real_esc50")
+    args = argparse.Namespace(data=".", mixture_list=None, stems=None)
+    assert default_output(args) == Path("evaluation") / "real_esc50"  # not evaluation/ itself
+    args.data = str(tmp_path / "esc50")
+    assert default_output(args) == Path("evaluation") / "esc50"
+
+
+def test_lass_lists_its_api_for_tab_completion():
+    import lass
+
+    assert {"Separator", "OutputOptions", "AudioError", "QueryError"} <= set(dir(lass))
+
+
 def test_evaluate_needs_one_source(capsys, tmp_path):
     assert main(["evaluate", "-o", str(tmp_path)]) == 1
     assert "exactly one of --data" in capsys.readouterr().err
