@@ -245,7 +245,8 @@ def test_output_options_are_checked_before_any_file_work(tiny, tmp_path):
     path = tmp_path / "a.wav"
     sf.write(path, x.T, 16000)
     out = tmp_path / "out"
-    bad_rate = r"output sample rate \(sample_rate, --sample-rate\) must be a whole number of Hz from 2000 to 768000"
+    bad_rate = (r"output sample rate \(sample_rate, --sample-rate\) must be a whole number of Hz, "
+                r"from 2000 to 768000")
     for options, message in ((OutputOptions(directory=str(out), sample_rate=0), bad_rate),
                              (OutputOptions(directory=str(out), sample_rate=-8000), bad_rate),
                              (OutputOptions(directory=str(out), sample_rate=22050.5), bad_rate),

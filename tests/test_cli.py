@@ -192,13 +192,13 @@ def test_an_mp3_cut_short_is_noted_and_its_duration_is_what_it_holds(capsys, tmp
         assert ("the file is cut short: its header declares 4.0 s and it holds" in err) == (path == cut), err
     assert f"cut.mp3: {held / 16000:.1f} s separated" in err
     assert sf.info(tmp_path / "cut" / "rain.wav").frames == held
-    # a progress display ends at 100 %: the last report's total is what the file held, not the header's count
+    # a progress display ends at 100 %: its total is what the file holds, not the header's count
     from lass import OutputOptions, Separator
 
     calls = []
     Separator(tiny_model, device="cpu", callback=lambda done, total: calls.append((done, total))).separate_to_files(
         cut, "rain", options=OutputOptions(directory=str(tmp_path / "api")))
-    assert calls[0][1] == sf.info(cut).frames and calls[-1] == (held, held)
+    assert {total for _, total in calls} == {held} and calls[-1] == (held, held)
 
 
 def test_a_wav_of_unknown_length_gets_no_cut_short_note_and_a_small_cut_is_counted(capsys, tmp_path, tiny_model):
@@ -316,7 +316,7 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
     assert_one_line_error(code, err, "--segment")
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--sample-rate", "1500",
                            "-o", str(tmp_path))
-    assert_one_line_error(code, err, "(sample_rate, --sample-rate) must be a whole number of Hz from 2000 to 768000, "
+    assert_one_line_error(code, err, "must be a whole number of Hz, from 2000 to 768000, "
                                      "got 1500")
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--sample-rate", "4410000",
                            "-o", str(tmp_path))  # a typo for 441000 or 44100: 100 times the samples
@@ -453,7 +453,7 @@ def test_output_paths_that_cannot_be_used_are_refused_first(capsys, song, tmp_pa
     assert_one_line_error(code, err, "residual.wav is a folder, where an output goes")
     assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["residual.wav"]
     code, _, err = run_cli(capsys, "separate", str(song), *quick, "-o", "")
-    assert_one_line_error(code, err, "-o: the output folder is empty")
+    assert_one_line_error(code, err, "the output folder (directory, -o) must be a folder's path, got ''")
     # FLAC holds 8 channels: refused before separating, and the next input is still separated
     nine = tmp_path / "nine.wav"
     sf.write(nine, tone_noise(0.5, 16000, 9).T, 16000)

@@ -253,12 +253,11 @@ class Separator:
         """A whole file, decoded into memory, as `separate_tensor` separates an array (at the file's rate and
         channels). For long files, `separate_to_files` streams to disk in bounded memory."""
         _check_band(band_hz)  # before the file is decoded: a wrong band is not the file's fault
-        path = audio.as_path(path)
         data, rate = audio.read(path)
         try:
             return self.separate_tensor(data, rate, queries, negative, residual, band_hz)
         except AudioError as err:  # separate_tensor checks the samples; say which file they came from
-            raise AudioError(f"{path}: {err}") from None
+            raise AudioError(f"{audio.as_path(path)}: {err}") from None
 
     def separate_to_files(self, path: str | os.PathLike, queries: Sequence[str] | str,
                           negative: Sequence[str] | str | None = None,
@@ -286,6 +285,7 @@ class Separator:
             raise AudioError(f"{path}: {err}") from None
         # a first pass: the level the network hears, and the band the content fills
         survey = InputSurvey.of(audio.read_blocks(path, meta.sample_rate, block_seconds), meta.sample_rate)
+        held = survey.count  # the frames the file holds: fewer than its header counts in an MP3 cut short
         rms = survey.rms
         if rms == 0.0:
             raise AudioError(f"{path}: the audio is silent (all samples are zero)")
@@ -305,9 +305,9 @@ class Separator:
         if options.format == "flac" and out_rate > audio.FLAC_MAX_SAMPLE_RATE:
             raise AudioError(f"{path}: outputs at {out_rate} Hz, and FLAC holds at most {audio.FLAC_MAX_SAMPLE_RATE} "
                              f"Hz: use --format wav, or --sample-rate")
-        out_frames = round(meta.frames * out_rate / meta.sample_rate)  # each output's length
+        out_frames = round(held * out_rate / meta.sample_rate)  # each output's length
         if out_frames == 0:
-            raise AudioError(f"{path}: {meta.frames} sample{'s' * (meta.frames > 1)} at {meta.sample_rate} Hz is "
+            raise AudioError(f"{path}: {held} sample{'s' * (held > 1)} at {meta.sample_rate} Hz is "
                              f"no sample at {out_rate} Hz")
         folder = Path(options.directory) / output_folder_name(path)
         targets = {name: folder / f"{name}.{options.format}" for name in makers}
@@ -334,10 +334,11 @@ class Separator:
         peak, out_samples = 0.0, 0
         products = np.zeros((len(queries), len(queries)))  # tracks' inner products: energies and overlaps
         band = heard_band(survey, band_hz, self.model.sample_rate)
-        result = FileResult(str(path), sample_rate=out_rate, duration=meta.duration, input_sample_rate=meta.sample_rate,
-                            band_hz=band, declared_duration=None if meta.declared_frames is None
-                            else meta.declared_frames / meta.sample_rate)
-        bar = self._progress_bar(meta.frames, Path(path).name)
+        declared = meta.declared_frames or (meta.frames if held < meta.frames else None)
+        result = FileResult(str(path), sample_rate=out_rate, duration=held / meta.sample_rate,
+                            input_sample_rate=meta.sample_rate, band_hz=band,
+                            declared_duration=None if declared is None else declared / meta.sample_rate)
+        bar = self._progress_bar(held, Path(path).name)
         try:
             for name, target in targets.items():
                 writers[name] = audio.AtomicWriter(target, out_rate, meta.channels, "wav", "float32", scratch=True)
@@ -350,7 +351,7 @@ class Separator:
                 if bar is not None:
                     bar.update(frames)
                 if self.callback is not None:
-                    self.callback(done, meta.frames)  # a running total, as the docstring promises
+                    self.callback(done, held)  # a running total, as the docstring promises
 
             # separated at the file's own rate, each output resampled afterwards: resampling the input to a
             # rate below the model's first would hide from the network the band it needs to hear
@@ -376,15 +377,6 @@ class Separator:
                 pending = {name: make(mixture, est) for name, make in makers.items()}
             if pending is not None:
                 write(pending, last=True)
-            if done < meta.frames:  # a compressed file cut short (MP3): its header counts more than it decodes to
-                result.duration = done / meta.sample_rate
-                if result.declared_duration is None:
-                    result.declared_duration = meta.frames / meta.sample_rate
-                if bar is not None:  # the bar and the callback end at what the file held, not short of 100 %
-                    bar.total = done
-                    bar.refresh()
-                if self.callback is not None:
-                    self.callback(done, done)
             for writer in writers.values():
                 writer.file.close()
             gain = 1.0
@@ -448,13 +440,7 @@ def check_output_options(options: OutputOptions) -> None:
     if options.clip_mode not in ("rescale", "clamp"):
         raise AudioError(f"unknown clip mode {options.clip_mode!r} (choose from rescale, clamp)")
     if options.sample_rate is not None:
-        try:
-            rate = check_sample_rate(options.sample_rate)
-        except AudioError:
-            rate = None
-        if rate is None or rate > MAX_OUTPUT_RATE:
-            raise AudioError(f"the output sample rate (sample_rate, --sample-rate) must be a whole number of Hz from "
-                             f"{MIN_SAMPLE_RATE} to {MAX_OUTPUT_RATE}, got {options.sample_rate!r}")
+        check_sample_rate(options.sample_rate, MAX_OUTPUT_RATE, "the output sample rate (sample_rate, --sample-rate)")
 
 
 def _check_band(band_hz: object) -> None:
@@ -464,16 +450,17 @@ def _check_band(band_hz: object) -> None:
         raise AudioError(str(err)) from None
 
 
-def check_sample_rate(sample_rate: object) -> int:
+def check_sample_rate(sample_rate: object, maximum: int | None = None, what: str = "the sample rate") -> int:
     """A sample rate must be a whole number of Hz, at least MIN_SAMPLE_RATE (a rate of 1 is a mistaken argument,
-    and took seconds per hundred samples to resample)."""
+    and took seconds per hundred samples to resample), and at most `maximum` where given."""
     try:
         rate = int(sample_rate)
     except (TypeError, ValueError, OverflowError):
         rate = None
-    if isinstance(sample_rate, bool) or rate is None or rate != sample_rate or rate < MIN_SAMPLE_RATE:
-        raise AudioError(f"the sample rate must be a whole number of Hz, at least {MIN_SAMPLE_RATE}, got "
-                         f"{sample_rate!r}")
+    if isinstance(sample_rate, bool) or rate is None or rate != sample_rate or rate < MIN_SAMPLE_RATE or (
+            maximum is not None and rate > maximum):
+        bound = f"from {MIN_SAMPLE_RATE} to {maximum}" if maximum is not None else f"at least {MIN_SAMPLE_RATE}"
+        raise AudioError(f"{what} must be a whole number of Hz, {bound}, got {sample_rate!r}")
     return rate
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Iterator
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -95,6 +95,7 @@ def _wav_declared_frames(path: str) -> int | None:
 
 def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
     """(channels, samples) float32 and the file's sample rate."""
+    path = as_path(path)
     info(path)  # a missing, unreadable or empty file fails here with a clear message
     sf = _soundfile()
     try:

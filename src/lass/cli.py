@@ -54,8 +54,6 @@ def cmd_separate(args) -> int:
     options = OutputOptions(directory=args.out, format=args.format, subtype=subtype, clip_mode=args.clip_mode,
                             residual=not args.no_residual, per_query_residual=args.per_query_residual,
                             force=args.force, sample_rate=args.sample_rate)
-    if not args.out.strip():
-        raise UserError("-o: the output folder is empty; give a folder, or leave -o out for 'separated'")
     if "-" in args.inputs and not os.path.exists("-"):
         raise UserError("reading audio from standard input (-) is not supported: give a file")
     check_output_options(options)
