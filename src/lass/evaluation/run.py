@@ -182,6 +182,11 @@ def markdown_summary(title: str, summary: dict[str, float], classes: dict[str, d
     return "\n".join(lines) + "\n"
 
 
+# the files an evaluation writes per protocol, by these names only (-f removes nothing else)
+PLOTS = {"per_class": "per_class_sdri.png", "histogram": "sdri_hist.png", "spectrograms": "spectrograms.png"}
+SAVED_AUDIO = {"mixture": "_mixture.wav", "target": "_target.wav", "estimate": "_estimate.wav"}
+
+
 def write_plots(out: Path, scores: list[Score], classes, examples: list[tuple[Case, np.ndarray]], title: str):
     import matplotlib
 
@@ -196,7 +201,7 @@ def write_plots(out: Path, scores: list[Score], classes, examples: list[tuple[Ca
         ax.set_ylabel("SDRi (dB)")
         ax.set_title(f"{title}: SDRi per class")
         fig.tight_layout()
-        fig.savefig(out / "per_class_sdri.png", dpi=110)
+        fig.savefig(out / PLOTS["per_class"], dpi=110)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist([s.sdri for s in scores], bins=30, alpha=0.8, label="model")
@@ -207,7 +212,7 @@ def write_plots(out: Path, scores: list[Score], classes, examples: list[tuple[Ca
     ax.legend()
     ax.set_title(f"{title}: SDRi distribution")
     fig.tight_layout()
-    fig.savefig(out / "sdri_hist.png", dpi=110)
+    fig.savefig(out / PLOTS["histogram"], dpi=110)
     plt.close(fig)
     if examples:
         fig, axes = plt.subplots(len(examples), 3, figsize=(12, 2.6 * len(examples)), squeeze=False)
@@ -220,7 +225,7 @@ def write_plots(out: Path, scores: list[Score], classes, examples: list[tuple[Ca
                 ax.set_title(f"{name}: {case.query}" if name == "mixture" else name, fontsize=8)
                 ax.set_ylabel("Hz", fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "spectrograms.png", dpi=100)
+        fig.savefig(out / PLOTS["spectrograms"], dpi=100)
         plt.close(fig)
 
 
@@ -300,8 +305,6 @@ def check_output_outside_data(out: Path, args) -> None:
 
 
 PROTOCOL_KEY = re.compile(r"\d+int|list|stems")  # the protocols' file names: scores_1int.csv, plots_list, audio/stems
-PLOTS = ("per_class_sdri.png", "sdri_hist.png", "spectrograms.png")
-SAVED_AUDIO = ("_mixture.wav", "_target.wav", "_estimate.wav")
 
 
 def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
@@ -342,8 +345,8 @@ def clear_earlier_evaluation(out: Path, keys: list[str]) -> None:
     for name in ("summary.json", "summary.md", *(f"scores_{key}.csv" for key in keys)):
         (out / name).unlink(missing_ok=True)
     for key in keys:
-        for folder, ours in ((out / f"plots_{key}", lambda name: name in PLOTS),
-                             (out / "audio" / key, lambda name: name.endswith(SAVED_AUDIO))):
+        for folder, ours in ((out / f"plots_{key}", lambda name: name in PLOTS.values()),
+                             (out / "audio" / key, lambda name: name.endswith(tuple(SAVED_AUDIO.values())))):
             if folder.is_dir() and not folder.is_symlink():
                 for file in folder.iterdir():
                     if file.is_file() and ours(file.name):
@@ -645,9 +648,9 @@ def run_from_args(args) -> int:
                 if i < args.save_audio:
                     folder = stage / "audio" / key
                     stem = case.name.replace("/", "_")
-                    write(folder / f"{stem}_mixture.wav", np.atleast_2d(case.mixture), case.sample_rate)
-                    write(folder / f"{stem}_target.wav", np.atleast_2d(case.target), case.sample_rate)
-                    write(folder / f"{stem}_estimate.wav", estimate, case.sample_rate, subtype="float32")
+                    write(folder / f"{stem}{SAVED_AUDIO['mixture']}", np.atleast_2d(case.mixture), case.sample_rate)
+                    write(folder / f"{stem}{SAVED_AUDIO['target']}", np.atleast_2d(case.target), case.sample_rate)
+                    write(folder / f"{stem}{SAVED_AUDIO['estimate']}", estimate, case.sample_rate, subtype="float32")
             summary = aggregate(scores, args.aggregate)
             audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
             summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
