@@ -624,7 +624,7 @@ def test_evaluate_needs_one_source(capsys, tmp_path):
         assert message in capsys.readouterr().err
     assert main(["evaluate", "--list", str(tmp_path / "gone.csv"), "-o", str(tmp_path / "ev")]) == 1
     assert f"--list: no such file: {tmp_path / 'gone.csv'}" in capsys.readouterr().err
-    assert main(["evaluate", "--data", str(tmp_path / "gone"), "-o", str(tmp_path / "ev")]) == 1  # after the model
+    assert main(["evaluate", "--data", str(tmp_path / "gone"), "-o", str(tmp_path / "ev")]) == 1
     assert f"--data: no such folder: {tmp_path / 'gone'}" in capsys.readouterr().err
     assert not (tmp_path / "ev").exists()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, AudioError, info, read_mono
+from .audio import AUDIO_EXTENSIONS, AudioError, check_finite, info, read_mono
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ def resolve_under(root: str | os.PathLike, name: str) -> str:
 
 def is_song_mix(path: str | os.PathLike) -> bool:
     """By its name, a multitrack song's mixture ('mix.flac', '..._mix.flac'; not 'remix.wav'), whose stems lie
-    beside it: the layout `--stems` scores."""
-    return re.search(r"(^|[_\-. ])mix\.\w+$", Path(path).name) is not None
+    beside it: the layout `--stems` scores. An audio file only ('mix.json' beside it is not one)."""
+    path = Path(path)
+    return path.suffix.lower() in AUDIO_EXTENSIONS and re.search(r"(^|[_\-. ])mix\.\w+$", path.name) is not None
 
 
 def _is_song(mix: Path) -> bool:
@@ -225,11 +226,10 @@ def check_source(spec: dict) -> None:
                              f"type: {owner} (without a type a source is a folder per class)")
         if key not in known:
             every = [*known, *(name for keys in SOURCE_SETTINGS.values() for name in keys if name not in known)]
-            close = difflib.get_close_matches(str(key), every, n=1)
-            whose = next((f", a setting of {other} sources" for other, keys in SOURCE_SETTINGS.items()
-                          if close and close[0] in keys and close[0] not in known), "")
-            hint = (f" ({whose[2:]})" if close and close[0] == key else
-                    f" (did you mean {close[0]!r}{whose}?)" if close else "")
+            close = (difflib.get_close_matches(str(key), every, n=1) or [None])[0]
+            whose = next((other for other, keys in SOURCE_SETTINGS.items() if close in keys and close not in known), "")
+            hint = (f" (a setting of {owner} sources)" if owner else
+                    f" (did you mean {close!r}{f', a setting of {whose} sources' if whose else ''}?)" if close else "")
             raise ValueError(f"data source {spec.get('path')}: unknown setting {key!r}{hint}; {kind} sources take "
                              f"{', '.join(known)}")
     folds = spec.get("folds")
@@ -342,11 +342,9 @@ class ClipBank:
                 continue
             try:
                 audio = read_mono(item.path, sample_rate)
+                check_finite(audio, item.path)  # one NaN would turn every loss and metric it touches into NaN
                 band = min(info(item.path).sample_rate, sample_rate) / 2
             except AudioError:
-                skipped.append(str(item.path))
-                continue
-            if not np.isfinite(audio).all():  # one NaN would turn every loss and metric it touches into NaN
                 skipped.append(str(item.path))
                 continue
             if not np.any(audio):

@@ -252,15 +252,10 @@ def list_layout(path, rows: list[dict[str, str]], columns: list[str]) -> tuple[s
     raise ValueError(f"{path}: unknown layout; expected columns {known}; found {', '.join(columns) or 'none'}{tabs}")
 
 
-def _audio_mix(path: Path) -> bool:
-    """An audio file named as a song's mix ('mix.json' or 'cover_mix.png' beside it is not one)."""
-    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and is_song_mix(path)
-
-
 def song_mix(song: Path) -> Path:
     """A song folder's mix: its one '..._mix.<ext>' file, or where several are named so (a stem called
     'backing_vocals_mix.wav'), the one named 'mix.<ext>'; the others are stems."""
-    found = [p for p in sorted(song.iterdir()) if _audio_mix(p)]
+    found = [p for p in sorted(song.iterdir()) if p.is_file() and is_song_mix(p)]
     plain = [p for p in found if p.stem.lower() == "mix"]
     if len(found) > 1 and len(plain) != 1:
         raise ValueError(f"{song}: {', '.join(p.name for p in found)} could each be the song's mix: name the mix "
@@ -277,7 +272,7 @@ def stem_cases(folder: str | os.PathLike, template: str = "{label}",
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--stems: no such folder: {folder}")
-    songs = list(dict.fromkeys(p.parent for p in sorted(folder.rglob("*")) if _audio_mix(p)))
+    songs = list(dict.fromkeys(p.parent for p in sorted(folder.rglob("*")) if p.is_file() and is_song_mix(p)))
     if not songs:
         raise ValueError(f"{folder}: no song mix ('mix.<ext>' or '<name>_mix.<ext>') found under it")
     cases, left_out = [], LeftOut("stem")

@@ -370,12 +370,7 @@ def _protocols(args, model_rate: int):
     from ..datasets import ClipBank, esc50_meta, read_class_folders, read_esc50
 
     if args.data:  # one of the three: _check_options
-        root = Path(args.data)
-        if root.is_file():
-            raise ValueError(f"--data {root}: a file; --data takes a folder (ESC-50's layout, or a folder per class), "
-                             f"and --list a CSV list of mixtures")
-        if not root.is_dir():
-            raise FileNotFoundError(f"--data: no such folder: {root}")
+        root = Path(args.data)  # a folder: checked before the model loads (run_from_args)
         esc50 = esc50_meta(root) is not None
         if args.folds and not esc50:  # a folder per class has no folds: evaluating all of it would mislead
             raise ValueError(f"--folds needs the ESC-50 layout (meta.csv), which {root} does not have; "
@@ -601,6 +596,11 @@ def run_from_args(args) -> int:
         raise ValueError(f"--list {args.mixture_list}: a folder, where a CSV file is expected")
     if args.mixture_list and not Path(args.mixture_list).is_file():
         raise FileNotFoundError(f"--list: no such file: {args.mixture_list}")
+    if args.data and Path(args.data).is_file():
+        raise ValueError(f"--data {args.data}: a file; --data takes a folder (ESC-50's layout, or a folder per class), "
+                         f"and --list a CSV list of mixtures")
+    if args.data and not Path(args.data).is_dir():
+        raise FileNotFoundError(f"--data: no such folder: {args.data}")
     if not args.no_plots:  # optional extras: missing, one line now (lass.cli) rather than after the scoring
         import matplotlib  # noqa: F401
     if args.bss:

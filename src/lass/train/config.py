@@ -148,8 +148,8 @@ def sections_holding(key: object) -> list[str]:
     where one is given in the wrong section (`lr` in trainer, `max_steps` in optim)."""
     sections = {"model": ModelConfig, "data": DataConfig, "data.mixing": MixingConfig, "optim": OptimConfig}
     found = [name for name, kind in sections.items() if key in {f.name for f in dataclasses.fields(kind)}]
-    if key in ("seed", "output_dir"):
-        found.append("config")
+    if key in {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data", "optim", "trainer"}:
+        found.append("config")  # seed, output_dir
     try:
         if key in trainer_arguments():
             found.append("trainer")
@@ -158,8 +158,13 @@ def sections_holding(key: object) -> list[str]:
     return found
 
 
-def _path_in(section: str, key: str) -> str:
-    return key if section == "config" else f"{section}.{key}"
+def _unknown_hint(key: object, names: list[str], section: str) -> str:
+    """Where an unknown setting belongs (another section's), else the nearest known name, in brackets."""
+    home = [where for where in sections_holding(key) if where != section]
+    if home:
+        return f" (a setting of {home[0]}: {key if home[0] == 'config' else f'{home[0]}.{key}'})"
+    close = difflib.get_close_matches(str(key), names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _build(cls, data, section: str):
@@ -173,12 +178,7 @@ def _build(cls, data, section: str):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names), key=str)
     if unknown:
-        said = []
-        for key in unknown:
-            home = [where for where in sections_holding(key) if where != (section or "config")]
-            close = difflib.get_close_matches(str(key), names, n=1)
-            said.append(repr(key) + (f" (a setting of {home[0]}: {_path_in(home[0], key)})" if home else
-                                     f" (did you mean {close[0]!r}?)" if close else ""))
+        said = [repr(key) + _unknown_hint(key, names, section or "config") for key in unknown]
         raise ValueError(f"{section or 'config'}: unknown {'setting' if section else 'section'}"
                          f"{'s' if len(said) > 1 else ''} {', '.join(said)}; known: {', '.join(names)}")
     kwargs = {}
@@ -337,11 +337,8 @@ def check_trainer_settings(trainer: dict) -> None:
             raise ValueError(f"trainer.{key} is set by lass train itself (CSV log, checkpoints and progress in the "
                              f"output folder); leave it out")
         if key not in known:
-            home = [where for where in sections_holding(key) if where != "trainer"]
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = (f" (a setting of {home[0]}: {_path_in(home[0], key)})" if home else
-                    f" (did you mean {close[0]!r}?)" if close else "")
-            raise ValueError(f"trainer: unknown setting {key!r}{hint}; the settings are lightning.Trainer's arguments")
+            raise ValueError(f"trainer: unknown setting {key!r}{_unknown_hint(key, known, 'trainer')}; the settings "
+                             f"are lightning.Trainer's arguments")
         if key in WHOLE_NUMBER_TRAINER_SETTINGS and value is not None and (
                 not isinstance(value, int) or isinstance(value, bool)):
             raise ValueError(f"trainer.{key} must be a whole number, got {value!r}")
@@ -475,8 +472,9 @@ _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("
 _ConfigDumper.yaml_implicit_resolvers = _UniqueKeyLoader.yaml_implicit_resolvers  # text such as '1e5' gets quotes
 
 
-def read_yaml(text: str):
-    """A YAML value as configs read it (`--set`'s values too): 1e-3 a number, 1:00:00:00 text, no key twice."""
+def read_yaml(text):
+    """YAML (text or an open file) as configs read it (`--set`'s values too): 1e-3 a number, 1:00:00:00 text, no key
+    given twice."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
@@ -485,7 +483,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     with open(path) as f:
         try:
-            raw = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+            raw = read_yaml(f) or {}
         except yaml.YAMLError as err:
             where = getattr(err, "problem_mark", None)
             line = f" (line {where.line + 1})" if where is not None else ""

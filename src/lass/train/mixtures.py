@@ -100,6 +100,8 @@ class TrainingMixtures(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
         self.segment = int(round(config.segment_seconds * bank.sample_rate))
+        probs = np.asarray(config.interferer_probs, np.float64)  # [0.3333333] * 3 passes the config's check (1e-6),
+        self.interferer_probs = probs / probs.sum()  # not numpy's (1e-8)
         if not 1 <= config.queries_per_mixture <= len(self.label_names):
             raise ValueError(f"mixing.queries_per_mixture is {config.queries_per_mixture}: it must be between 1 "
                              f"and the number of classes ({len(self.label_names)})")
@@ -197,8 +199,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
         target_clip = self.by_label[target_label][rng.integers(len(self.by_label[target_label]))]
         target = self._source(rng, target_clip, active=True)
         target = self._with_partner(rng, target_label, target_clip, target, active=True)
-        probs = np.asarray(cfg.interferer_probs, np.float64)  # [0.3333333] * 3 passes the config's check (1e-6),
-        count = int(rng.choice(cfg.interferer_counts, p=probs / probs.sum()))  # not numpy's (1e-8)
+        count = int(rng.choice(cfg.interferer_counts, p=self.interferer_probs))
         absent = rng.random() < cfg.absent_prob
         others = [lab for lab in labels if lab != target_label]
         picked = rng.choice(len(others), size=min(len(others), count + (1 if absent else 0)), replace=False)
