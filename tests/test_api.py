@@ -324,6 +324,8 @@ def test_output_names_are_unique_and_safe():
     bold = "".join(chr(0x1D41A + i % 26) for i in range(70))  # mathematical bold letters: 4 bytes each in UTF-8
     name = output_names([bold])[0]
     assert name == bold[:30] and len(name.encode("utf-8")) == 120  # with suffixes, far below 255 bytes
+    mixed = "a" + bold  # the 120th byte falls inside a 4-byte letter: the letter cut in two is dropped, not mangled
+    assert output_names([mixed])[0] == "a" + bold[:29]
 
 
 def test_two_queries_for_one_sound_are_told_apart_from_two_sounds(tmp_path):

@@ -17,8 +17,9 @@ def handled_signals() -> list[int]:
 
 @contextmanager
 def signals_held():
-    """Ctrl-C or SIGTERM is held back while a command puts its last files in place (a training run's checkpoint
-    and model, an evaluation's tables): it is ending anyway, and a signal in the middle left half of them."""
+    """Ctrl-C or SIGTERM is ignored while a command puts its last files in place (a training run's checkpoint
+    and model, an evaluation's tables), for a second or so: it is ending anyway, and a signal in the middle left
+    half of them."""
     held = handled_signals()
     previous = {signum: signal.getsignal(signum) for signum in held}
     for signum in held:

@@ -113,7 +113,6 @@ def _columns(layout: ListLayout) -> list[str]:
                                   layout.mixture) if column]
 
 
-MIN_TARGET_SECONDS = MIN_CLIP_SECONDS  # a target shorter than a training clip may be is not scored either
 
 
 # a mixture this alike its target (squared cosine; 60 dB of signal to the rest, scale aside) holds nothing but the
@@ -122,7 +121,7 @@ ALONE = 1.0 - 1e-6
 
 
 class LeftOut:
-    """Cases no score can be taken against, left out: a target silent or shorter than MIN_TARGET_SECONDS over the
+    """Cases no score can be taken against, left out: a target silent or shorter than MIN_CLIP_SECONDS over the
     mixture's span, or a mixture that holds nothing but its target (a silent noise file, the target as its own
     noise). Also pre-made mixtures longer or shorter than their targets, scored over the shorter. Each kind is said
     in one line, naming the first."""
@@ -138,7 +137,7 @@ class LeftOut:
         """Whether the case is scored; `trimmed`: a pre-made mixture scored over the shorter (`premixed`)."""
         if not np.any(target):
             self.silent.append(name)
-        elif target.shape[-1] < MIN_TARGET_SECONDS * rate:
+        elif target.shape[-1] < MIN_CLIP_SECONDS * rate:
             self.short.append(name)
         elif not np.any(mixture) or cosine(mixture, target) ** 2 > ALONE:
             self.alone.append(name)
@@ -159,7 +158,7 @@ class LeftOut:
 
     def say(self) -> None:
         for names, why in ((self.silent, "{target} digital silence over the mixture's span"),
-                           (self.short, f"{{target}} shorter than {MIN_TARGET_SECONDS:g} s"),
+                           (self.short, f"{{target}} shorter than {MIN_CLIP_SECONDS:g} s"),
                            (self.alone, "{mixture} nothing but the target (silent interference, or the target "
                                         "itself)"),
                            (self.trimmed, "mixture and target differ in length")):
