@@ -446,6 +446,30 @@ def test_outputs_appear_all_or_none(capsys, song, tmp_path, tiny_model, monkeypa
     assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "song").iterdir()} == before  # no .part, unchanged
 
 
+def test_ctrl_c_while_outputs_are_put_in_place_waits_for_all_of_them(capsys, song, tmp_path, tiny_model, monkeypatch):
+    import signal
+
+    from lass import api
+
+    real_publish = api.audio.publish
+
+    def publish_after_ctrl_c(tmp, path):  # the signal comes between the renames of one input's outputs
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_publish(tmp, path)
+
+    monkeypatch.setattr(api.audio, "publish", publish_after_ctrl_c)
+    (tmp_path / "next.wav").write_bytes(song.read_bytes())
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, _, err = run_cli(capsys, "separate", str(song), str(tmp_path / "next.wav"), "-q", "rain", "-q", "a dog",
+                               "-m", tiny_model, "-o", str(tmp_path / "out"), "--quiet")
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert code == 130 and f"interrupted once the outputs of {song} were written (1 of 2 inputs separated)" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song"]  # the next input was not started
+    assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["a-dog.wav", "rain.wav", "residual.wav"]
+
+
 def test_output_paths_that_cannot_be_used_are_refused_first(capsys, song, tmp_path, tiny_model):
     quick = ["-q", "rain", "-m", tiny_model, "--quiet"]
     (tmp_path / "out" / "song" / "residual.wav").mkdir(parents=True)  # a folder where an output goes

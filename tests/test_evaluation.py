@@ -541,6 +541,9 @@ def test_evaluate_refuses_an_earlier_evaluation_unless_forced(tmp_path, model_di
     (tmp_path / "site" / "summary.json").write_text('{"/": {"pages": 3}}')
     assert main(["evaluate", "--data", str(data), *model[:-1], str(tmp_path / "site"), "-f"]) == 1
     assert "holds a summary.json that lass evaluate did not write" in capsys.readouterr().err
+    compare_site = ["--compare", str(tmp_path / "site")]
+    assert main(["evaluate", "--data", str(data), *model[:-1], str(tmp_path / "c"), *compare_site]) == 1
+    assert "summary.json is not a lass evaluation's" in capsys.readouterr().err
     # an output folder inside the data would be read as one more class next time (`--data .` wrote one there)
     monkeypatch.chdir(data)
     assert main(["evaluate", "--data", ".", *quick]) == 1

@@ -564,8 +564,13 @@ def test_stop_on_signal_asks_once_stops_at_the_second_and_leaves_an_ignored_sigi
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)  # the second: at once
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-        with signals_held():  # while the last files are written, a signal waits for nothing and stops nothing
-            os.kill(os.getpid(), signal.SIGINT)
+        finished = []
+        with pytest.raises(KeyboardInterrupt) as held:  # while the last files are written, a signal waits
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                finished.append(True)
+        assert finished and held.value.signum == signal.SIGINT  # then stops the command, which exits 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         # a run started with SIGINT ignored (a script's background job) does not hear the terminal's Ctrl-C
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         ignoring = StopOnSignal()

@@ -20,6 +20,7 @@ from .inference import (EngineConfig, InputSurvey, Resampler, check_band, heard_
 from .metrics import level_db
 from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, validate_query
+from .signals import signals_held
 
 RESIDUAL = "residual"
 MIN_SAMPLE_RATE = 2000  # a band of 1 kHz, the narrowest the engine hears (inference.MIN_BAND_HZ)
@@ -388,9 +389,10 @@ class Separator:
                 finals[name] = audio.AtomicWriter(targets[name], out_rate, meta.channels, options.format,
                                                   options.subtype, frames=out_frames)
                 clipped += audio.convert(writer, finals[name], gain, clip=options.subtype != "float32")
-            for name, final in finals.items():  # all converted: the renames take no time, so all or none appear
-                final.commit()
-                result.outputs[name] = str(targets[name])
+            with signals_held():  # all converted: the renames take no time, and a Ctrl-C waits for all of them
+                for name, final in finals.items():
+                    final.commit()
+                    result.outputs[name] = str(targets[name])
             result.earlier_outputs = sorted(str(p) for p in folder.iterdir() if p.is_file() and p not in
                                             targets.values() and p.suffix[1:].lower() in audio.FORMATS
                                             and not os.path.samefile(p, path))

@@ -68,8 +68,13 @@ def cmd_separate(args) -> int:
         started = time.perf_counter()
         try:
             result = separator.separate_to_files(path, args.query, args.negative, options, band_hz=args.band)
-        except KeyboardInterrupt:  # first: matching _user_errors() would import
+        except KeyboardInterrupt as err:  # first: matching _user_errors() would import
             done = args.inputs.index(path) - len(failures)
+            if getattr(err, "signum", None):  # it came as this input's outputs were put in place: they all were
+                _SIGNALS.append(err.signum)
+                _say(f"lass: interrupted once the outputs of {path} were written ({done + 1} of {len(args.inputs)} "
+                     f"inputs separated)")
+                return _interrupted_exit()
             _say(f"lass: interrupted; no partial output of {path} was left behind"
                  f"{f' ({done} of {len(args.inputs)} inputs were separated before it)' if done else ''}")
             return _interrupted_exit()
@@ -416,9 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as err:  # first: matching _user_errors() imports torch, which an interrupt can cut short
-        if getattr(err, "signum", None):  # a run that stopped cleanly after the signal (lass.train.stopping)
-            _SIGNALS.append(int(err.signum))
-        _say("lass: interrupted")
+        if getattr(err, "signum", None):  # stopped once its files were whole (lass.signals.StoppedBySignal)
+            _SIGNALS.append(err.signum)
+            _say("lass: interrupted, after finishing the files it was writing")
+        else:
+            _say("lass: interrupted")
         return _interrupted_exit()
     except _user_errors() as err:
         _say(f"lass: error: {err}")

@@ -7,6 +7,15 @@ import threading
 from contextlib import contextmanager
 
 
+class StoppedBySignal(KeyboardInterrupt):
+    """A command stopped by Ctrl-C or SIGTERM once what it was writing was whole; `signum` gives the exit status
+    (130, 143)."""
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = int(signum)
+
+
 def handled_signals() -> list[int]:
     """Ctrl-C and SIGTERM, where this process listens to them: one started with SIGINT ignored (a script's
     background job) must not stop at a Ctrl-C meant for the terminal's foreground."""
@@ -17,15 +26,18 @@ def handled_signals() -> list[int]:
 
 @contextmanager
 def signals_held():
-    """Ctrl-C or SIGTERM is ignored while a command puts its last files in place (a training run's checkpoint
-    and model, an evaluation's tables), for a second or so: it is ending anyway, and a signal in the middle left
-    half of them."""
+    """Holds Ctrl-C and SIGTERM back while a command puts its last files in place (a second or so: a signal in
+    the middle left half of them), then stops the command with the first that came (`StoppedBySignal`): its
+    files are whole, and it still exits as interrupted, so a shell loop around it stops too."""
     held = handled_signals()
+    came: list[int] = []
     previous = {signum: signal.getsignal(signum) for signum in held}
     for signum in held:
-        signal.signal(signum, lambda signum, frame: None)
+        signal.signal(signum, lambda signum, frame: came.append(signum))
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if came:
+        raise StoppedBySignal(came[0])

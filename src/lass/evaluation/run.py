@@ -307,25 +307,39 @@ def check_output_outside_data(out: Path, args) -> None:
 PROTOCOL_KEY = re.compile(r"\d+int|list|stems")  # the protocols' file names: scores_1int.csv, plots_list, audio/stems
 
 
+def read_summary(folder: Path) -> dict | None:
+    """The summary.json of an earlier `lass evaluate` in `folder` (None: there is none); ValueError where the file
+    is not one (another tool's, or a damaged one), so that none of its keys is taken for a protocol's."""
+    path = folder / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        written = json.loads(path.read_text())
+    except (ValueError, OSError):
+        written = None
+    if not (isinstance(written, dict) and written and all(
+            isinstance(v, dict) and isinstance(v.get("summary"), dict) and isinstance(v.get("settings"), dict)
+            for v in written.values())):
+        raise ValueError(f"{path} was not written by lass evaluate (or is damaged)")
+    return written
+
+
 def earlier_evaluation(out: Path, force: bool) -> list[str] | None:
     """The protocol keys of an earlier `lass evaluate` in `out` (None: there is none): refused unless forced, so
     that none of its files is taken for this run's (an earlier ESC-50 run's scores beside this run's summary)."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"-o {out}: a file, not a folder")
-    summary = out / "summary.json"
-    if not summary.exists():
-        return None
     try:
-        written = json.loads(summary.read_text())
-    except (ValueError, OSError):
-        written = None
-    if not isinstance(written, dict) or not all(isinstance(v, dict) and "summary" in v for v in written.values()):
+        written = read_summary(out)
+    except ValueError:
         raise FileExistsError(f"{out} holds a summary.json that lass evaluate did not write (or a damaged one): "
-                              f"choose another -o, or remove it")
+                              f"choose another -o, or remove it") from None
+    if written is None:
+        return None
     if not force:
         raise FileExistsError(f"{out} holds an earlier evaluation (summary.json); -f/--force replaces it, or choose "
                               f"another -o")
-    return [key for key in written if isinstance(key, str) and PROTOCOL_KEY.fullmatch(key)]
+    return [key for key in written if PROTOCOL_KEY.fullmatch(key)]
 
 
 def publish_evaluation(stage: Path, out: Path) -> None:
@@ -470,14 +484,13 @@ def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict
     """An earlier evaluation to compare with (`--compare`): its settings and, per protocol, its score rows by
     (case, query). Read before this run writes anything, since it may replace that folder (-f)."""
     folder = Path(folder)
-    summary = folder / "summary.json"
-    if not summary.is_file():
-        raise FileNotFoundError(f"--compare {folder}: no earlier evaluation there (summary.json)")
     try:
-        results = json.loads(summary.read_text())
-        theirs = next(iter(results.values()))["settings"]
-    except (ValueError, StopIteration, KeyError, TypeError):
+        results = read_summary(folder)
+    except ValueError:
         raise ValueError(f"--compare {folder}: summary.json is not a lass evaluation's") from None
+    if results is None:
+        raise FileNotFoundError(f"--compare {folder}: no earlier evaluation there (summary.json)")
+    theirs = next(iter(results.values()))["settings"]
     kind = lambda settings: next((key for key in SOURCES if settings.get(key)), None)  # noqa: E731
     if kind(theirs) != kind(made):
         raise ValueError(f"--compare {folder}: it evaluated --{kind(theirs)} {theirs.get(kind(theirs))}, and this run "

@@ -385,11 +385,11 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from ..models import registry
-    from ..signals import signals_held
+    from ..signals import StoppedBySignal, signals_held
     from .checkpoints import RunCheckpoint
     from .module import LassModule, MixtureData
     from .progress import KeepConfig, ProgressLines, progress_bar
-    from .stopping import StopOnSignal, StoppedBySignal
+    from .stopping import StopOnSignal
 
     check_trainer_settings(config.trainer)  # with --set's overrides, before the data loads
     config.output_dir = os.path.expanduser(config.output_dir)  # Lightning expands `~` in its own paths: one folder
@@ -539,7 +539,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
             if trainer.is_global_zero:
                 keep_what_was_trained(out, trainer.global_step, module.started_from)
             raise KeyboardInterrupt from None
-    with signals_held():  # a Ctrl-C now would cut the last files short: the run is ending anyway
+    with signals_held():  # a Ctrl-C now waits until the last files are whole, then stops the run
         if score is not None and (best_score is None or score > best_score):
             trainer.save_checkpoint(best, weights_only=False)
             best_score = score

@@ -15,14 +15,6 @@ from lightning.pytorch.callbacks import Callback
 from ..signals import handled_signals
 
 
-class StoppedBySignal(KeyboardInterrupt):
-    """The run stopped after a signal, with its steps kept; `signum` gives the exit status (130, 143)."""
-
-    def __init__(self, signum: int):
-        super().__init__()
-        self.signum = signum
-
-
 class StopOnSignal(Callback):
     """The first Ctrl-C or SIGTERM sets `trainer.should_stop`; the second goes to the handler before ours (Ctrl-C:
     KeyboardInterrupt at once). Only in a one-process run: the processes of a multi-process run would stop at
