@@ -85,6 +85,14 @@ def test_bad_samples_rates_and_repeated_queries_are_errors(tiny, tmp_path):
         tiny.separate_tensor(x, 16000, ["dog", "rain"], negative=["music", "Dog"])
     with pytest.raises(QueryError, match="residual track"):
         tiny.separate_tensor(x, 16000, ["residual"])
+    # "but not" in a query is its own negative query, beside the ones given for every query (averaged)
+    said, given = tiny.conditions(["dog, but not music", "rain"]), tiny.conditions(["dog", "rain"], negative="music")
+    assert torch.allclose(said[0], given[0]) and torch.equal(said[1, 384:], torch.zeros(384))
+    both = tiny.conditions(["dog but not music"], negative="rain")
+    expected = tiny.encoder.encode(["music", "rain"]).mean(0)
+    assert torch.allclose(both[0, 384:], expected / expected.norm(), atol=1e-6)
+    with pytest.raises(QueryError, match="'Dog' is both a query and a negative query"):
+        tiny.separate_tensor(x, 16000, ["dog, except Dog"])
     assert set(tiny.separate_tensor(x, 16000, ["residual"], residual=False)) == {"residual"}
     with pytest.raises(QueryError, match="empty negative query"):
         tiny.separate_tensor(x, 16000, "rain", negative="")

@@ -446,6 +446,15 @@ def test_outputs_appear_all_or_none(capsys, song, tmp_path, tiny_model, monkeypa
     assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "song").iterdir()} == before  # no .part, unchanged
 
 
+def test_a_query_with_but_not_is_read_aloud(capsys, song, tmp_path, tiny_model):
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain, but not a dog", "-m", tiny_model,
+                           "-o", str(tmp_path / "out"))
+    assert code == 0 and "query 'rain, but not a dog': extracting 'rain', leaving out 'a dog'" in err
+    assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["rain-but-not-a-dog.wav", "residual.wav"]
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "without rain", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "the query 'without rain' says only what to leave out")
+
+
 def test_ctrl_c_while_outputs_are_put_in_place_waits_for_all_of_them(capsys, song, tmp_path, tiny_model, monkeypatch):
     import signal
 

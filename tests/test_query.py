@@ -38,3 +38,27 @@ def test_condition_is_positive_then_negative_with_zeros_for_none(encoder):
 def test_bad_queries_are_rejected(bad, message):
     with pytest.raises(QueryError, match=message):
         validate_query(bad)
+
+
+@pytest.mark.parametrize("query,positive,negatives", [
+    ("speech, but not the music", "speech", ["the music"]),
+    ("Speech but no music", "Speech", ["music"]),
+    ("rain, no thunder", "rain", ["thunder"]),
+    ("birds except for the crow; not traffic", "birds", ["the crow", "traffic"]),
+    ("a song without words", "a song", ["words"]),
+    ("a dog not barking", "a dog not barking", []),  # a bare "not" without a comma is part of the description
+    ("exceptional butter knife, notably", "exceptional butter knife, notably", []),
+])
+def test_a_query_says_what_to_leave_out(query, positive, negatives):
+    from lass.query import split_query
+
+    assert split_query(query) == (positive, negatives)
+
+
+@pytest.mark.parametrize("query,message", [("but not music", "says only what to leave out"),
+                                           ("speech but not", "leaves out nothing after its 'but not'")])
+def test_a_query_that_only_leaves_out_is_refused(query, message):
+    from lass.query import split_query
+
+    with pytest.raises(QueryError, match=message):
+        split_query(query)

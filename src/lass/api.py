@@ -19,7 +19,7 @@ from .inference import (EngineConfig, InputSurvey, Resampler, check_band, heard_
                         separate_stream)
 from .metrics import level_db
 from .models import registry
-from .query import QueryError, build_condition, shared_text_encoder, validate_query
+from .query import QueryError, build_condition, shared_text_encoder, split_query, validate_query
 from .signals import signals_held
 
 RESIDUAL = "residual"
@@ -190,7 +190,9 @@ class Separator:
         return self._encoder
 
     def conditions(self, queries: Sequence[str] | str, negative: Sequence[str] | str | None = None) -> torch.Tensor:
-        """Positive queries (Q) and optional negative queries (averaged) -> (Q, 2*dim) conditions."""
+        """Positive queries (Q) and optional negative queries -> (Q, 2*dim) conditions. A query's own "but not"
+        part ("speech, but not the music": `query.split_query`) joins the negative queries for that query; a
+        query's negatives are averaged."""
         queries = query_list(queries)
         if not queries:
             raise QueryError("no query given: say what to extract, e.g. -q 'a dog barking'")
@@ -198,22 +200,25 @@ class Separator:
         repeated = sorted({q for q in queries if queries.count(q) > 1})
         if repeated:
             raise QueryError(f"the query '{repeated[0]}' is given more than once")
-        pos = self.encoder.encode(queries)
+        split = [split_query(q) for q in queries]
+        pos = self.encoder.encode([positive for positive, _ in split])
         same = lambda a, b: float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > SAME_QUERY  # noqa: E731
         for i, j in itertools.combinations(range(len(queries)), 2):
-            if same(pos[i], pos[j]):  # 'dog' and 'Dog': the encoder reads no case, so two identical tracks
+            if same(pos[i], pos[j]) and split[i][1] == split[j][1]:  # 'dog' and 'Dog': the encoder reads no case
                 raise QueryError(f"the queries '{queries[i]}' and '{queries[j]}' are one query to the text "
                                  f"encoder: give it once")
         negatives = [] if negative is None else query_list(negative, "negative queries")
         negatives = [validate_query(q, negative=True) for q in negatives]
-        neg = None
-        if negatives:
-            encoded = self.encoder.encode(negatives)
-            for (k, text), i in itertools.product(enumerate(negatives), range(len(queries))):
-                if same(encoded[k], pos[i]):
-                    raise QueryError(f"'{text}' is both a query and a negative query: the sound would be asked "
-                                     f"for and suppressed at once")
-            neg = torch.nn.functional.normalize(encoded.mean(0, keepdim=True), dim=-1)
+        neg = torch.zeros_like(pos)  # zeros: no negative query
+        for i, (_, own) in enumerate(split):
+            if negatives or own:
+                texts = [*negatives, *own]
+                encoded = self.encoder.encode(texts)
+                for text, emb in zip(texts, encoded):
+                    if same(emb, pos[i]):
+                        raise QueryError(f"'{text}' is both a query and a negative query: the sound would be "
+                                         f"asked for and suppressed at once")
+                neg[i] = torch.nn.functional.normalize(encoded.mean(0), dim=-1)
         return build_condition(pos, neg)
 
     def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,

@@ -61,6 +61,14 @@ def cmd_separate(args) -> int:
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet and sys.stderr.isatty())  # no bar drawn into a log file
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
+    if not args.quiet:
+        from .query import split_query
+
+        for query in args.query:  # say how a "but not" was read: a query is not parsed silently
+            positive, left_out = split_query(query)
+            if left_out:
+                _say(f"query '{_shown(query)}': extracting '{_shown(positive)}', leaving out "
+                     + ", ".join(f"'{_shown(text)}'" for text in left_out) + " (as --negative would)")
     model_rate = separator.model.sample_rate
     _interrupt_on_sigterm()  # `timeout` and `kill` send SIGTERM: clean up as for Ctrl-C
     failures = []

@@ -6,6 +6,7 @@ query (what to suppress), CLAPSep-style: the two embeddings side by side, zeros 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Sequence
 
@@ -109,6 +110,27 @@ def validate_query(text: object, negative: bool = False) -> str:
             raise QueryError("empty negative query (--negative): describe the sound to suppress, e.g. 'music'")
         raise QueryError("empty query (-q): describe the sound to extract, e.g. 'a dog barking'")
     return cleaned
+
+
+# "speech, but not the music": what follows such words is a sound to suppress; a bare "not" or "no" only after a
+# comma or semicolon ("rain, no thunder"), so that "a dog not barking" stays one description
+_EXCEPT = re.compile(r"\s*(?:[,;]\s*(?:but\s+)?(?:not|no)|(?:[,;]\s*|\s+|^)(?:but\s+not|but\s+no|and\s+not|"
+                     r"except\s+for|except|without|excluding))(?:\s+|$)", re.IGNORECASE)
+
+
+def split_query(text: str) -> tuple[str, list[str]]:
+    """A query -> what to extract and the sounds it says to leave out: "speech, but not the music" is "speech"
+    with the negative query "the music" (the text encoder alone reads "not" as one more word, and extracts the
+    music). Other words for it: "except", "without", "excluding", "and not", "but no", ", not", ", no"."""
+    cleaned = validate_query(text)
+    positive, *negatives = (part.strip(" ,;") for part in _EXCEPT.split(cleaned))
+    if not positive:
+        raise QueryError(f"the query '{cleaned}' says only what to leave out: say what to extract, e.g. "
+                         f"'speech, but not the music', or give the sound to suppress with --negative")
+    if not all(negatives):
+        raise QueryError(f"the query '{cleaned}' leaves out nothing after its 'but not' (or 'except', 'without'): "
+                         f"name the sound to suppress, or remove those words")
+    return positive, negatives
 
 
 def build_condition(positive: torch.Tensor, negative: torch.Tensor | None) -> torch.Tensor:
