@@ -426,3 +426,14 @@ def test_tracks_report_their_level_against_the_input(tiny, tmp_path):
     sf.write(path, x.T, 16000, subtype="FLOAT")
     result = tiny.separate_to_files(path, ["rain", " a dog "], options=OutputOptions(directory=str(tmp_path / "o")))
     assert result.levels_db == pytest.approx(tracks.levels_db, abs=1e-3)
+
+
+def test_a_file_of_fewer_samples_than_channels_is_separated(tiny, tmp_path):
+    # (channels, samples) as read from a file: only arrays given to separate_tensor are checked for the transpose
+    path = tmp_path / "short.wav"
+    sf.write(path, np.array([[0.5, -0.5, 0.25]]), 16000)
+    tracks = tiny.separate_file(path, "rain")
+    assert tracks["rain"].shape == (3, 1)
+    assert np.allclose(tracks["rain"] + tracks["residual"], [[0.5], [-0.5], [0.25]], atol=1e-6)
+    with pytest.raises(AudioError, match="more channels than samples"):
+        tiny.separate_tensor(np.array([[0.5, -0.5, 0.25]]).T, 16000, "rain")

@@ -148,6 +148,10 @@ def test_unreadable_file(capsys, tmp_path, tiny_model):
     bad.write_text("this is not audio")
     code, _, err = run_cli(capsys, "separate", str(bad), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
     assert_one_line_error(code, err, "notes.wav", "not a readable audio file")
+    bad = tmp_path / "notes.mp3"  # libsndfile said this existing file did not exist
+    bad.write_text("this is not audio")
+    code, _, err = run_cli(capsys, "separate", str(bad), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "notes.mp3: not a readable audio file (its format is not recognised")
 
 
 def test_a_named_pipe_is_refused_not_waited_on(capsys, tmp_path, tiny_model):
@@ -199,6 +203,26 @@ def test_an_mp3_cut_short_is_noted_and_its_duration_is_what_it_holds(capsys, tmp
     Separator(tiny_model, device="cpu", callback=lambda done, total: calls.append((done, total))).separate_to_files(
         cut, "rain", options=OutputOptions(directory=str(tmp_path / "api")))
     assert {total for _, total in calls} == {held} and calls[-1] == (held, held)
+
+
+def test_a_flac_cut_short_is_separated_as_far_as_it_decodes(capsys, tmp_path, tiny_model):
+    """A FLAC's decoder stops with an error where a download stopped ("lost sync"): that file was refused whole,
+    where a WAV or an MP3 cut short is separated as far as it goes."""
+    from lass import Separator
+
+    whole, cut = tmp_path / "whole.flac", tmp_path / "cut.flac"
+    sf.write(whole, tone_noise(4.0, 16000, 2).T, 16000)
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.6)])
+    with pytest.raises(sf.SoundFileError):
+        sf.read(cut)  # what this test is about
+    code, _, err = run_cli(capsys, "separate", str(cut), "-q", "rain", "-m", tiny_model, "-o", str(tmp_path))
+    assert code == 0 and "the file is cut short: its header declares 4.0 s and it holds 2." in err, err
+    held = sf.info(tmp_path / "cut" / "rain.wav").frames
+    assert 2.0 * 16000 < held < 2.6 * 16000  # up to a little before the cut (at 60 % of the bytes)
+    assert np.allclose(sf.read(tmp_path / "cut" / "rain.wav")[0] + sf.read(tmp_path / "cut" / "residual.wav")[0],
+                       sf.read(whole, frames=held)[0], atol=2e-4)  # 16-bit outputs: their sum is the input
+    tracks = Separator(tiny_model, device="cpu").separate_file(cut, "rain")  # read whole, as far as it decodes
+    assert 2.0 * 16000 < tracks["rain"].shape[1] < 2.6 * 16000
 
 
 def test_a_wav_of_unknown_length_gets_no_cut_short_note_and_a_small_cut_is_counted(capsys, tmp_path, tiny_model):
@@ -453,6 +477,8 @@ def test_a_query_with_but_not_is_read_aloud(capsys, song, tmp_path, tiny_model):
     assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["rain-but-not-a-dog.wav", "residual.wav"]
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "without rain", "-m", tiny_model, "-o", str(tmp_path))
     assert_one_line_error(code, err, "the query 'without rain' says only what to leave out")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", str(song), "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, f"the query '{song}' is an audio file: audio queries")
 
 
 def test_ctrl_c_while_outputs_are_put_in_place_waits_for_all_of_them(capsys, song, tmp_path, tiny_model, monkeypatch):
@@ -487,6 +513,12 @@ def test_output_paths_that_cannot_be_used_are_refused_first(capsys, song, tmp_pa
     assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["residual.wav"]
     code, _, err = run_cli(capsys, "separate", str(song), *quick, "-o", "")
     assert_one_line_error(code, err, "the output folder (directory, -o) must be a folder's path, got ''")
+    (tmp_path / "dog").mkdir()
+    (tmp_path / "dog" / "dog.wav").write_bytes(song.read_bytes())  # -q dog -o . would write its track over it
+    code, _, err = run_cli(capsys, "separate", str(tmp_path / "dog" / "dog.wav"), "-q", "dog", "-m", tiny_model,
+                           "-o", str(tmp_path), "--force")
+    assert_one_line_error(code, err, f"the output {tmp_path / 'dog' / 'dog.wav'} is the input file itself")
+    assert (tmp_path / "dog" / "dog.wav").read_bytes() == song.read_bytes()
     # FLAC holds 8 channels: refused before separating, and the next input is still separated
     nine = tmp_path / "nine.wav"
     sf.write(nine, tone_noise(0.5, 16000, 9).T, 16000)

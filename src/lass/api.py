@@ -197,6 +197,12 @@ class Separator:
         if not queries:
             raise QueryError("no query given: say what to extract, e.g. -q 'a dog barking'")
         queries = [validate_query(q) for q in queries]
+        negatives = [] if negative is None else query_list(negative, "negative queries")
+        negatives = [validate_query(q, negative=True) for q in negatives]
+        for text in (*queries, *negatives):  # `-q dog.wav` was taken as words, and asked for little
+            if Path(text).suffix.lower() in audio.AUDIO_EXTENSIONS and os.path.isfile(text):
+                raise QueryError(f"the query '{text}' is an audio file: audio queries (an example clip of the "
+                                 f"sound) are not supported, describe the sound in words")
         repeated = sorted({q for q in queries if queries.count(q) > 1})
         if repeated:
             raise QueryError(f"the query '{repeated[0]}' is given more than once")
@@ -207,8 +213,6 @@ class Separator:
             if same(pos[i], pos[j]) and split[i][1] == split[j][1]:  # 'dog' and 'Dog': the encoder reads no case
                 raise QueryError(f"the queries '{queries[i]}' and '{queries[j]}' are one query to the text "
                                  f"encoder: give it once")
-        negatives = [] if negative is None else query_list(negative, "negative queries")
-        negatives = [validate_query(q, negative=True) for q in negatives]
         neg = torch.zeros_like(pos)  # zeros: no negative query
         for i, (_, own) in enumerate(split):
             if negatives or own:
@@ -233,10 +237,14 @@ class Separator:
 
         `queries`: one text or a list; `negative`: what to suppress, one text or several (averaged). Silent audio
         (all zeros) raises `AudioError`, as the command line refuses it."""
+        return self._separate(as_channels_first(wav), sample_rate, queries, negative, residual, band_hz)
+
+    def _separate(self, wav: np.ndarray, sample_rate: int, queries: Sequence[str] | str,
+                  negative: Sequence[str] | str | None, residual: bool, band_hz: float | str | None) -> Tracks:
+        """separate_tensor on float32 (channels, samples), finite and in range (`as_channels_first`)."""
         queries = query_list(queries)
         sample_rate = check_sample_rate(sample_rate)
         _check_band(band_hz)
-        wav = as_channels_first(wav)  # finite and in range, too
         if not np.any(wav):
             raise AudioError("the audio is silent (all samples are zero)")
         conds = self.conditions(queries, negative)
@@ -260,8 +268,9 @@ class Separator:
         channels). For long files, `separate_to_files` streams to disk in bounded memory."""
         _check_band(band_hz)  # before the file is decoded: a wrong band is not the file's fault
         data, rate = audio.read(path)
-        try:
-            return self.separate_tensor(data, rate, queries, negative, residual, band_hz)
+        try:  # (channels, samples) as read: a file of fewer samples than channels is no (samples, channels) array
+            return self._separate(as_channels_first(data, layout_known=True), rate, queries, negative, residual,
+                                  band_hz)
         except AudioError as err:  # separate_tensor checks the samples; say which file they came from
             raise AudioError(f"{audio.as_path(path)}: {err}") from None
 
@@ -320,6 +329,9 @@ class Separator:
         folders = [str(p) for p in targets.values() if p.is_dir()]
         if folders:
             raise FileExistsError(f"{folders[0]} is a folder, where an output goes: move it, or choose another -o")
+        inputs = [p for p in targets.values() if p.exists() and os.path.samefile(p, path)]
+        if inputs:  # even with force: the input would be overwritten by one of its own tracks
+            raise FileExistsError(f"the output {inputs[0]} is the input file itself: choose another -o")
         if not options.force:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
@@ -471,11 +483,11 @@ def check_sample_rate(sample_rate: object, maximum: int | None = None, what: str
     return rate
 
 
-def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_channels_first(wav: np.ndarray | torch.Tensor, layout_known: bool = False) -> np.ndarray:
     """An array or tensor of audio -> float32 (channels, samples). Integer PCM is read at full scale (int16
     / 32768), as soundfile reads it: the model hears levels, and 10,000 as a float is 80 dB above full scale. Shapes
     that cannot be (channels, samples) are refused, (samples, channels) included, rather than separated as
-    thousands of two-sample channels."""
+    thousands of two-sample channels, except where the layout is known (`layout_known`: a file's, as read)."""
     if isinstance(wav, torch.Tensor):
         if wav.device.type == "meta":
             raise AudioError("a tensor on the 'meta' device holds no samples")
@@ -505,7 +517,7 @@ def as_channels_first(wav: np.ndarray | torch.Tensor) -> np.ndarray:
         raise AudioError(f"the audio has no channels (shape {wav.shape})")
     if wav.shape[-1] == 0:
         raise AudioError("the audio has zero length")
-    if wav.shape[0] > wav.shape[1]:
+    if wav.shape[0] > wav.shape[1] and not layout_known:
         raise AudioError(f"audio of shape {wav.shape} has more channels than samples: the API takes (channels, "
                          f"samples); for soundfile's (samples, channels) layout pass the transpose (wav.T)")
     return wav

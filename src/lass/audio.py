@@ -60,7 +60,10 @@ def info(path: str | os.PathLike) -> AudioInfo:
     try:
         meta = sf.info(path)
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        raise AudioError(f"{path}: not a readable audio file ({first_line(err)})") from None
+        why = first_line(err)
+        if "does not exist or is not a regular file" in why:  # what libsndfile says of a text file named .mp3
+            why = "its format is not recognised, or it is damaged"
+        raise AudioError(f"{path}: not a readable audio file ({why})") from None
     if meta.frames <= 0:
         raise AudioError(f"{path}: the file has no audio (zero length)")
     declared = _wav_declared_frames(path) if meta.format == "WAV" else None
@@ -101,8 +104,45 @@ def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.
     try:
         data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as err:
-        raise AudioError(f"{path}: could not decode audio ({first_line(err)})") from None
+        if start or frames >= 0:
+            raise AudioError(f"{path}: could not decode audio ({first_line(err)})") from None
+        data = np.concatenate(list(decoded_blocks(path, 1 << 16)))  # a FLAC cut short: as far as it decodes
+        rate = sf.info(path).samplerate
     return np.ascontiguousarray(data.T), int(rate)
+
+
+DAMAGE_STEP = 1024  # frames: how near a decoder error a file is read up to
+
+
+def decoded_blocks(path: str, size: int) -> Iterator[np.ndarray]:
+    """A file as (frames, channels) float32 blocks, as far as it decodes: a FLAC or Ogg file cut short (an
+    interrupted download) stops its decoder with an error where a WAV or an MP3 just ends, and is read up to
+    DAMAGE_STEP frames before that error; one that decodes nothing is an AudioError."""
+    sf = _soundfile()
+    done = 0
+    try:
+        with sf.SoundFile(path) as f:
+            while True:
+                block = f.read(size, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    return
+                done += block.shape[0]
+                yield block
+    except sf.SoundFileError as err:
+        error = err
+    try:  # again from the last whole block, in small steps up to the error
+        with sf.SoundFile(path) as f:
+            f.seek(done)
+            while True:
+                block = f.read(DAMAGE_STEP, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                done += block.shape[0]
+                yield block
+    except sf.SoundFileError:
+        pass
+    if done == 0:
+        raise AudioError(f"{path}: could not decode audio ({first_line(error)})")
 
 
 def read_mono(path: str | os.PathLike, sample_rate: int | None = None) -> np.ndarray:
@@ -248,16 +288,11 @@ def check_finite(wav: np.ndarray, path: str | os.PathLike | None = None) -> None
 def read_blocks(path: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
     """A file as (channels, n) float32 blocks of `block_seconds`, each checked (`check_finite`) as it is read:
     the streaming engine's input, in bounded memory."""
-    sf = _soundfile()
     size = max(1, int(block_seconds * sample_rate))
     try:
-        with sf.SoundFile(path) as f:
-            while True:
-                block = f.read(size, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                check_finite(block, path)
-                yield np.ascontiguousarray(block.T)
+        for block in decoded_blocks(path, size):
+            check_finite(block, path)
+            yield np.ascontiguousarray(block.T)
     except AudioError:
         raise
     except Exception as err:
