@@ -513,6 +513,8 @@ def test_output_paths_that_cannot_be_used_are_refused_first(capsys, song, tmp_pa
     assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["residual.wav"]
     code, _, err = run_cli(capsys, "separate", str(song), *quick, "-o", "")
     assert_one_line_error(code, err, "the output folder (directory, -o) must be a folder's path, got ''")
+    code, _, err = run_cli(capsys, "separate", str(song), *quick, "-o", str(song))
+    assert_one_line_error(code, err, f"the output folder (directory, -o) {song} is a file: give a folder")
     (tmp_path / "dog").mkdir()
     (tmp_path / "dog" / "dog.wav").write_bytes(song.read_bytes())  # -q dog -o . would write its track over it
     code, _, err = run_cli(capsys, "separate", str(tmp_path / "dog" / "dog.wav"), "-q", "dog", "-m", tiny_model,

@@ -452,6 +452,8 @@ def check_output_options(options: OutputOptions) -> None:
         raise TypeError(f"options must be lass.api.OutputOptions, got {type(options).__name__}")
     if not isinstance(options.directory, (str, os.PathLike)) or not os.fspath(options.directory).strip():
         raise AudioError(f"the output folder (directory, -o) must be a folder's path, got {options.directory!r}")
+    if os.path.isfile(options.directory):  # said once, not after each input's separation
+        raise AudioError(f"the output folder (directory, -o) {options.directory} is a file: give a folder")
     for name in ("residual", "per_query_residual", "force"):
         if not isinstance(getattr(options, name), (bool, np.bool_)):  # "no" would count as True
             raise TypeError(f"OutputOptions.{name} must be True or False, got {getattr(options, name)!r}")
