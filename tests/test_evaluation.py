@@ -667,7 +667,7 @@ def test_evaluate_passes_the_segment_to_the_engine(tmp_path, model_dir, capsys):
     levels = [float(row["level_db"]) for row in csv.DictReader(open(tmp_path / "ev" / "scores_1int.csv"))]
     assert levels and all(level == pytest.approx(-6.02, abs=0.2) for level in levels)  # each estimate: half of it
     assert main([*args, "-o", str(tmp_path / "ev0"), "--segment", "0"]) == 1
-    assert "segment (--segment) must be more than 0" in capsys.readouterr().err
+    assert "segment (--segment) must be from 0.5 to 3600 seconds, got 0" in capsys.readouterr().err
 
 
 def test_training_step_timing_skips_compiling_without_a_cpp_compiler(monkeypatch, capsys):

@@ -591,13 +591,14 @@ def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     done = lass_cmd("train", "--config", str(config), "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     checkpoints = tmp_path / "run" / "checkpoints"
+    (checkpoints / "first.ckpt").write_bytes((checkpoints / "best.ckpt").read_bytes())  # step 2, saved before last
     done = lass_cmd("train", "--config", str(config), "--resume", str(checkpoints / "last.ckpt"),
                     "--set", "max_steps=8", "--quiet", show_warnings=True)
     assert done.returncode == 0, done.stderr[-2000:]
     # the restored epoch's end once ran the best-checkpoint callback without a score, with Lightning's warning
     assert "could not find the monitored key" not in done.stderr
     assert "exists and is not empty" not in done.stderr  # the run's own folder: expected when resuming
-    assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "first.ckpt", "last.ckpt"]
     scores = {int(row["epoch"]): float(row["val_sdri"])
               for version in ("version_0", "version_1") for row in validation_rows(tmp_path / "run", version)}
     assert sorted(scores) == [0, 1, 2, 3]
@@ -607,6 +608,18 @@ def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     weights = {key.removeprefix("model."): value for key, value in best["state_dict"].items()}
     assert exported.keys() <= weights.keys() and len(exported) > 10
     assert all(torch.equal(exported[key], weights[key].to(exported[key].dtype)) for key in exported)
+    # resumed from an older checkpoint, with optim settings changed: last.ckpt is replaced (it was last-v1.ckpt
+    # beside a stale last.ckpt), and each change is said: weight decay is the optimizer state's, warm-up is taken
+    done = lass_cmd("train", "--config", str(config), "--resume", str(checkpoints / "first.ckpt"), "--set",
+                    "max_steps=4", "--set", "optim.weight_decay=0.5", "--set", "optim.warmup_steps=3", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from step 2: the steps after it in {checkpoints}'s last.ckpt (step 8)" in done.stderr
+    assert "--resume keeps the run's optim.weight_decay 0.01 (restored with its optimizer's state)" in done.stderr
+    assert "this run changes optim.warmup_steps 3 (the run had optim.warmup_steps 2): taken from step 2 on" in done.stderr
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "first.ckpt", "last.ckpt"]
+    assert torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 4
+    recorded = yaml.safe_load((tmp_path / "run" / "logs" / "version_2" / "config.yaml").read_text())
+    assert recorded["optim"]["weight_decay"] == 0.01 and recorded["optim"]["warmup_steps"] == 3
 
 
 def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):

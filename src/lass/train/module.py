@@ -1,6 +1,7 @@
 """The LightningModule: a MaskSeparator, the frozen text encoder's embeddings, the loss, validation."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 
@@ -126,6 +127,7 @@ class LassModule(L.LightningModule):
         checkpoint["lass_validation"] = getattr(self, "validation_id", None)  # the mixtures it was validated on
         checkpoint["lass_initial"] = getattr(self, "started_from", None)  # a fine-tune's starting model and score
         checkpoint["lass_max_steps"] = self.trainer.max_steps  # the steps its learning-rate schedule is planned over
+        checkpoint["lass_optim"] = dataclasses.asdict(self.config.optim)  # what a resumed run is told it changed
 
     def configure_optimizers(self):
         opt = self.config.optim

@@ -202,6 +202,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
 
                 raise ValueError(f"{resume} was trained with {said(layout[key])}, and this config has {said(value)}: "
                                  f"{_resume_as_it_ran(resume)}")
+        optim_changes(config, checkpoint, resume)
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
         if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
             print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
@@ -241,6 +242,33 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
     return initial
 
 
+# restored with the optimizer's state, whatever the config says (its parameter groups carry them)
+OPTIMIZER_STATE = ("weight_decay", "muon_lr_scale")
+
+
+def optim_changes(config: TrainConfig, checkpoint: dict, resume: str) -> None:
+    """Optim settings a resumed run's config changes: those restored with the optimizer are the run's (and
+    recorded so), the others apply from here on; both said, not taken or dropped silently. lr: settle_config."""
+    recorded = checkpoint.get("lass_optim")  # None: a checkpoint of an older lass, which did not record them
+    if not isinstance(recorded, dict):
+        return
+    changed = [key for key, value in recorded.items()
+               if key != "lr" and hasattr(config.optim, key) and getattr(config.optim, key) != value]
+    kept = [key for key in changed if key in OPTIMIZER_STATE]
+    taken = [key for key in changed if key not in OPTIMIZER_STATE]
+    said = lambda keys, values: ", ".join(f"optim.{key} {values[key]!r}" for key in keys)  # noqa: E731
+    if kept and first_process():
+        print(f"lass: note: --resume keeps the run's {said(kept, recorded)} (restored with its optimizer's state); "
+              f"the config's {said(kept, vars(config.optim))} is not used. To train on with another, start a new "
+              f"run from this one's model: --init {run_model(resume)}", file=sys.stderr, flush=True)
+    for key in kept:
+        setattr(config.optim, key, recorded[key])  # so that the run's recorded config says what it trains with
+    if taken and first_process():
+        print(f"lass: note: this run changes {said(taken, vars(config.optim))} (the run had "
+              f"{said(taken, recorded)}): taken from step {checkpoint.get('global_step', 0)} on",
+              file=sys.stderr, flush=True)
+
+
 def settle_model(config: TrainConfig, init: str | None, resume: str | None, checkpoint: dict | None = None):
     """The config as the run trains it (`settle_config`), with the query size of its text encoder, and (the initial
     model or None, the encoder). `lass train --print-config` shows the config so settled."""
@@ -262,6 +290,26 @@ def run_model(checkpoint: str | os.PathLike) -> str:
     folder = run_folder(checkpoint)
     return (str(folder / "model.safetensors") if folder is not None else
             f"MODEL.safetensors (made by: lass export {checkpoint} -o MODEL.safetensors)")
+
+
+def say_steps_given_up(out: Path, resumed: dict | None) -> None:
+    """Resumed from a checkpoint older than the folder's last.ckpt (its best.ckpt, say): the steps after it are
+    given up, as this run's checkpoints replace last.ckpt (which every hint resumes from) and best.ckpt."""
+    if resumed is None or not first_process():
+        return
+    step, later = resumed.get("global_step", 0), {}
+    for name in ("last.ckpt", "best.ckpt"):
+        try:
+            held = torch.load(str(out / "checkpoints" / name), map_location="cpu", weights_only=True)["global_step"]
+        except Exception:  # none there, or a damaged one, which is replaced all the same
+            continue
+        if held > step:
+            later[name] = held
+    if later:
+        files = " and ".join(f"{name} (step {held})" for name, held in later.items())
+        print(f"lass: note: resuming from step {step}: the steps after it in {out / 'checkpoints'}'s {files} are "
+              f"given up, as this run's checkpoints replace {'them' if len(later) > 1 else 'it'} (copy "
+              f"{'them' if len(later) > 1 else 'it'} elsewhere to keep them)", file=sys.stderr, flush=True)
 
 
 def _resume_as_it_ran(resume: str) -> str:
@@ -401,6 +449,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     resumed_here = home is not None and os.path.realpath(home) == os.path.realpath(config.output_dir)
     if not resumed_here:  # a new run, or one resumed into another folder: that folder must not hold a run
         refuse_earlier_run(Path(config.output_dir), resume)
+    say_steps_given_up(Path(config.output_dir), resumed)
     L.seed_everything(config.seed, verbose=False)
     initial, encoder = settle_model(config, init, resume, resumed)  # before the data: its rate is the model's
     out = Path(config.output_dir)
@@ -470,12 +519,14 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         # from it then overwrites best.ckpt only with a better model, instead of writing best-v1.ckpt beside it.
         # It saves at validation's end only: a resumed run replays the restored epoch's end before any validation,
         # which made it look for a score that was not there (Lightning's "could not find the monitored key")
+        # (both callbacks: best.ckpt and last.ckpt are always those names; resumed from an older checkpoint,
+        # Lightning's version counter wrote last-v1.ckpt beside a last.ckpt of the steps given up)
         best_checkpoint = RunCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_sdri",
                                          mode="max", save_top_k=1, save_on_train_epoch_end=False,
-                                         resumed_from=resume)
+                                         resumed_from=resume, enable_version_counter=False)
         callbacks.append(best_checkpoint)
     callbacks.append(RunCheckpoint(dirpath=out / "checkpoints", filename="last", save_last=False,
-                                    every_n_epochs=1, save_top_k=1))
+                                    every_n_epochs=1, save_top_k=1, enable_version_counter=False))
     bar = progress and sys.stderr.isatty()
     step_bar = progress_bar() if bar else None
     if step_bar is not None:
