@@ -538,11 +538,12 @@ def test_ctrl_c_finishes_the_step_keeps_it_and_says_how_to_go_on(tmp_path):
         assert 1 <= step < 1000  # inside the first epoch
         assert f"{run_dir / 'model.safetensors'} holds the best validated model so far (step {step})" in said
         last = run_dir / "checkpoints" / "last.ckpt"
-        assert f"To go on: --resume {last} --output {run_dir} (step {step})" in said
+        recorded = run_dir / "logs" / "version_0" / "config.yaml"
+        go_on = f"lass train --config {recorded} --resume {last} --output {run_dir}"
+        assert said.endswith(f"To go on from step {step}: {go_on}")
         assert f"lass train: step {step} validation: SDRi" in rest  # its weights were validated
         assert load_model_file(run_dir / "model.safetensors").config.name == "tiny"
-    done = lass_cmd("train", "--config", str(config), "--resume", str(last), "--output", str(run_dir),
-                    "--set", f"max_steps={step + 1}", "--quiet")
+    done = lass_cmd(*go_on.split()[1:], "--set", f"max_steps={step + 1}", "--quiet")  # the command as printed
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step + 1
 
@@ -725,7 +726,9 @@ def test_time_limit_before_max_steps_warns_and_still_exports(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "max_time (00:00:00:01) stopped training at step" in done.stderr
     assert "of 100000" in done.stderr
-    assert f"--resume {tmp_path / 'run' / 'checkpoints' / 'last.ckpt'} --output {tmp_path / 'run'} --set" in done.stderr
+    recorded = tmp_path / "run" / "logs" / "version_0" / "config.yaml"
+    assert (f"lass train --config {recorded} --resume {tmp_path / 'run' / 'checkpoints' / 'last.ckpt'} --output "
+            f"{tmp_path / 'run'} --set max_time=DD:HH:MM:SS") in done.stderr
     assert (tmp_path / "run" / "model.safetensors").exists()
     # the README's remedy: resume with a longer limit, which the checkpoint's carried timer then allows
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -1550,5 +1553,11 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
         train(config, progress=False)
     assert ("data.phases from epoch 2 start at step 4 (2 steps an epoch), and this run stops at step 4: they are "
             "never trained") in capsys.readouterr().err
+    config.trainer.update(devices=2, strategy="ddp")  # two processes share an epoch's mixtures: 1 step an epoch
+    config.data.phases = [{"from_epoch": 4, "segment_seconds": 0.5}]
+    with pytest.raises(ValueError, match="data.train"):
+        train(config, progress=False)
+    assert "data.phases from epoch 4 start at step 4 (1 step an epoch)" in capsys.readouterr().err
+    del config.trainer["devices"], config.trainer["strategy"]
     with pytest.raises(ValueError, match="an exported model, not a training checkpoint: separate with it"):
         read_checkpoint(tmp_path / "model.safetensors")

@@ -5,8 +5,10 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import pickle
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -231,14 +233,19 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
         print(f"lass: note: the learning rate warms up over optim.warmup_steps {config.optim.warmup_steps}, and this "
               f"run stops at step {max_steps}: it never reaches optim.lr {config.optim.lr:g} (a short run: set "
               f"optim.warmup_steps to a tenth of its steps or so)", file=sys.stderr, flush=True)
-    # an epoch is steps_per_epoch optimizer steps, unless batches are accumulated or limited: then not said
-    plain_epochs = not {"accumulate_grad_batches", "limit_train_batches"} & set(config.trainer)
+    # an epoch is steps_per_epoch optimizer steps, shared by the processes of a multi-process run (each draws its
+    # part of the epoch's mixtures), unless batches are accumulated or limited, or the processes are not
+    # counted in numbers ("auto"): then not said
+    processes = [config.trainer.get(key, 1) for key in ("devices", "num_nodes")]
+    plain_epochs = (not {"accumulate_grad_batches", "limit_train_batches"} & set(config.trainer)
+                    and all(isinstance(n, int) and n > 0 for n in processes))
+    steps = max(1, config.data.steps_per_epoch // math.prod(processes)) if plain_epochs else 0
     unreached = [phase["from_epoch"] for phase in config.data.phases if plain_epochs and isinstance(max_steps, int)
-                 and 0 < max_steps <= phase["from_epoch"] * config.data.steps_per_epoch]
+                 and 0 < max_steps <= phase["from_epoch"] * steps]
     if unreached:  # the recipe's from_epoch: 5, copied into a short run
-        print(f"lass: note: data.phases from epoch {min(unreached)} start at step "
-              f"{min(unreached) * config.data.steps_per_epoch} ({config.data.steps_per_epoch} steps an epoch), and "
-              f"this run stops at step {max_steps}: they are never trained", file=sys.stderr, flush=True)
+        print(f"lass: note: data.phases from epoch {min(unreached)} start at step {min(unreached) * steps} ({steps} "
+              f"step{'s' * (steps != 1)} an epoch), and this run stops at step {max_steps}: they are never trained",
+              file=sys.stderr, flush=True)
     return initial
 
 
@@ -567,7 +574,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         # a slower machine than the recipe's reaches the time limit first: the model is then a truncated one
         print(f"lass: warning: trainer.max_time ({trainer_args['max_time']}) stopped training at step "
               f"{trainer.global_step} of {max_steps}, so the model is not what the config's full run gives. To go "
-              f"on from where it stopped: --resume {out / 'checkpoints' / 'last.ckpt'} --output {out} "
+              f"on from where it stopped: {go_on_command(out, out / 'checkpoints' / 'last.ckpt')} "
               f"--set max_time=DD:HH:MM:SS "
               f"(a longer limit; Lightning's timer counts the time trained so far). Lightning will warn that the "
               f"checkpoint ended inside an epoch: the rest of that epoch then repeats its first mixtures instead of "
@@ -619,6 +626,18 @@ def say_what_fine_tuning_gained(best_score: float, started_from: dict) -> None:
               f"using {model}", file=sys.stderr, flush=True)
 
 
+def go_on_command(out: Path, checkpoint: Path) -> str:
+    """The whole command that carries a run on from `checkpoint`, with the config the run recorded last (its
+    `--set` overrides included: the config file alone may make other validation mixtures, and be refused)."""
+    def version(path: Path) -> int:
+        number = path.parent.name.removeprefix("version_")
+        return int(number) if number.isdigit() else -1
+
+    recorded = max(out.glob("logs/version_*/config.yaml"), key=version, default=None)
+    config = shlex.quote(str(recorded)) if recorded is not None else "CONFIG.yaml"
+    return f"lass train --config {config} --resume {shlex.quote(str(checkpoint))} --output {shlex.quote(str(out))}"
+
+
 def keep_what_was_trained(out: Path, step: int, started_from: dict | None = None) -> None:
     """After Ctrl-C: the best model so far becomes model.safetensors, and the run says how to go on."""
     from ..models import registry
@@ -635,7 +654,7 @@ def keep_what_was_trained(out: Path, step: int, started_from: dict | None = None
     go_on = last if last.exists() else source
     go_on_step = kept["global_step"] if go_on == source else read_checkpoint(go_on)["global_step"]
     _say(f"stopped at step {step}; {path} holds {what} so far (step {kept['global_step']}). "
-         f"To go on: --resume {go_on} --output {out} (step {go_on_step})")
+         f"To go on from step {go_on_step}: {go_on_command(out, go_on)}")
     best_score = recorded_best(kept)
     if started_from is not None and best_score is not None:
         say_what_fine_tuning_gained(best_score, started_from)
