@@ -295,7 +295,7 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
                                                                    '"caption"'),
         (("train", "--config", str(tmp_path / "broken.json.yaml")), "broken.json: not JSON"),
         (("train", "--config", str(tmp_path / "gone.csv.yaml")), "none of the 2 training clips could be used"),
-        (("train", "--config", str(tmp_path / "gone.csv.yaml")), "left out 2 clips that are not found"),
+        (("train", "--config", str(tmp_path / "gone.csv.yaml")), "left out 2 training clips that are not found"),
         (("train", "--config", str(config), "--set", "data.mixing.segment_seconds=0.01"),
          "data.mixing.segment_seconds (0.01 s) must hold at least one STFT frame"),
         (("train", "--config", str(config), "--set", "data.phases=[{from_epoch: 2, segment_seconds: 0.01}]"),
@@ -1561,3 +1561,15 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
     del config.trainer["devices"], config.trainer["strategy"]
     with pytest.raises(ValueError, match="an exported model, not a training checkpoint: separate with it"):
         read_checkpoint(tmp_path / "model.safetensors")
+
+
+def test_audio_beside_the_class_folders_is_named_as_left_out(tmp_path, capsys):
+    from lass.datasets import read_class_folders
+
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=1)
+    first = next(data.rglob("*.wav"))
+    (data / "loose.wav").write_bytes(first.read_bytes())  # no folder says what it is
+    items = read_class_folders(data)
+    assert len(items) == len(list(data.glob("*/*.wav"))) and not any("loose" in item.path for item in items)
+    assert (f"1 audio file at the top of {data}, outside the class folders, left out (no folder names its class): "
+            f"loose.wav") in capsys.readouterr().err

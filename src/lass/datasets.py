@@ -160,6 +160,11 @@ def read_class_folders(root: str | os.PathLike) -> list[Item]:
     if empty and items:
         print(f"lass: {len(empty)} class folder{'s' * (len(empty) > 1)} of {root} without audio, left out: "
               f"{_first_names(empty)}", file=sys.stderr, flush=True)
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    if loose:  # no class folder names their sound
+        print(f"lass: {len(loose)} audio file{'s' * (len(loose) > 1)} at the top of {root}, outside the class "
+              f"folders, left out (no folder names {'their' if len(loose) > 1 else 'its'} class): "
+              f"{_first_names(loose)}", file=sys.stderr, flush=True)
     return items
 
 
@@ -317,7 +322,8 @@ class ClipBank:
 
     JOIN_GAP_SECONDS = 0.15  # silence between joined clips (an item's join_seconds), about a pause between words
 
-    def __init__(self, items: list[Item], sample_rate: int, min_seconds: float = MIN_CLIP_SECONDS):
+    def __init__(self, items: list[Item], sample_rate: int, min_seconds: float = MIN_CLIP_SECONDS, kind: str = ""):
+        """`kind`: which clips these are in the lines that say what was left out ("training", "validation")."""
         self.sample_rate = sample_rate
         self.clips: list[np.ndarray] = []
         self.labels: list[str] = []
@@ -377,7 +383,8 @@ class ClipBank:
             if left_out:
                 one = len(left_out) == 1
                 why = why.format(are="is" if one else "are", hold="holds" if one else "hold")
-                print(f"lass: left out {len(left_out)} clip{'' if one else 's'} that {why} (first: {left_out[0]})"
+                print(f"lass: left out {len(left_out)} {kind + ' ' if kind else ''}clip{'' if one else 's'} that "
+                      f"{why} (first: {left_out[0]})"
                       f"{hint}", file=sys.stderr, flush=True)
         lost = sorted({item.label for item in items} - set(self.by_label))
         if lost and self.by_label:  # a class is gone, not only some of its clips

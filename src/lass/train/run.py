@@ -73,7 +73,7 @@ def build_validation(config: TrainConfig, encoder, items: list | None = None):
         return None
     try:
         items = read_dataset(config.data.validation) if items is None else items
-        bank = ClipBank(items, config.model.sample_rate)
+        bank = ClipBank(items, config.model.sample_rate, kind="validation")
         mixtures = label_mixtures(bank, config.data.validation_interferers, 0.0, seed=1234,
                                   limit=config.data.validation_mixtures)
     except (ValueError, OSError) as err:  # say which part of the config it is about
@@ -496,7 +496,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
                      "or validation_interferers)")
             raise ValueError(f"{resume} was validated {other}, so its best checkpoint could not be compared with the "
                              f"steps to come: {_resume_as_it_ran(resume)}")
-    bank = ClipBank(items, config.model.sample_rate)
+    bank = ClipBank(items, config.model.sample_rate, kind="training")
     if not bank.clips:
         raise ValueError(f"none of the {len(items)} training clips could be used (see the lines above)")
     if config.model.band_fill is None:  # not set in the config (nor decided by the run this one resumes)
