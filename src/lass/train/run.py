@@ -206,7 +206,10 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
                                  f"{_resume_as_it_ran(resume)}")
         optim_changes(config, checkpoint, resume)
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
-        if any(getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
+        # as with --init, a setting left at its default is not one the config gives (a fine-tune's config has
+        # no architecture of its own, and was noted at every resume)
+        given = lambda key: getattr(config.model, key) != getattr(ModelConfig(), key)  # noqa: E731
+        if any(given(key) and getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
             print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
                   f"model architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr, flush=True)
         config.model = saved
