@@ -56,6 +56,7 @@ def test_a_query_says_what_to_leave_out(query, positive, negatives):
 
 
 @pytest.mark.parametrize("query,message", [("but not music", "says only what to leave out"),
+                                           ("No music", "says only what to leave out"),
                                            ("speech but not", "leaves out nothing after its 'but not'")])
 def test_a_query_that_only_leaves_out_is_refused(query, message):
     from lass.query import split_query

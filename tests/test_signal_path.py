@@ -174,8 +174,6 @@ def test_engine_rejects_bad_settings():
         EngineConfig(overlap=1.0).validate()
     with pytest.raises(ValueError, match="segment"):
         EngineConfig(segment=0).validate()
-    with pytest.raises(ValueError, match="must be from 0.5 to 3600 seconds, got 0.01"):
-        EngineConfig(segment=0.01).validate()
 
 
 def _shaped_noise(seconds: float, rate: int, gain_at, seed: int = 0) -> np.ndarray:

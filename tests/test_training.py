@@ -572,6 +572,13 @@ def test_stop_on_signal_asks_once_stops_at_the_second_and_leaves_an_ignored_sigi
                 finished.append(True)
         assert finished and held.value.signum == signal.SIGINT  # then stops the command, which exits 130
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        heard = []  # a program's own handler (lass used as a library) gets the signal, once the files are whole
+        signal.signal(signal.SIGINT, lambda signum, frame: heard.append((signum, len(finished))))
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)
+        assert heard == [(signal.SIGINT, 2)]
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         # a run started with SIGINT ignored (a script's background job) does not hear the terminal's Ctrl-C
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         ignoring = StopOnSignal()
@@ -616,7 +623,8 @@ def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming from step 2: the steps after it in {checkpoints}'s last.ckpt (step 8)" in done.stderr
     assert "--resume keeps the run's optim.weight_decay 0.01 (restored with its optimizer's state)" in done.stderr
-    assert "this run changes optim.warmup_steps 3 (the run had optim.warmup_steps 2): taken from step 2 on" in done.stderr
+    assert ("this run changes optim.warmup_steps 3 (the run had optim.warmup_steps 2): taken from step 2 on"
+            in done.stderr)
     assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "first.ckpt", "last.ckpt"]
     assert torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 4
     recorded = yaml.safe_load((tmp_path / "run" / "logs" / "version_2" / "config.yaml").read_text())

@@ -157,7 +157,7 @@ class Separator:
         self.device = pick_device(device)
         self.model = registry.load(model).to(self.device).eval()
         self.engine = EngineConfig(segment=segment, overlap=overlap, device=self.device)
-        self.engine.validate()
+        _check_engine(self.engine)
         self.progress = progress
         self.callback = callback
         self._encoder = None
@@ -179,7 +179,7 @@ class Separator:
             engine.segment = segment
         if overlap is not None:
             engine.overlap = overlap
-        engine.validate()
+        _check_engine(engine)
         self.engine = engine
 
     @property
@@ -209,21 +209,22 @@ class Separator:
         split = [split_query(q) for q in queries]
         pos = self.encoder.encode([positive for positive, _ in split])
         same = lambda a, b: float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > SAME_QUERY  # noqa: E731
-        for i, j in itertools.combinations(range(len(queries)), 2):
-            if same(pos[i], pos[j]) and split[i][1] == split[j][1]:  # 'dog' and 'Dog': the encoder reads no case
-                raise QueryError(f"the queries '{queries[i]}' and '{queries[j]}' are one query to the text "
-                                 f"encoder: give it once")
         neg = torch.zeros_like(pos)  # zeros: no negative query
         for i, (_, own) in enumerate(split):
             if negatives or own:
                 texts = [*negatives, *own]
-                encoded = self.encoder.encode(texts)
+                encoded = self.encoder.encode(texts)  # cached per text: the shared ones are encoded once
                 for text, emb in zip(texts, encoded):
                     if same(emb, pos[i]):
                         raise QueryError(f"'{text}' is both a query and a negative query: the sound would be "
                                          f"asked for and suppressed at once")
                 neg[i] = torch.nn.functional.normalize(encoded.mean(0), dim=-1)
-        return build_condition(pos, neg)
+        conds = build_condition(pos, neg)
+        for i, j in itertools.combinations(range(len(queries)), 2):
+            if same(conds[i], conds[j]):  # 'dog' and 'Dog': the encoder reads no case, so two identical tracks
+                raise QueryError(f"the queries '{queries[i]}' and '{queries[j]}' are one query to the text "
+                                 f"encoder: give it once")
+        return conds
 
     def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,
                         negative: Sequence[str] | str | None = None, residual: bool = True,
@@ -271,7 +272,7 @@ class Separator:
         try:  # (channels, samples) as read: a file of fewer samples than channels is no (samples, channels) array
             return self._separate(as_channels_first(data, layout_known=True), rate, queries, negative, residual,
                                   band_hz)
-        except AudioError as err:  # separate_tensor checks the samples; say which file they came from
+        except AudioError as err:  # the samples are checked as an array's; say which file they came from
             raise AudioError(f"{audio.as_path(path)}: {err}") from None
 
     def separate_to_files(self, path: str | os.PathLike, queries: Sequence[str] | str,
@@ -462,6 +463,18 @@ def check_output_options(options: OutputOptions) -> None:
         raise AudioError(f"unknown clip mode {options.clip_mode!r} (choose from rescale, clamp)")
     if options.sample_rate is not None:
         check_sample_rate(options.sample_rate, MAX_OUTPUT_RATE, "the output sample rate (sample_rate, --sample-rate)")
+
+
+MIN_SEGMENT = 0.5  # seconds
+
+
+def _check_engine(engine: EngineConfig) -> None:
+    """The engine's own checks, and a segment long enough to be worth a model call: below half a second the
+    context on each side (about 2 s) is most of each call (--segment 0.01 ran at 15 times real time)."""
+    segment = engine.segment
+    if isinstance(segment, numbers.Real) and not isinstance(segment, bool) and segment < MIN_SEGMENT:
+        raise ValueError(f"segment (--segment) must be from {MIN_SEGMENT} to 3600 seconds, got {segment}")
+    engine.validate()
 
 
 def _check_band(band_hz: object) -> None:

@@ -104,33 +104,37 @@ def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.
     try:
         data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as err:
-        if start or frames >= 0:
+        if start or frames >= 0 or not isinstance(err, sf.SoundFileError) or sf.info(path).format != "FLAC":
             raise AudioError(f"{path}: could not decode audio ({first_line(err)})") from None
         data = np.concatenate(list(decoded_blocks(path, 1 << 16)))  # a FLAC cut short: as far as it decodes
         rate = sf.info(path).samplerate
     return np.ascontiguousarray(data.T), int(rate)
 
 
-DAMAGE_STEP = 1024  # frames: how near a decoder error a file is read up to
+DAMAGE_STEP = 1024  # frames: how near a FLAC decoder's error a file cut short is read up to
 
 
 def decoded_blocks(path: str, size: int) -> Iterator[np.ndarray]:
-    """A file as (frames, channels) float32 blocks, as far as it decodes: a FLAC or Ogg file cut short (an
-    interrupted download) stops its decoder with an error where a WAV or an MP3 just ends, and is read up to
-    DAMAGE_STEP frames before that error; one that decodes nothing is an AudioError."""
+    """A file as (frames, channels) float32 blocks of about `size` frames, as far as it decodes: a FLAC file cut
+    short (an interrupted download) stops its decoder with an error where a WAV, an MP3 or an Ogg file just
+    ends, and is read up to the last multiple of DAMAGE_STEP frames before it, whatever `size` (so that a file
+    read whole and one streamed in blocks are as long); one that decodes nothing is an AudioError."""
     sf = _soundfile()
+    size = -(-size // DAMAGE_STEP) * DAMAGE_STEP  # whole steps: the blocks end where the steps would
     done = 0
-    try:
-        with sf.SoundFile(path) as f:
+    with sf.SoundFile(path) as f:
+        try:
             while True:
                 block = f.read(size, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     return
                 done += block.shape[0]
                 yield block
-    except sf.SoundFileError as err:
-        error = err
-    try:  # again from the last whole block, in small steps up to the error
+        except sf.SoundFileError as err:
+            if f.format != "FLAC":  # only FLAC's decoder stops so; any other error is the file's
+                raise
+            error = err
+    try:  # again from the last whole block, in steps up to the error
         with sf.SoundFile(path) as f:
             f.seek(done)
             while True:

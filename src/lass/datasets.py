@@ -150,7 +150,8 @@ def read_class_folders(root: str | os.PathLike) -> list[Item]:
         items += [Item(str(file), label_text(folder.name)) for file in found]
         if not found:
             empty.append(folder.name)
-    if not items and any(p.suffix.lower() in AUDIO_EXTENSIONS for p in root.iterdir() if p.is_file()):
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not items and loose:
         raise ValueError(f"{root}: audio files, but no class folders: the clips must be in a folder per class, "
                          f"{root}/<label>/*.wav")
     if not items:
@@ -160,7 +161,6 @@ def read_class_folders(root: str | os.PathLike) -> list[Item]:
     if empty and items:
         print(f"lass: {len(empty)} class folder{'s' * (len(empty) > 1)} of {root} without audio, left out: "
               f"{_first_names(empty)}", file=sys.stderr, flush=True)
-    loose = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if loose:  # no class folder names their sound
         print(f"lass: {len(loose)} audio file{'s' * (len(loose) > 1)} at the top of {root}, outside the class "
               f"folders, left out (no folder names {'their' if len(loose) > 1 else 'its'} class): "

@@ -28,9 +28,6 @@ import torch
 from .models.separator import MaskSeparator
 
 
-MIN_SEGMENT = 0.5  # seconds
-
-
 @dataclass
 class EngineConfig:
     segment: float = 10.0  # seconds of output per model call
@@ -43,10 +40,8 @@ class EngineConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{name} (--{name}) must be a number, got {value!r}")
-        # a segment is held whole in memory, with the network's activations; below half a second the context on
-        # each side (about 2 s) is most of every model call (--segment 0.01 ran at 15 times real time)
-        if not MIN_SEGMENT <= self.segment <= 3600:
-            raise ValueError(f"segment (--segment) must be from {MIN_SEGMENT} to 3600 seconds, got {self.segment}")
+        if not 0 < self.segment <= 3600:  # a segment is held whole in memory, with the network's activations
+            raise ValueError(f"segment (--segment) must be more than 0 and at most 3600 seconds, got {self.segment}")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap (--overlap) must be in [0, 1), got {self.overlap}")
         if self.context is not None and self.context < 0:

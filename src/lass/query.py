@@ -113,9 +113,10 @@ def validate_query(text: object, negative: bool = False) -> str:
 
 
 # "speech, but not the music": what follows such words is a sound to suppress; a bare "not" or "no" only after a
-# comma or semicolon ("rain, no thunder"), so that "a dog not barking" stays one description
-_EXCEPT = re.compile(r"\s*(?:[,;]\s*(?:but\s+)?(?:not|no)|(?:[,;]\s*|\s+|^)(?:but\s+not|but\s+no|and\s+not|"
-                     r"except\s+for|except|without|excluding))(?:\s+|$)", re.IGNORECASE)
+# comma or semicolon ("rain, no thunder") or first ("no music", refused: it says nothing to extract), so that
+# "a dog not barking" stays one description
+_EXCEPT = re.compile(r"\s*(?:[,;]\s*(?:but\s+)?(?:not|no)|^(?:not|no)|(?:[,;]\s*|\s+|^)(?:but\s+not|but\s+no|"
+                     r"and\s+not|except\s+for|except|without|excluding))(?:\s+|$)", re.IGNORECASE)
 
 
 def split_query(text: str) -> tuple[str, list[str]]:

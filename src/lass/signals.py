@@ -27,17 +27,32 @@ def handled_signals() -> list[int]:
 @contextmanager
 def signals_held():
     """Holds Ctrl-C and SIGTERM back while a command puts its last files in place (a second or so: a signal in
-    the middle left half of them), then stops the command with the first that came (`StoppedBySignal`): its
-    files are whole, and it still exits as interrupted, so a shell loop around it stops too."""
+    the middle left half of them), then hands the first that came to the handler it was held from: its files
+    are whole, and it still stops as interrupted (`StoppedBySignal`, where that handler raises
+    KeyboardInterrupt), so a shell loop around it stops too; a program's own handler decides for itself."""
     held = handled_signals()
     came: list[int] = []
     previous = {signum: signal.getsignal(signum) for signum in held}
     for signum in held:
         signal.signal(signum, lambda signum, frame: came.append(signum))
+    whole = False
     try:
         yield
+        whole = True
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if came:
-        raise StoppedBySignal(came[0])
+        if came:  # also where the block failed: the signal still stops the command
+            _deliver(came[0], previous[came[0]], whole)
+
+
+def _deliver(signum: int, handler, whole: bool) -> None:
+    if callable(handler):
+        try:
+            handler(signum, None)
+        except KeyboardInterrupt:  # Python's Ctrl-C, or lass's SIGTERM
+            if not whole:
+                raise
+            raise StoppedBySignal(signum) from None  # said as stopped once the files were whole
+    elif handler == signal.SIG_DFL:  # SIGTERM's default: the process ends as killed by it
+        signal.raise_signal(signum)

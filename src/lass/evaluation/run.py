@@ -318,8 +318,7 @@ def read_summary(folder: Path) -> dict | None:
     except (ValueError, OSError):
         written = None
     if not (isinstance(written, dict) and written and all(
-            isinstance(v, dict) and isinstance(v.get("summary"), dict) and isinstance(v.get("settings"), dict)
-            for v in written.values())):
+            isinstance(v, dict) and isinstance(v.get("summary"), dict) for v in written.values())):
         raise ValueError(f"{path} was not written by lass evaluate (or is damaged)")
     return written
 
@@ -490,7 +489,10 @@ def earlier_scores(folder: str | Path, made: dict) -> tuple[dict, dict[str, dict
         raise ValueError(f"--compare {folder}: summary.json is not a lass evaluation's") from None
     if results is None:
         raise FileNotFoundError(f"--compare {folder}: no earlier evaluation there (summary.json)")
-    theirs = next(iter(results.values()))["settings"]
+    theirs = next(iter(results.values())).get("settings")
+    if not isinstance(theirs, dict):  # written by a lass that did not record them: nothing to compare cases by
+        raise ValueError(f"--compare {folder}: its summary.json has no settings (an older lass): evaluate that "
+                         f"model again to compare with it")
     kind = lambda settings: next((key for key in SOURCES if settings.get(key)), None)  # noqa: E731
     if kind(theirs) != kind(made):
         raise ValueError(f"--compare {folder}: it evaluated --{kind(theirs)} {theirs.get(kind(theirs))}, and this run "

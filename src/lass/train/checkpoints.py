@@ -36,9 +36,7 @@ class RunCheckpoint(ModelCheckpoint):
         best = state.get("best_model_path") or ""
         if self.monitor and best and not _same_run(here(best), state):  # (without a monitor: the latest file)
             beside = str(Path(self.resumed_from).parent / Path(best).name) if self.resumed_from else ""
-            # the checkpoint resumed from may be that best one itself, under another name (a copy of best.ckpt)
-            found = next((path for path in (best, beside, self.resumed_from) if path and _same_run(path, state)),
-                         None)
+            found = next((path for path in (best, beside) if path and _same_run(path, state)), None)
             if found is not None and os.path.realpath(found) != os.path.realpath(here(best)):
                 Path(self.dirpath).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(found, here(best))

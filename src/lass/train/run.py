@@ -242,7 +242,9 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
     processes = [config.trainer.get(key, 1) for key in ("devices", "num_nodes")]
     plain_epochs = (not {"accumulate_grad_batches", "limit_train_batches"} & set(config.trainer)
                     and all(isinstance(n, int) and n > 0 for n in processes))
-    steps = max(1, config.data.steps_per_epoch // math.prod(processes)) if plain_epochs else 0
+    # each process gets its share of the epoch's examples, rounded up (DistributedSampler), in whole batches
+    batch = config.data.batch_size
+    steps = max(1, -(-config.data.steps_per_epoch * batch // math.prod(processes)) // batch) if plain_epochs else 0
     unreached = [phase["from_epoch"] for phase in config.data.phases if plain_epochs and isinstance(max_steps, int)
                  and 0 < max_steps <= phase["from_epoch"] * steps]
     if unreached:  # the recipe's from_epoch: 5, copied into a short run
@@ -264,8 +266,9 @@ def optim_changes(config: TrainConfig, checkpoint: dict, resume: str) -> None:
         return
     changed = [key for key, value in recorded.items()
                if key != "lr" and hasattr(config.optim, key) and getattr(config.optim, key) != value]
-    kept = [key for key in changed if key in OPTIMIZER_STATE]
-    taken = [key for key in changed if key not in OPTIMIZER_STATE]
+    unused = {"muon_lr_scale"} if config.optim.optimizer != "muon" else set()  # read by Muon alone
+    kept = [key for key in changed if key in OPTIMIZER_STATE and key not in unused]
+    taken = [key for key in changed if key not in OPTIMIZER_STATE and key not in unused]
     said = lambda keys, values: ", ".join(f"optim.{key} {values[key]!r}" for key in keys)  # noqa: E731
     if kept and first_process():
         print(f"lass: note: --resume keeps the run's {said(kept, recorded)} (restored with its optimizer's state); "
@@ -310,8 +313,8 @@ def say_steps_given_up(out: Path, resumed: dict | None) -> None:
     step, later = resumed.get("global_step", 0), {}
     for name in ("last.ckpt", "best.ckpt"):
         try:
-            held = torch.load(str(out / "checkpoints" / name), map_location="cpu", weights_only=True)["global_step"]
-        except Exception:  # none there, or a damaged one, which is replaced all the same
+            held = read_checkpoint(out / "checkpoints" / name).get("global_step", 0)
+        except (ValueError, OSError):  # none there, or a damaged one, which is replaced all the same
             continue
         if held > step:
             later[name] = held
@@ -459,9 +462,9 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
     resumed_here = home is not None and os.path.realpath(home) == os.path.realpath(config.output_dir)
     if not resumed_here:  # a new run, or one resumed into another folder: that folder must not hold a run
         refuse_earlier_run(Path(config.output_dir), resume)
-    say_steps_given_up(Path(config.output_dir), resumed)
     L.seed_everything(config.seed, verbose=False)
     initial, encoder = settle_model(config, init, resume, resumed)  # before the data: its rate is the model's
+    say_steps_given_up(Path(config.output_dir), resumed)  # once the resume is not refused
     out = Path(config.output_dir)
 
     try:
