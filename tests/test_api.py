@@ -439,3 +439,28 @@ def test_a_file_of_fewer_samples_than_channels_is_separated(tiny, tmp_path):
     assert np.allclose(tracks["rain"] + tracks["residual"], [[0.5], [-0.5], [0.25]], atol=1e-6)
     with pytest.raises(AudioError, match="more channels than samples"):
         tiny.separate_tensor(np.array([[0.5, -0.5, 0.25]]).T, 16000, "rain")
+
+
+def test_the_progress_bar_counts_seconds_of_audio(model_dir, tmp_path, monkeypatch):
+    import tqdm
+
+    bars = []
+
+    class Bar:  # records what lass gives the bar
+        def __init__(self, total, **kwargs):
+            self.total, self.n, self.kwargs = total, 0.0, kwargs
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    path = tmp_path / "a.wav"
+    sf.write(path, tone_noise(7.5, 22050, 2).T, 22050)
+    sep = Separator(str(model_dir / "tiny.safetensors"), device="cpu", segment=3.0, progress=True)
+    sep.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path / "out")), block_seconds=2.0)
+    assert len(bars) == 1 and bars[0].total == pytest.approx(7.5) and bars[0].n == pytest.approx(7.5)
+    assert bars[0].kwargs["unit"] == "s"

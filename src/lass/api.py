@@ -357,7 +357,7 @@ class Separator:
         result = FileResult(str(path), sample_rate=out_rate, duration=held / meta.sample_rate,
                             input_sample_rate=meta.sample_rate, band_hz=band,
                             declared_duration=None if declared is None else declared / meta.sample_rate)
-        bar = self._progress_bar(held, Path(path).name)
+        bar = self._progress_bar(held / meta.sample_rate, Path(path).name)
         try:
             for name, target in targets.items():
                 writers[name] = audio.AtomicWriter(target, out_rate, meta.channels, "wav", "float32", scratch=True)
@@ -368,7 +368,7 @@ class Separator:
                 nonlocal done
                 done += frames
                 if bar is not None:
-                    bar.update(frames)
+                    bar.update(frames / meta.sample_rate)
                 if self.callback is not None:
                     self.callback(done, held)  # a running total, as the docstring promises
 
@@ -438,12 +438,15 @@ class Separator:
                 bar.close()
         return result
 
-    def _progress_bar(self, total: int, name: str):
+    def _progress_bar(self, total: float, name: str):
         if not self.progress:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=name, unit="smp", unit_scale=True, leave=False, dynamic_ncols=True)
+        # in seconds of audio, as a user counts a recording (its rate in seconds per second: the speed-up)
+        return tqdm(total=total, desc=name, unit="s", leave=False, dynamic_ncols=True,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, "
+                               "{rate_fmt}]")
 
 
 def check_output_options(options: OutputOptions) -> None:
