@@ -57,6 +57,8 @@ def test_a_query_says_what_to_leave_out(query, positive, negatives):
 
 @pytest.mark.parametrize("query,message", [("but not music", "says only what to leave out"),
                                            ("No music", "says only what to leave out"),
+                                           ("everything but the dog", "ask for 'the dog' instead, and its residual"),
+                                           ("All sounds, except speech", "ask for 'speech' instead"),
                                            ("speech but not", "leaves out nothing after its 'but not'")])
 def test_a_query_that_only_leaves_out_is_refused(query, message):
     from lass.query import split_query

@@ -119,12 +119,23 @@ _EXCEPT = re.compile(r"\s*(?:[,;]\s*(?:but\s+)?(?:not|no)|^(?:not|no)|(?:[,;]\s*
                      r"and\s+not|except\s+for|except|without|excluding))(?:\s+|$)", re.IGNORECASE)
 
 
+# "everything but the dog": no track holds "everything"; the residual of the dog's query is what is asked for
+_EVERYTHING = re.compile(r"(?:everything|anything|all(?:\s+(?:the\s+)?(?:other\s+)?sounds?)?)(?:\s+else)?",
+                         re.IGNORECASE)
+_EVERYTHING_BUT = re.compile(rf"({_EVERYTHING.pattern})\s+but\s+(?!not\b|no\b)(.+)", re.IGNORECASE)
+
+
 def split_query(text: str) -> tuple[str, list[str]]:
     """A query -> what to extract and the sounds it says to leave out: "speech, but not the music" is "speech"
     with the negative query "the music" (the text encoder alone reads "not" as one more word, and extracts the
     music). Other words for it: "except", "without", "excluding", "and not", "but no", ", not", ", no"."""
     cleaned = validate_query(text)
+    everything_but = _EVERYTHING_BUT.fullmatch(cleaned)
     positive, *negatives = (part.strip(" ,;") for part in _EXCEPT.split(cleaned))
+    if everything_but or (negatives and _EVERYTHING.fullmatch(positive)):
+        left_out = everything_but.group(2) if everything_but else ", ".join(negatives)
+        raise QueryError(f"the query '{cleaned}' asks for everything but {left_out}: ask for '{left_out}' instead, "
+                         f"and its residual (residual.wav) is everything else")
     if not positive:
         raise QueryError(f"the query '{cleaned}' says only what to leave out: say what to extract, e.g. "
                          f"'speech, but not the music', or give the sound to suppress with --negative")
