@@ -121,30 +121,22 @@ def decoded_blocks(path: str, size: int) -> Iterator[np.ndarray]:
     read whole and one streamed in blocks are as long); one that decodes nothing is an AudioError."""
     sf = _soundfile()
     size = -(-size // DAMAGE_STEP) * DAMAGE_STEP  # whole steps: the blocks end where the steps would
-    done = 0
-    with sf.SoundFile(path) as f:
-        try:
-            while True:
-                block = f.read(size, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    return
-                done += block.shape[0]
-                yield block
-        except sf.SoundFileError as err:
-            if f.format != "FLAC":  # only FLAC's decoder stops so; any other error is the file's
-                raise
-            error = err
-    try:  # again from the last whole block, in steps up to the error
+    done, error = 0, None
+    for step in (size, DAMAGE_STEP):  # the blocks; after a FLAC decoder's error, steps up to it from the last
         with sf.SoundFile(path) as f:
-            f.seek(done)
-            while True:
-                block = f.read(DAMAGE_STEP, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
+            try:
+                if done:
+                    f.seek(done)
+                while (block := f.read(step, dtype="float32", always_2d=True)).shape[0]:
+                    done += block.shape[0]
+                    yield block
+                return
+            except sf.SoundFileError as err:
+                if error is not None:  # the steps' error: where the file stops decoding
                     break
-                done += block.shape[0]
-                yield block
-    except sf.SoundFileError:
-        pass
+                if f.format != "FLAC":  # only FLAC's decoder stops so; any other error is the file's
+                    raise
+                error = err
     if done == 0:
         raise AudioError(f"{path}: could not decode audio ({first_line(error)})")
 
