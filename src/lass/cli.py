@@ -351,10 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lass {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("separate", help="extract the sounds described by text queries")
+    p = sub.add_parser("separate", help="extract the sounds described by text queries",
+                       description="Extracts the sounds the queries describe. Each input writes OUT/<input name>/"
+                                   "<query>.wav per query and residual.wav (the input minus every track), at the "
+                                   "input's rate, length and channels.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, ...)")
-    p.add_argument("-q", "--query", action="append", required=True, help="what to extract (repeatable)")
-    p.add_argument("-n", "--negative", action="append", help="what to suppress (repeatable)")
+    p.add_argument("-q", "--query", action="append", required=True,
+                   help="what to extract, in words (repeatable); 'speech, but not the music' also says what to "
+                        "suppress (but not, except, without, excluding, ', no')")
+    p.add_argument("-n", "--negative", action="append", help="what to suppress, for every query (repeatable)")
     p.add_argument("-o", "--out", default="separated", help="output folder (default: separated)")
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path")
     p.add_argument("--format", default="wav", choices=["wav", "flac"], help="output format (default: wav)")
@@ -365,9 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="outputs that would clip: scaled together by one gain (default), or clipped")
     p.add_argument("--no-residual", action="store_true", help="do not write residual (everything else)")
     p.add_argument("--per-query-residual", action="store_true", help="also write mixture minus each target")
-    p.add_argument("--segment", type=float, default=10.0, help="seconds per model call (default 10)")
+    p.add_argument("--segment", type=float, default=10.0, help="seconds per model call, 0.5 to 3600 (default 10)")
     p.add_argument("--overlap", type=float, default=0.25, help="crossfade fraction of a segment (default 0.25)")
-    p.add_argument("--sample-rate", type=int, default=None, help="output rate (default: the input's)")
+    p.add_argument("--sample-rate", type=int, default=None, help="output rate, 2000 to 768000 Hz (default: the input's)")
     p.add_argument("--band", default="auto", type=_band, metavar="auto|full|HZ",
                    help="the highest frequency the input holds: 'auto' (default) finds where audio resampled up "
                         "from a lower rate stops; 'full' trusts the file's rate; or a frequency in Hz "
