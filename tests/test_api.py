@@ -277,8 +277,9 @@ def test_engine_settings_must_be_numbers(model_dir):
         with pytest.raises(ValueError, match=r"segment \(--segment\) must be a number"):
             sep.update_parameter(segment=bad)
     assert sep.engine.segment == 10.0  # a refused value leaves the setting as it was
-    with pytest.raises(ValueError, match="must be from 0.5 to 3600 seconds, got 0.01"):  # 15x real time
-        sep.update_parameter(segment=0.01)
+    for segment in (0.01, 3601, float("nan")):  # 0.01: 15x real time
+        with pytest.raises(ValueError, match=f"must be from 0.5 to 3600 seconds, got {segment}"):
+            sep.update_parameter(segment=segment)
     sep.update_parameter(segment=np.float32(2.0), overlap=np.float64(0.3))  # numpy numbers are numbers
     assert sep.engine.segment == 2.0 and sep.engine.overlap == pytest.approx(0.3)
 

@@ -474,11 +474,16 @@ def test_a_query_with_but_not_is_read_aloud(capsys, song, tmp_path, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain, but not a dog", "-m", tiny_model,
                            "-o", str(tmp_path / "out"))
     assert code == 0 and "query 'rain, but not a dog': extracting 'rain', leaving out 'a dog'" in err
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain (no dog)", "-m", tiny_model,
+                           "-o", str(tmp_path / "quiet"), "--quiet")  # a note: said under --quiet too
+    assert code == 0 and "lass: note: query 'rain (no dog)': extracting 'rain', leaving out 'dog'" in err
     assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["rain-but-not-a-dog.wav", "residual.wav"]
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "without rain", "-m", tiny_model, "-o", str(tmp_path))
     assert_one_line_error(code, err, "the query 'without rain' says only what to leave out")
     code, _, err = run_cli(capsys, "separate", str(song), "-q", str(song), "-m", tiny_model, "-o", str(tmp_path))
     assert_one_line_error(code, err, f"the query '{song}' is an audio file: audio queries")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "dog.WAV", "-m", tiny_model, "-o", str(tmp_path))
+    assert_one_line_error(code, err, "the query 'dog.WAV' names an audio file: audio queries")
 
 
 def test_ctrl_c_while_outputs_are_put_in_place_waits_for_all_of_them(capsys, song, tmp_path, tiny_model, monkeypatch):

@@ -46,7 +46,13 @@ def test_bad_queries_are_rejected(bad, message):
     ("rain, no thunder", "rain", ["thunder"]),
     ("birds except for the crow; not traffic", "birds", ["the crow", "traffic"]),
     ("a song without words", "a song", ["words"]),
+    ("speech with no music", "speech", ["music"]),
+    ("speech (no music)", "speech", ["music"]),
+    ("speech - not the piano", "speech", ["the piano"]),
+    ("speech minus the piano", "speech", ["the piano"]),
+    ("a dog (barking), no rain", "a dog (barking)", ["rain"]),
     ("a dog not barking", "a dog not barking", []),  # a bare "not" without a comma is part of the description
+    ("a well-known song (live)", "a well-known song (live)", []),
     ("exceptional butter knife, notably", "exceptional butter knife, notably", []),
 ])
 def test_a_query_says_what_to_leave_out(query, positive, negatives):

@@ -200,9 +200,10 @@ class Separator:
         negatives = [] if negative is None else query_list(negative, "negative queries")
         negatives = [validate_query(q, negative=True) for q in negatives]
         for text in (*queries, *negatives):  # `-q dog.wav` was taken as words, and asked for little
-            if Path(text).suffix.lower() in audio.AUDIO_EXTENSIONS and os.path.isfile(text):
-                raise QueryError(f"the query '{text}' is an audio file: audio queries (an example clip of the "
-                                 f"sound) are not supported, describe the sound in words")
+            if Path(text).suffix.lower() in audio.AUDIO_EXTENSIONS:
+                what = "is an audio file" if os.path.isfile(text) else "names an audio file"
+                raise QueryError(f"the query '{text}' {what}: audio queries (an example clip of the sound) are not "
+                                 f"supported, describe the sound in words")
         repeated = sorted({q for q in queries if queries.count(q) > 1})
         if repeated:
             raise QueryError(f"the query '{repeated[0]}' is given more than once")
@@ -475,7 +476,7 @@ def _check_engine(engine: EngineConfig) -> None:
     """The engine's own checks, and a segment long enough to be worth a model call: below half a second the
     context on each side (about 2 s) is most of each call (--segment 0.01 ran at 15 times real time)."""
     segment = engine.segment
-    if isinstance(segment, numbers.Real) and not isinstance(segment, bool) and segment < MIN_SEGMENT:
+    if isinstance(segment, numbers.Real) and not isinstance(segment, bool) and not MIN_SEGMENT <= segment <= 3600:
         raise ValueError(f"segment (--segment) must be from {MIN_SEGMENT} to 3600 seconds, got {segment}")
     engine.validate()
 

@@ -61,14 +61,13 @@ def cmd_separate(args) -> int:
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet and sys.stderr.isatty())  # no bar drawn into a log file
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
-    if not args.quiet:
-        from .query import split_query
+    from .query import split_query
 
-        for query in args.query:  # say how a "but not" was read: a query is not parsed silently
-            positive, left_out = split_query(query)
-            if left_out:
-                _say(f"query '{_shown(query)}': extracting '{_shown(positive)}', leaving out "
-                     + ", ".join(f"'{_shown(text)}'" for text in left_out) + " (as --negative would)")
+    for query in args.query:  # say how a "but not" was read, also under --quiet: a query is not parsed silently
+        positive, left_out = split_query(query)
+        if left_out:
+            _say(f"lass: note: query '{_shown(query)}': extracting '{_shown(positive)}', leaving out "
+                 + ", ".join(f"'{_shown(text)}'" for text in left_out) + " (as --negative would)")
     model_rate = separator.model.sample_rate
     _interrupt_on_sigterm()  # `timeout` and `kill` send SIGTERM: clean up as for Ctrl-C
     failures = []
@@ -358,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, ...)")
     p.add_argument("-q", "--query", action="append", required=True,
                    help="what to extract, in words (repeatable); 'speech, but not the music' also says what to "
-                        "suppress (but not, except, without, excluding, ', no')")
+                        "suppress (but not, except, without, with no, excluding, minus, ', no')")
     p.add_argument("-n", "--negative", action="append", help="what to suppress, for every query (repeatable)")
     p.add_argument("-o", "--out", default="separated", help="output folder (default: separated)")
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path")

@@ -113,10 +113,11 @@ def validate_query(text: object, negative: bool = False) -> str:
 
 
 # "speech, but not the music": what follows such words is a sound to suppress; a bare "not" or "no" only after a
-# comma or semicolon ("rain, no thunder") or first ("no music", refused: it says nothing to extract), so that
-# "a dog not barking" stays one description
-_EXCEPT = re.compile(r"\s*(?:[,;]\s*(?:but\s+)?(?:not|no)|^(?:not|no)|(?:[,;]\s*|\s+|^)(?:but\s+not|but\s+no|"
-                     r"and\s+not|except\s+for|except|without|excluding))(?:\s+|$)", re.IGNORECASE)
+# comma, semicolon, bracket or dash ("rain, no thunder", "speech (no music)") or first ("no music", refused: it
+# says nothing to extract), so that "a dog not barking" stays one description
+_EXCEPT = re.compile(r"\s*(?:[,;(\-\u2013\u2014]\s*(?:but\s+)?(?:not|no)|^(?:not|no)|(?:[,;(\-\u2013\u2014]\s*|\s+|^)"
+                     r"(?:but\s+not|but\s+no|and\s+not|with\s+no|except\s+for|except|without|excluding|minus))"
+                     r"(?:\s+|$)", re.IGNORECASE)
 
 
 # "everything but the dog": no track holds "everything"; the residual of the dog's query is what is asked for
@@ -128,10 +129,12 @@ _EVERYTHING_BUT = re.compile(rf"({_EVERYTHING.pattern})\s+but\s+(?!not\b|no\b)(.
 def split_query(text: str) -> tuple[str, list[str]]:
     """A query -> what to extract and the sounds it says to leave out: "speech, but not the music" is "speech"
     with the negative query "the music" (the text encoder alone reads "not" as one more word, and extracts the
-    music). Other words for it: "except", "without", "excluding", "and not", "but no", ", not", ", no"."""
+    music). Other words for it: "except (for)", "without", "with no", "excluding", "minus", "and not", "but no",
+    and "not" or "no" after a comma, a bracket or a dash."""
     cleaned = validate_query(text)
     everything_but = _EVERYTHING_BUT.fullmatch(cleaned)
-    positive, *negatives = (part.strip(" ,;") for part in _EXCEPT.split(cleaned))
+    positive, *negatives = _EXCEPT.split(cleaned)
+    positive, negatives = positive.strip(" ,;"), [part.strip(" ,;)") for part in negatives]  # "speech (no music)"
     if everything_but or (negatives and _EVERYTHING.fullmatch(positive)):
         left_out = everything_but.group(2) if everything_but else ", ".join(negatives)
         raise QueryError(f"the query '{cleaned}' asks for everything but {left_out}: ask for '{left_out}' instead, "
