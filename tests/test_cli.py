@@ -641,3 +641,14 @@ def test_a_missing_optional_extra_is_one_line_naming_the_install(tmp_path, tiny_
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert f'needs {blocked} here' in done.stderr and f'pip install "lass[{extra}]"' in done.stderr
     assert not (tmp_path / "ev").exists() and not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_while_lass_starts_is_one_line(capsys, monkeypatch):
+    from lass import cli
+
+    def interrupted():  # building the parser imports torch: seconds in which a Ctrl-C printed a traceback
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["separate", "x.wav", "-q", "dog"]) == 130
+    assert capsys.readouterr().err == "lass: interrupted\n"

@@ -425,8 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports torch (the evaluation's and bench's arguments): seconds, and Ctrl-C-able
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        _say("lass: interrupted")
+        return _interrupted_exit()
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
