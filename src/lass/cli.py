@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-query-residual", action="store_true", help="also write mixture minus each target")
     p.add_argument("--segment", type=float, default=10.0, help="seconds per model call, 0.5 to 3600 (default 10)")
     p.add_argument("--overlap", type=float, default=0.25, help="crossfade fraction of a segment (default 0.25)")
-    p.add_argument("--sample-rate", type=int, default=None, help="output rate, 2000 to 768000 Hz (default: the input's)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="output rate, 2000 to 768000 Hz (default: the input's)")
     p.add_argument("--band", default="auto", type=_band, metavar="auto|full|HZ",
                    help="the highest frequency the input holds: 'auto' (default) finds where audio resampled up "
                         "from a lower rate stops; 'full' trusts the file's rate; or a frequency in Hz "
