@@ -297,6 +297,13 @@ def test_a_query_named_like_a_residual_keeps_its_own_file(capsys, song, tmp_path
     assert np.allclose(dog + dog_rest, mixture, atol=1e-4)
     other = sf.read(folder / "dog-residual-query.wav", always_2d=True)[0]
     assert not np.allclose(other, dog_rest, atol=1e-3)  # the query's own target, not a residual
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "dog", "-q", "dog residual", "--per-query-residual",
+                           "-m", tiny_model, "-o", str(tmp_path / "summary"))
+    assert code == 0, err  # the summary names each file by what it holds
+    for label, name in (("'dog'", "dog"), ("'dog residual'", "dog-residual-query"), ("residual", "residual"),
+                        ("residual without 'dog'", "dog-residual"),
+                        ("residual without 'dog residual'", "dog-residual-query-residual")):
+        assert f"  {label}: {tmp_path / 'summary' / 'song' / name}.wav" in err, err
 
 
 def test_the_summary_names_each_file_by_its_query_as_typed(capsys, song, tmp_path, tiny_model):

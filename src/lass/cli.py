@@ -174,9 +174,12 @@ def _shown(query: str, limit: int = 60) -> str:
 
 def _output_labels(queries: list[str], outputs: dict[str, str]) -> list[str]:
     """What each written file holds, as the summary names it: a track by its query as typed (its file name may be
-    another's, numbered: -q 'dog!' -q dog writes dog.wav and dog-2.wav), the residuals by their names."""
-    tracks = [f"'{_shown(query)}'" for query in queries]
-    return tracks + list(outputs)[len(queries):]
+    another's, numbered: -q 'dog!' -q dog writes dog.wav and dog-2.wav), a per-query residual by its query too."""
+    names = list(outputs)
+    without = {f"{name}-residual": query for name, query in zip(names, queries)}  # --per-query-residual's
+    return ([f"'{_shown(query)}'" for query in queries]
+            + [f"residual without '{_shown(without[name])}'" if name in without else name
+               for name in names[len(queries):]])
 
 
 _SIGNALS: list[int] = []  # what interrupted the run: SIGTERM exits 143, Ctrl-C 130, as shells report them
