@@ -552,7 +552,7 @@ def test_stop_on_signal_asks_once_stops_at_the_second_and_leaves_an_ignored_sigi
     import signal
     from types import SimpleNamespace
 
-    from lass.signals import signals_held
+    from lass.signals import StoppedBySignal, signals_held
     from lass.train.stopping import StopOnSignal
 
     trainer = SimpleNamespace(world_size=1, should_stop=False, fit_loop=SimpleNamespace(_can_stop_early=True))
@@ -579,6 +579,11 @@ def test_stop_on_signal_asks_once_stops_at_the_second_and_leaves_an_ignored_sigi
             finished.append(True)
         assert heard == [(signal.SIGINT, 2)]
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        with pytest.raises(StoppedBySignal) as stopped:  # a block that stops the run itself keeps its own reason
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                raise StoppedBySignal(signal.SIGTERM)
+        assert stopped.value.signum == signal.SIGTERM
         # a run started with SIGINT ignored (a script's background job) does not hear the terminal's Ctrl-C
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         ignoring = StopOnSignal()

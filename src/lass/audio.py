@@ -282,8 +282,8 @@ def check_finite(wav: np.ndarray, path: str | os.PathLike | None = None) -> None
 
 
 def read_blocks(path: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
-    """A file as (channels, n) float32 blocks of `block_seconds`, each checked (`check_finite`) as it is read:
-    the streaming engine's input, in bounded memory."""
+    """A file as (channels, n) float32 blocks of about `block_seconds` (whole steps of `decoded_blocks`), each
+    checked (`check_finite`) as it is read: the streaming engine's input, in bounded memory."""
     size = max(1, int(block_seconds * sample_rate))
     try:
         for block in decoded_blocks(path, size):

@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, ...)")
     p.add_argument("-q", "--query", action="append", required=True,
                    help="what to extract, in words (repeatable); 'speech, but not the music' also says what to "
-                        "suppress (but not, except, without, with no, excluding, minus, ', no')")
+                        "suppress (but not, except, without, with no, excluding, ', no', '(no ...)')")
     p.add_argument("-n", "--negative", action="append", help="what to suppress, for every query (repeatable)")
     p.add_argument("-o", "--out", default="separated", help="output folder (default: separated)")
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path")

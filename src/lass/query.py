@@ -113,11 +113,15 @@ def validate_query(text: object, negative: bool = False) -> str:
 
 
 # "speech, but not the music": what follows such words is a sound to suppress; a bare "not" or "no" only after a
-# comma, semicolon, bracket or dash ("rain, no thunder", "speech (no music)") or first ("no music", refused: it
-# says nothing to extract), so that "a dog not barking" stays one description
-_EXCEPT = re.compile(r"\s*(?:[,;(\-\u2013\u2014]\s*(?:but\s+)?(?:not|no)|^(?:not|no)|(?:[,;(\-\u2013\u2014]\s*|\s+|^)"
-                     r"(?:but\s+not|but\s+no|and\s+not|with\s+no|except\s+for|except|without|excluding|minus))"
-                     r"(?:\s+|$)", re.IGNORECASE)
+# comma, a semicolon or a dash ("rain, no thunder", "speech - no music"; a hyphen with a space before it, so that
+# "a yes-no question" stays whole) or first ("no music", refused: it says nothing to extract), so that "a dog not
+# barking" stays one description; and a bracket of such words anywhere ("speech (no music) in a hall")
+_WORDS = r"but\s+not|but\s+no|and\s+not|with\s+no|except\s+for|except|without|excluding"
+_MARK = r"(?:[,;\u2013\u2014]|\s-+)"
+_EXCEPT = re.compile(rf"\s*(?:{_MARK}\s*(?:but\s+)?(?:not|no)|^(?:not|no)|(?:{_MARK}\s*|\s+|^)(?:{_WORDS}))(?:\s+|$)",
+                     re.IGNORECASE)
+_BRACKETED = re.compile(rf"\s*[(\[]\s*(?:not|no|{_WORDS})\s+([^()\[\]]*?)\s*[)\]]", re.IGNORECASE)
+_TRIM = " ,;.!?-\u2013\u2014"  # punctuation left at a part's ends
 
 
 # "everything but the dog": no track holds "everything"; the residual of the dog's query is what is asked for
@@ -129,12 +133,14 @@ _EVERYTHING_BUT = re.compile(rf"({_EVERYTHING.pattern})\s+but\s+(?!not\b|no\b)(.
 def split_query(text: str) -> tuple[str, list[str]]:
     """A query -> what to extract and the sounds it says to leave out: "speech, but not the music" is "speech"
     with the negative query "the music" (the text encoder alone reads "not" as one more word, and extracts the
-    music). Other words for it: "except (for)", "without", "with no", "excluding", "minus", "and not", "but no",
-    and "not" or "no" after a comma, a bracket or a dash."""
+    music). Other words for it: "except (for)", "without", "with no", "excluding", "and not", "but no", "not" or
+    "no" after a comma or a dash, and any of them in brackets."""
     cleaned = validate_query(text)
     everything_but = _EVERYTHING_BUT.fullmatch(cleaned)
-    positive, *negatives = _EXCEPT.split(cleaned)
-    positive, negatives = positive.strip(" ,;"), [part.strip(" ,;)") for part in negatives]  # "speech (no music)"
+    bracketed = _BRACKETED.findall(cleaned)
+    positive, *negatives = _EXCEPT.split(" ".join(_BRACKETED.sub(" ", cleaned).split()))
+    negatives += [part for inside in bracketed for part in _EXCEPT.split(inside)]  # "(without music, not traffic)"
+    positive, negatives = positive.strip(_TRIM), [part.strip(_TRIM) for part in negatives]
     if everything_but or (negatives and _EVERYTHING.fullmatch(positive)):
         left_out = everything_but.group(2) if everything_but else ", ".join(negatives)
         raise QueryError(f"the query '{cleaned}' asks for everything but {left_out}: ask for '{left_out}' instead, "

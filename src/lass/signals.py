@@ -21,7 +21,8 @@ def handled_signals() -> list[int]:
     background job) must not stop at a Ctrl-C meant for the terminal's foreground."""
     if threading.current_thread() is not threading.main_thread():
         return []
-    return [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not signal.SIG_IGN]
+    left_alone = (signal.SIG_IGN, None)  # None: a handler set from C, which Python can neither call nor put back
+    return [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) not in left_alone]
 
 
 @contextmanager
@@ -35,14 +36,17 @@ def signals_held():
     previous = {signum: signal.getsignal(signum) for signum in held}
     for signum in held:
         signal.signal(signum, lambda signum, frame: came.append(signum))
-    whole = False
+    whole = stopping = False
     try:
         yield
         whole = True
+    except KeyboardInterrupt:  # the block stops the command itself (a run stopped by a signal): nothing to add
+        stopping = True
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if came:  # also where the block failed: the signal still stops the command
+        if came and not stopping:  # also where the block failed: the signal still stops the command
             _deliver(came[0], previous[came[0]], whole)
 
 
