@@ -151,7 +151,8 @@ def split_query(text: str) -> tuple[str, list[str]]:
     if not all(negatives):
         raise QueryError(f"the query '{cleaned}' leaves out nothing after its 'but not' (or 'except', 'without'): "
                          f"name the sound to suppress, or remove those words")
-    return positive, negatives
+    # a query that leaves nothing out goes to the encoder as given: "dog!" is not "dog" (their tracks are named so)
+    return (positive, negatives) if negatives else (cleaned, [])
 
 
 def build_condition(positive: torch.Tensor, negative: torch.Tensor | None) -> torch.Tensor:
