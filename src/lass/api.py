@@ -15,8 +15,8 @@ import torch
 
 from . import audio
 from .audio import AudioError, check_finite
-from .inference import (EngineConfig, InputSurvey, Resampler, check_band, heard_band, input_gain, separate_array,
-                        separate_stream)
+from .inference import (MAX_SEGMENT, EngineConfig, InputSurvey, Resampler, check_band, heard_band, input_gain,
+                        separate_array, separate_stream)
 from .metrics import level_db
 from .models import registry
 from .query import QueryError, build_condition, shared_text_encoder, split_query, validate_query
@@ -476,8 +476,9 @@ def _check_engine(engine: EngineConfig) -> None:
     """The engine's own checks, and a segment long enough to be worth a model call: below half a second the
     context on each side (about 2 s) is most of each call (--segment 0.01 ran at 15 times real time)."""
     segment = engine.segment
-    if isinstance(segment, numbers.Real) and not isinstance(segment, bool) and not MIN_SEGMENT <= segment <= 3600:
-        raise ValueError(f"segment (--segment) must be from {MIN_SEGMENT} to 3600 seconds, got {segment}")
+    number = isinstance(segment, numbers.Real) and not isinstance(segment, bool)
+    if number and not MIN_SEGMENT <= segment <= MAX_SEGMENT:
+        raise ValueError(f"segment (--segment) must be from {MIN_SEGMENT} to {MAX_SEGMENT} seconds, got {segment}")
     engine.validate()
 
 

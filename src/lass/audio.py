@@ -99,15 +99,14 @@ def _wav_declared_frames(path: str) -> int | None:
 def read(path: str | os.PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
     """(channels, samples) float32 and the file's sample rate."""
     path = as_path(path)
-    info(path)  # a missing, unreadable or empty file fails here with a clear message
+    meta = info(path)  # a missing, unreadable or empty file fails here with a clear message
     sf = _soundfile()
     try:
         data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as err:
-        if start or frames >= 0 or not isinstance(err, sf.SoundFileError) or sf.info(path).format != "FLAC":
+        if start or frames >= 0 or not isinstance(err, sf.SoundFileError) or meta.format != "FLAC":
             raise AudioError(f"{path}: could not decode audio ({first_line(err)})") from None
-        data = np.concatenate(list(decoded_blocks(path, 1 << 16)))  # a FLAC cut short: as far as it decodes
-        rate = sf.info(path).samplerate
+        data, rate = np.concatenate(list(decoded_blocks(path, 1 << 16))), meta.sample_rate  # as far as it decodes
     return np.ascontiguousarray(data.T), int(rate)
 
 

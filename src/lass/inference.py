@@ -28,6 +28,9 @@ import torch
 from .models.separator import MaskSeparator
 
 
+MAX_SEGMENT = 3600  # seconds
+
+
 @dataclass
 class EngineConfig:
     segment: float = 10.0  # seconds of output per model call
@@ -40,8 +43,9 @@ class EngineConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{name} (--{name}) must be a number, got {value!r}")
-        if not 0 < self.segment <= 3600:  # a segment is held whole in memory, with the network's activations
-            raise ValueError(f"segment (--segment) must be more than 0 and at most 3600 seconds, got {self.segment}")
+        if not 0 < self.segment <= MAX_SEGMENT:  # a segment is held whole in memory, with the network's activations
+            raise ValueError(f"segment (--segment) must be more than 0 and at most {MAX_SEGMENT} seconds, got "
+                             f"{self.segment}")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap (--overlap) must be in [0, 1), got {self.overlap}")
         if self.context is not None and self.context < 0:
