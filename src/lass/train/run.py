@@ -30,6 +30,13 @@ from .phrasing import phrasings
 ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")
 
 
+def architecture_overridden(own: ModelConfig, base: ModelConfig) -> bool:
+    """Whether a config gives an architecture of its own that differs from the model it starts from: a setting
+    left at its default is not one the config gives (a run's recorded config names every setting)."""
+    defaults = ModelConfig()
+    return any(getattr(own, key) not in (getattr(defaults, key), getattr(base, key)) for key in ARCHITECTURE)
+
+
 def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelConfig:
     """The initial model's architecture with the fine-tuning config's own name, licence and description, and
     its inference settings (mask_power, input_level_db) where the config sets them to other than their defaults
@@ -39,7 +46,7 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelCon
     never presents itself as the one it started from, nor carries that model's measured numbers."""
     defaults = ModelConfig()
     given = lambda key: getattr(own, key) != getattr(defaults, key)  # noqa: E731
-    if any(given(key) and getattr(own, key) != getattr(base, key) for key in ARCHITECTURE):
+    if architecture_overridden(own, base):
         print(f"lass: note: --init {init} keeps the architecture of {base.name!r}; the config's model "
               f"architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr)
     if given("licence") and own.licence != base.licence and base.licence:
@@ -206,10 +213,7 @@ def settle_config(config: TrainConfig, init: str | None, resume: str | None, che
                                  f"{_resume_as_it_ran(resume)}")
         optim_changes(config, checkpoint, resume)
         saved = ModelConfig.from_json(checkpoint["lass_model_config"])
-        # as with --init, a setting left at its default is not one the config gives (a fine-tune's config has
-        # no architecture of its own, and was noted at every resume)
-        given = lambda key: getattr(config.model, key) != getattr(ModelConfig(), key)  # noqa: E731
-        if any(given(key) and getattr(config.model, key) != getattr(saved, key) for key in ARCHITECTURE):
+        if architecture_overridden(config.model, saved):  # as with --init (a fine-tune's was noted at every resume)
             print(f"lass: note: --resume keeps the architecture of the run it resumes ({resume}); the config's "
                   f"model architecture ({', '.join(ARCHITECTURE)}) is not used", file=sys.stderr, flush=True)
         config.model = saved
@@ -305,15 +309,18 @@ def run_model(checkpoint: str | os.PathLike) -> str:
             f"MODEL.safetensors (made by: lass export {checkpoint} -o MODEL.safetensors)")
 
 
-def say_steps_given_up(out: Path, resumed: dict | None) -> None:
+def say_steps_given_up(out: Path, resume: str | None, resumed: dict | None) -> None:
     """Resumed from a checkpoint older than the folder's last.ckpt (its best.ckpt, say): the steps after it are
     given up, as this run's checkpoints replace last.ckpt (which every hint resumes from) and best.ckpt."""
     if resumed is None or not first_process():
         return
     step, later = resumed.get("global_step", 0), {}
     for name in ("last.ckpt", "best.ckpt"):
+        path = out / "checkpoints" / name
+        if not path.is_file() or os.path.samefile(path, resume):  # the one resumed from holds no later step
+            continue
         try:
-            held = read_checkpoint(out / "checkpoints" / name).get("global_step", 0)
+            held = read_checkpoint(path).get("global_step", 0)
         except (ValueError, OSError):  # none there, or a damaged one, which is replaced all the same
             continue
         if held > step:
@@ -464,7 +471,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         refuse_earlier_run(Path(config.output_dir), resume)
     L.seed_everything(config.seed, verbose=False)
     initial, encoder = settle_model(config, init, resume, resumed)  # before the data: its rate is the model's
-    say_steps_given_up(Path(config.output_dir), resumed)  # once the resume is not refused
+    say_steps_given_up(Path(config.output_dir), resume, resumed)  # once the resume is not refused
     out = Path(config.output_dir)
 
     try:
