@@ -2,9 +2,9 @@
 same text read whole by the text encoder (what lass did before it parsed them), on held-out speech over music.
 
 The four SiSEC 2011 speech recordings no training recipe uses (dev1 female4 and male4, sources 3 and 4) over four
-music recordings the recipe does not train on (orchestra, waltz, ragtime, string orchestra), each pair mixed at
-0 dB over its first 10 s by the protocols' mixer (16 mixtures), queried for the speech four ways: "speech"; "speech, but not the music"
-as `lass separate` reads it (the query "speech" with the negative query "the music"); "speech" with
+music recordings the recipe does not train on (orchestra, waltz, ragtime, string orchestra), each pair mixed at 0 dB
+over its first 10 s by the protocols' mixer (16 mixtures), queried for the speech four ways: "speech"; "speech, but
+not the music" as `lass separate` reads it (the query "speech" with the negative query "the music"); "speech" with
 `--negative "the music"`; and "speech, but not the music" encoded as one text. Mean and median SDRi against the
 speech. Results: docs/benchmarks.md, "Queries that say what to leave out".
 
