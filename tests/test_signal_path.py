@@ -50,8 +50,8 @@ def test_mask_power_applies_at_inference_only(model_dir):
     assert torch.allclose(raw, 0.5 * torch.from_numpy(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("power", [0.0, -1.0])
-def test_mask_power_must_be_positive(power):
+@pytest.mark.parametrize("power", [0.0, -1.0, float("inf"), float("nan")])
+def test_mask_power_must_be_positive_and_finite(power):
     from lass.models.config import ModelConfig
     from lass.models.separator import MaskSeparator
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,7 @@ def lass_cmd(*args, show_warnings: bool = False, env: dict | None = None):
                           timeout=600)
 
 
-def test_train_export_and_resume(tmp_path):
+def test_train_export_and_resume(tmp_path, capsys):
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data)
     done = lass_cmd("train", "--config", str(config), "--quiet")
@@ -97,8 +98,37 @@ def test_train_export_and_resume(tmp_path):
     assert wav.returncode == 1 and "a model file's name ends in .safetensors" in wav.stderr
     assert not (tmp_path / "model.wav").exists()
     refused = lass_cmd("export", str(ckpt), "-o", str(tmp_path / "bad.safetensors"), "--mask-power", "0")
-    assert refused.returncode == 1 and "mask_power must be > 0" in refused.stderr
+    assert refused.returncode == 1 and "mask_power must be a finite number > 0" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "bad.safetensors").exists()
+    # what a file is, is read from its contents: a checkpoint named .safetensors exports, a model named .ckpt is
+    # said to be one; weights that do not fit their config (an older network) are one line; inf, an empty name, a
+    # name that is only the suffix and a folder in the output's place are refused before anything is written
+    shutil.copy(ckpt, tmp_path / "ckpt.safetensors")
+    shutil.copy(exported, tmp_path / "model.ckpt")
+    edited = torch.load(ckpt, map_location="cpu", weights_only=True)
+    edited["state_dict"] = {k: v[:1] if v.ndim else v for k, v in edited["state_dict"].items()}
+    torch.save(edited, tmp_path / "older.ckpt")
+    (tmp_path / "folder.safetensors").mkdir()
+    from lass.cli import main
+
+    out = str(tmp_path / "z.safetensors")
+    assert main(["export", str(tmp_path / "ckpt.safetensors"), "-o", out]) == 0 and load_model_file(out)
+    written, _ = os.stat(out).st_mtime_ns, capsys.readouterr()
+    for args, message in (((str(tmp_path / "model.ckpt"), "-o", out, "-f"), "model.ckpt: an exported model, not a "
+                                                                              "training checkpoint"),
+                          ((str(tmp_path / "older.ckpt"), "-o", out, "-f"), "older.ckpt: the weights do not match "
+                                                                            "the model its config describes (size "
+                                                                            "mismatch for network."),
+                          ((str(ckpt), "-o", out, "-f", "--mask-power", "inf"), "mask_power must be a finite number"),
+                          ((str(ckpt), "-o", out, "-f", "--name", " "), "--name: give a name"),
+                          ((str(ckpt), "-o", str(tmp_path / ".safetensors")), "give the model a name before "
+                                                                              ".safetensors"),
+                          ((str(ckpt), "-o", str(tmp_path / "folder.safetensors"), "-f"), "folder.safetensors is a "
+                                                                                          "folder; give a file name")):
+        assert main(["export", *args]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert os.stat(out).st_mtime_ns == written and not (tmp_path / ".safetensors").exists()
     folder = lass_cmd("export", str(tmp_path / "run"), "-o", str(tmp_path / "y.safetensors"))  # the run, not a file
     assert folder.returncode == 1 and "Traceback" not in folder.stderr
     assert f"is a folder; its checkpoints: {ckpt.parent / 'best.ckpt'} (the best validation score), " in folder.stderr
@@ -1545,6 +1575,9 @@ def test_config_paths_keys_and_bare_settings_say_what_they_mean(tmp_path, monkey
 def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp_path, capsys):
     """An output folder below a file, or a model file given as a checkpoint, is one line; a short run that
     stops inside the learning-rate warm-up gets a note."""
+    from lass.models import registry
+    from lass.models.config import ModelConfig
+    from lass.models.separator import MaskSeparator
     from lass.train.config import load_config
     from lass.train.run import read_checkpoint, train
 
@@ -1572,8 +1605,11 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
         train(config, progress=False)
     assert "data.phases from epoch 4 start at step 4 (1 step an epoch)" in capsys.readouterr().err
     del config.trainer["devices"], config.trainer["strategy"]
+    model_file = registry.save_model(MaskSeparator(ModelConfig(network="constant")), tmp_path / "model.safetensors")
     with pytest.raises(ValueError, match="an exported model, not a training checkpoint: separate with it"):
-        read_checkpoint(tmp_path / "model.safetensors")
+        read_checkpoint(model_file)
+    with pytest.raises(ValueError, match="not a lass training checkpoint \\(unreadable: FileNotFoundError\\)"):
+        read_checkpoint(tmp_path / "gone.safetensors")
 
 
 def test_audio_beside_the_class_folders_is_named_as_left_out(tmp_path, capsys):

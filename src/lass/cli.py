@@ -322,6 +322,13 @@ def cmd_export(args) -> int:
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     if not args.output.endswith(".safetensors"):  # `lass models` and the registry find models by this suffix
         raise UserError(f"-o {args.output}: a model file's name ends in .safetensors")
+    if os.path.basename(args.output) == ".safetensors":  # a hidden file, listed by `lass models` as '.safetensors'
+        raise UserError(f"-o {args.output}: give the model a name before .safetensors, e.g. mine.safetensors")
+    if os.path.isdir(args.output):
+        inside = os.path.join(args.output, "model.safetensors")
+        raise UserError(f"-o {args.output} is a folder; give a file name, e.g. {inside}")
+    if args.name is not None and not args.name.strip():
+        raise UserError("--name: give a name, or leave --name out to keep the run's")
     if os.path.exists(args.output) and not args.force:  # an earlier export may be hours of training
         raise UserError(f"{args.output} exists; choose another -o, or -f/--force to replace it")
     model = load_checkpoint(args.checkpoint)

@@ -90,6 +90,14 @@ def _is_lass_checkpoint(path: str | os.PathLike) -> bool:
         return False
 
 
+def weights_mismatch(err: Exception, limit: int = 220) -> str:
+    """load_state_dict's error in one line: its first complaint (a size mismatch, the missing keys), not its
+    header, cut at `limit` characters (a list of missing keys runs to thousands)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else first_line(err)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def load_model_file(path: str | os.PathLike) -> MaskSeparator:
     from safetensors.torch import load_file
 
@@ -98,7 +106,8 @@ def load_model_file(path: str | os.PathLike) -> MaskSeparator:
         model = MaskSeparator(config)
         model.load_state_dict(load_file(str(path)))
     except Exception as err:
-        raise ModelNotFound(f"{path}: the weights do not match the model it describes ({first_line(err)})") from None
+        raise ModelNotFound(f"{path}: the weights do not match the model it describes "
+                            f"({weights_mismatch(err)})") from None
     return model.eval()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import warnings
 
 import numpy as np
@@ -87,8 +88,8 @@ class MaskSeparator(nn.Module):
         self.network = build_network(config)
 
     def set_mask_power(self, power: float) -> None:
-        if not power > 0:
-            raise ValueError(f"mask_power must be > 0, got {power}")
+        if not (math.isfinite(power) and power > 0):  # inf: every mask below 1 becomes 0, a silent model
+            raise ValueError(f"mask_power must be a finite number > 0, got {power}")
         self.config.mask_power = float(power)
 
     def compile_network(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..audio import first_line
 from ..datasets import ClipBank, merge_repeated_files, read_dataset
 from ..evaluation.protocols import label_mixtures
 from ..models.config import ModelConfig
@@ -675,12 +676,13 @@ def keep_what_was_trained(out: Path, step: int, started_from: dict | None = None
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
-    if str(path).lower().endswith(".safetensors"):
+    if _is_model_file(path):  # by its contents: a checkpoint renamed .safetensors is still a checkpoint
         raise ValueError(f"{path}: an exported model, not a training checkpoint: separate with it (-m {path}), or "
                          f"fine-tune from it (lass train --init {path}); checkpoints are the .ckpt files of a run's "
                          f"checkpoints/ folder")
     try:  # weights only: tensors and plain values, so a checkpoint from elsewhere cannot run code when read
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+        with open(path, "rb") as file:  # a file, not a name: torch reads a name ending in .safetensors as one
+            ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # torch's weights-only reader: objects beyond those, or not a pickle
         if "Unsupported global" not in str(err):
             raise ValueError(f"{path}: not a lass training checkpoint (unreadable: UnpicklingError)") from None
@@ -693,13 +695,34 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def _is_model_file(path: str | os.PathLike) -> bool:
+    """An exported lass model (a safetensors file with lass's config), whatever its name ends in."""
+    from ..models import registry
+
+    try:
+        registry.read_config(path)
+    except registry.ModelNotFound:
+        return False
+    except Exception:  # a safetensors file with lass's config, damaged: still a model file
+        pass
+    return True
+
+
 def load_checkpoint(path: str | os.PathLike, ckpt: dict | None = None):
-    """Lightning checkpoint -> MaskSeparator (for `lass export`); `ckpt`: its contents, where already read."""
+    """Lightning checkpoint -> MaskSeparator (for `lass export`); `ckpt`: its contents, where already read. A
+    config or weights that do not fit this lass (a checkpoint of an older network) are one line naming the file."""
+    from ..models import registry
     from ..models.separator import MaskSeparator
 
     ckpt = read_checkpoint(path) if ckpt is None else ckpt
-    cfg = ckpt["lass_model_config"]
-    model = MaskSeparator(ModelConfig.from_json(cfg))
+    try:
+        model = MaskSeparator(ModelConfig.from_json(ckpt["lass_model_config"]))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: its model config is unusable here ({first_line(err)})") from None
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the weights do not match the model its config describes "
+                         f"({registry.weights_mismatch(err)})") from None
     return model.eval()
