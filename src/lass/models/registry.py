@@ -66,7 +66,10 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise ModelNotFound(f"{path}: not a readable safetensors model file ({first_line(err)})") from None
     if "lass_config" not in meta:
         raise ModelNotFound(f"{path}: not a lass model file (no lass_config metadata)")
-    return ModelConfig.from_json(meta["lass_config"])
+    try:
+        return ModelConfig.from_json(meta["lass_config"])
+    except (ValueError, TypeError, AttributeError) as err:  # not JSON, or JSON that is not a mapping of settings
+        raise ModelNotFound(f"{path}: a lass model file whose config is damaged ({first_line(err)})") from None
 
 
 def _is_torch_pickle(path: str | os.PathLike) -> bool:
