@@ -23,6 +23,7 @@ import torch
 from lass.api import Separator
 from lass.datasets import ClipBank, read_dataset
 from lass.evaluation.protocols import label_mixtures, mixture_list
+from lass.inference import input_gain
 from lass.metrics import sdr, si_sdr
 from lass.query import build_condition
 
@@ -69,7 +70,7 @@ def main() -> None:
             mixture = torch.from_numpy(np.asarray(case.mixture, np.float32)).reshape(1, -1)
             target = torch.from_numpy(np.asarray(case.target, np.float32)).reshape(1, -1)
             spec = model.stft(mixture)
-            gain = 10 ** (model.config.input_level_db / 20) / float(mixture.pow(2).mean().sqrt())
+            gain = input_gain(float(mixture.pow(2).mean().sqrt()), model.config.input_level_db)  # the engine's
             encoded = model.network.encode_mixture(spec.abs() * gain)
             query = separator.encoder.encode([case.query])
             mine = decode(model, encoded, separator.conditions(case.query))

@@ -383,7 +383,7 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):
     for name, config in (("list", "[1]"), ("text", "not json")):  # lass's metadata, damaged: was a traceback
         save_file({"w": torch.zeros(1)}, str(tmp_path / f"{name}.safetensors"), metadata={"lass_config": config})
         code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(tmp_path / f"{name}.safetensors"))
-        assert_one_line_error(code, err, f"{name}.safetensors: a lass model file whose config is damaged")
+        assert_one_line_error(code, err, f"{name}.safetensors: a lass model file whose config is damaged (")
     monkeypatch.chdir(tmp_path)
     for name in ("audiosep.ckpt", "lassnet.pt", str(tmp_path / "lassnet.pt")):
         code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", name, "-o", str(tmp_path))

@@ -108,6 +108,7 @@ def test_train_export_and_resume(tmp_path, capsys):
     edited = torch.load(ckpt, map_location="cpu", weights_only=True)
     edited["state_dict"] = {k: v[:1] if v.ndim else v for k, v in edited["state_dict"].items()}
     torch.save(edited, tmp_path / "older.ckpt")
+    torch.save({**edited, "lass_model_config": "[1]"}, tmp_path / "listed.ckpt")  # JSON, not a config: a traceback
     (tmp_path / "folder.safetensors").mkdir()
     from lass.cli import main
 
@@ -119,6 +120,9 @@ def test_train_export_and_resume(tmp_path, capsys):
                           ((str(tmp_path / "older.ckpt"), "-o", out, "-f"), "older.ckpt: the weights do not match "
                                                                             "the model its config describes (size "
                                                                             "mismatch for network."),
+                          ((str(tmp_path / "listed.ckpt"), "-o", out, "-f"), "listed.ckpt: its model config is "
+                                                                             "unusable here (a model config is a "
+                                                                             "mapping of settings, got list)"),
                           ((str(ckpt), "-o", out, "-f", "--mask-power", "inf"), "mask_power must be a finite number"),
                           ((str(ckpt), "-o", out, "-f", "--name", " "), "--name: give a name"),
                           ((str(ckpt), "-o", str(tmp_path / ".safetensors")), "give the model a name before "

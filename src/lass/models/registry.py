@@ -68,7 +68,7 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise ModelNotFound(f"{path}: not a lass model file (no lass_config metadata)")
     try:
         return ModelConfig.from_json(meta["lass_config"])
-    except (ValueError, TypeError, AttributeError) as err:  # not JSON, or JSON that is not a mapping of settings
+    except (ValueError, TypeError) as err:  # not JSON, or JSON that is not a mapping of settings
         raise ModelNotFound(f"{path}: a lass model file whose config is damaged ({first_line(err)})") from None
 
 

@@ -701,10 +701,8 @@ def _is_model_file(path: str | os.PathLike) -> bool:
 
     try:
         registry.read_config(path)
-    except registry.ModelNotFound:
+    except registry.ModelNotFound:  # also a damaged one: export then says it is not a checkpoint
         return False
-    except Exception:  # a safetensors file with lass's config, damaged: still a model file
-        pass
     return True
 
 
