@@ -394,7 +394,14 @@ def test_damaged_model_file(capsys, song, tmp_path, monkeypatch, tiny_model):
     (run / "model.safetensors").write_bytes(Path(tiny_model).read_bytes())
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", str(run), "-o", str(tmp_path))
     assert_one_line_error(code, err, f"{run} is a training run's folder: its model is {run / 'model.safetensors'}")
+    monkeypatch.setenv("LASS_MODELS_DIR", str(tmp_path / "no such folder"))  # a typo in the variable is said
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0 and f"LASS_MODELS_DIR names {tmp_path / 'no such folder'}, which is not a folder" in out
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", "mine", "-o", str(tmp_path))
+    assert_one_line_error(code, err, "unknown model 'mine'", "LASS_MODELS_DIR names")
     monkeypatch.setenv("LASS_MODELS_DIR", str(broken.parent))
+    code, out, _ = run_cli(capsys, "info")
+    assert "LASS_MODELS_DIR" not in out
     code, out, err = run_cli(capsys, "models")  # the other models are still listed
     assert code == 0 and "default" in out and "skipping" in err and "broken.safetensors" in err
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", "broken", "-o", str(tmp_path))

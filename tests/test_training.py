@@ -374,12 +374,13 @@ def test_malformed_configs_and_checkpoints_give_one_line(tmp_path, capsys):
         (("train", "--config", str(config), "--set", f"data.train=[{{type: folders, path: {broken}}}]"),
          "a folders source is a folder of class folders; a CSV or JSON list of clips and captions is `type: manifest`"),
         (("train", "--config", str(config), "--set", "data.batch_size=0"), "data.batch_size must be at least 1, got 0"),
-        (("train", "--config", str(config), "--resume", str(not_ckpt)), "notes.ckpt: not a lass training checkpoint"),
+        (("train", "--config", str(config), "--resume", str(not_ckpt)), "notes.ckpt: neither a lass training checkpoint nor a lass model file"),
         (("train", "--config", str(config), "--resume", str(tmp_path / "gone.ckpt")), "checkpoint to resume not found"),
         (("train", "--config", str(config), "--resume", str(tmp_path)), f"--resume takes a checkpoint file, and "
                                                                          f"{tmp_path} is a folder"),
-        (("export", str(not_ckpt), "-o", str(tmp_path / "x.safetensors")), "notes.ckpt: not a lass training checkpoint"),
-        (("export", str(config), "-o", str(tmp_path / "x.safetensors")), "not a lass training checkpoint (unreadable"),
+        (("export", str(not_ckpt), "-o", str(tmp_path / "x.safetensors")),
+         "notes.ckpt: neither a lass training checkpoint nor a lass model file (not a PyTorch or safetensors file)"),
+        (("export", str(config), "-o", str(tmp_path / "x.safetensors")), "neither a lass training checkpoint nor a lass model file (not a PyTorch"),
         (("export", str(tmp_path / "foreign.ckpt"), "-o", str(tmp_path / "x.safetensors")),
          "foreign.ckpt: not a lass training checkpoint (it holds Python objects beyond tensors and plain values"),
         (("train", "--config", str(config), "--resume", str(tmp_path / "foreign.ckpt")),
@@ -1584,6 +1585,7 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
     from lass.models.separator import MaskSeparator
     from lass.train.config import load_config
     from lass.train.run import read_checkpoint, train
+    from safetensors.torch import save_file
 
     config = load_config(write_config(tmp_path, tmp_path / "no data here", optim={"warmup_steps": 300}))
     config.output_dir = str(tmp_path / "tiny.yaml" / "sub")
@@ -1612,8 +1614,16 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
     model_file = registry.save_model(MaskSeparator(ModelConfig(network="constant")), tmp_path / "model.safetensors")
     with pytest.raises(ValueError, match="an exported model, not a training checkpoint: separate with it"):
         read_checkpoint(model_file)
-    with pytest.raises(ValueError, match="not a lass training checkpoint \\(unreadable: FileNotFoundError\\)"):
+    with pytest.raises(ValueError, match="nor a lass model file \\(unreadable: FileNotFoundError\\)"):
         read_checkpoint(tmp_path / "gone.safetensors")
+    (tmp_path / "empty.ckpt").touch()
+    with pytest.raises(ValueError, match="empty.ckpt: neither a lass training checkpoint nor a lass model file \\(an "
+                                         "empty file\\)"):
+        read_checkpoint(tmp_path / "empty.ckpt")
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "damaged.safetensors"), metadata={"lass_config": "{oops"})
+    with pytest.raises(ValueError, match="damaged.safetensors: a lass model file whose config is damaged \\(.*\\); "
+                                         "not a training checkpoint either"):
+        read_checkpoint(tmp_path / "damaged.safetensors")
 
 
 def test_audio_beside_the_class_folders_is_named_as_left_out(tmp_path, capsys):

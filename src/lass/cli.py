@@ -265,7 +265,9 @@ def cmd_info(args) -> int:
           f"cuda {'available: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}")
     print(f"numpy {numpy.__version__}, soundfile {soundfile.__version__} (libsndfile {soundfile.__libsndfile_version__}), "
           f"transformers {transformers.__version__}")
-    print(f"models: {', '.join(registry.installed_models()) or 'none'} (user folder: {registry.user_model_dir()})")
+    missing = registry.missing_user_folder()
+    print(f"models: {', '.join(registry.installed_models()) or 'none'} "
+          f"(user folder: {registry.user_model_dir()}{'; ' + missing if missing else ''})")
     from .train.machine import cpp_compiler_found, cpu_has_native_bf16
 
     native = cpu_has_native_bf16()

@@ -28,6 +28,15 @@ def user_model_dir() -> Path:
     return Path(os.environ.get("LASS_MODELS_DIR", Path.home() / ".cache" / "lass" / "models"))
 
 
+def missing_user_folder() -> str:
+    """Why a folder the user named for their models finds none, or ''. The default folder is made when a model
+    is first installed, so its absence is normal."""
+    folder = user_model_dir()
+    if "LASS_MODELS_DIR" in os.environ and not folder.is_dir():
+        return f"LASS_MODELS_DIR names {folder}, which is not a folder"
+    return ""
+
+
 def save_model(model: MaskSeparator, path: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
 
@@ -72,13 +81,22 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise ModelNotFound(f"{path}: a lass model file whose config is damaged ({first_line(err)})") from None
 
 
-def _is_torch_pickle(path: str | os.PathLike) -> bool:
-    """torch.save's zip, or the older bare pickle (which starts with pickle's protocol byte); not a damaged
-    safetensors file (an 8-byte header length, then its JSON header)."""
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """Shaped like a safetensors file (an 8-byte header length, then its JSON header), readable or damaged."""
     try:
         with open(path, "rb") as f:
-            head = f.read(9)
-            return head[8:9] != b"{" and (head[:1] == b"\x80" or zipfile.is_zipfile(f))
+            return f.read(9)[8:9] == b"{"
+    except OSError:
+        return False
+
+
+def _is_torch_pickle(path: str | os.PathLike) -> bool:
+    """torch.save's zip, or the older bare pickle (which starts with pickle's protocol byte)."""
+    if is_safetensors(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(1) == b"\x80" or zipfile.is_zipfile(f)
     except OSError:
         return False
 
@@ -162,7 +180,9 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
         raise ModelNotFound(damaged[name_or_path])
     if name_or_path not in models:
         known = ", ".join(sorted(models)) or "none installed"
-        raise ModelNotFound(f"unknown model '{name_or_path}' (installed: {known}; see `lass models`)")
+        missing = missing_user_folder()
+        raise ModelNotFound(f"unknown model '{name_or_path}' (installed: {known}; see `lass models`"
+                            f"{'; ' + missing if missing else ''})")
     return models[name_or_path]
 
 

@@ -676,34 +676,33 @@ def keep_what_was_trained(out: Path, step: int, started_from: dict | None = None
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
-    if _is_model_file(path):  # by its contents: a checkpoint renamed .safetensors is still a checkpoint
+    from ..models import registry
+
+    try:  # by its contents: a checkpoint renamed .safetensors is still a checkpoint
+        registry.read_config(path)
+    except registry.ModelNotFound as err:
+        if registry.is_safetensors(path):  # a model file that does not load: say why, not "not a pickle"
+            raise ValueError(f"{first_line(err)}; not a training checkpoint either") from None
+    else:
         raise ValueError(f"{path}: an exported model, not a training checkpoint: separate with it (-m {path}), or "
                          f"fine-tune from it (lass train --init {path}); checkpoints are the .ckpt files of a run's "
                          f"checkpoints/ folder")
+    neither = f"{path}: neither a lass training checkpoint nor a lass model file"
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"{neither} (an empty file)")
     try:  # weights only: tensors and plain values, so a checkpoint from elsewhere cannot run code when read
         with open(path, "rb") as file:  # a file, not a name: torch reads a name ending in .safetensors as one
             ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # torch's weights-only reader: objects beyond those, or not a pickle
         if "Unsupported global" not in str(err):
-            raise ValueError(f"{path}: not a lass training checkpoint (unreadable: UnpicklingError)") from None
+            raise ValueError(f"{neither} (not a PyTorch or safetensors file)") from None
         raise ValueError(f"{path}: not a lass training checkpoint (it holds Python objects beyond tensors and "
                          "plain values, which lass does not load)") from None
     except Exception as err:  # zip and torch have their own ways of saying "not a checkpoint"
-        raise ValueError(f"{path}: not a lass training checkpoint (unreadable: {type(err).__name__})") from None
+        raise ValueError(f"{neither} (unreadable: {type(err).__name__})") from None
     if not isinstance(ckpt, dict) or "lass_model_config" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a lass training checkpoint")
     return ckpt
-
-
-def _is_model_file(path: str | os.PathLike) -> bool:
-    """An exported lass model (a safetensors file with lass's config), whatever its name ends in."""
-    from ..models import registry
-
-    try:
-        registry.read_config(path)
-    except registry.ModelNotFound:  # also a damaged one: export then says it is not a checkpoint
-        return False
-    return True
 
 
 def load_checkpoint(path: str | os.PathLike, ckpt: dict | None = None):
