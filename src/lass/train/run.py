@@ -678,12 +678,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """A `lass train` checkpoint's contents; anything else (a config, a damaged file) is one clear error."""
     from ..models import registry
 
-    try:  # by its contents: a checkpoint renamed .safetensors is still a checkpoint
-        registry.read_config(path)
-    except registry.ModelNotFound as err:
-        if registry.is_safetensors(path):  # a model file that does not load: say why, not "not a pickle"
+    if registry.is_safetensors(path):  # by its contents: a checkpoint renamed .safetensors is still a checkpoint
+        try:
+            registry.read_config(path)
+        except registry.ModelNotFound as err:  # a model file that does not load: say why, not "not a pickle"
             raise ValueError(f"{first_line(err)}; not a training checkpoint either") from None
-    else:
         raise ValueError(f"{path}: an exported model, not a training checkpoint: separate with it (-m {path}), or "
                          f"fine-tune from it (lass train --init {path}); checkpoints are the .ckpt files of a run's "
                          f"checkpoints/ folder")
