@@ -349,6 +349,10 @@ def test_two_queries_for_one_sound_are_told_apart_from_two_sounds(tmp_path):
     same, different = result.correlations["a dog barking"]["dog"], result.correlations["dog"]["rain"]
     assert same > 0.9 and abs(different) < 0.3, result.correlations
     assert result.correlations["rain"]["dog"] == different and "dog" not in result.correlations["dog"]
+    tracks = Separator().separate_file(example, ["a dog barking", "dog", "rain"])  # the same figures in memory
+    for first, others in result.correlations.items():
+        for second, value in others.items():
+            assert tracks.correlations[first][second] == pytest.approx(value, abs=0.02)
 
 
 def test_queries_as_any_iterable_and_clear_errors_for_what_is_not_text(tiny):

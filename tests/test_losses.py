@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from lass.train.losses import get_loss, l1_loss, si_sdr_loss, snr_loss
+from lass.train.losses import consistency_loss, get_loss, l1_loss, si_sdr_loss, snr_loss
 
 ONE = torch.ones(1)
 ZERO = torch.zeros(1)
@@ -65,3 +65,21 @@ def test_a_loss_mix_is_the_weighted_sum_of_its_parts():
         get_loss({"snr": 1.0, "l1": 0})
     with pytest.raises(ValueError, match="loss name or a mapping"):
         get_loss({})
+
+
+def test_consistency_loss_counts_only_mixtures_whose_slots_cover_every_source():
+    """Summed estimates against the mixture, in dB, averaged over the examples whose references add up to it."""
+    torch.manual_seed(0)
+    sources = torch.randn(3, 2, 4000)  # 3 mixtures, 2 query slots each
+    mixture = sources.sum(1)
+    assert consistency_loss(sources, mixture, sources).item() == pytest.approx(-10, abs=0.01)  # capped
+    half = consistency_loss(0.5 * sources, mixture, sources, max_db=30).item()
+    assert half == pytest.approx(10 * math.log10(0.25 + TAU), abs=1e-3)
+    # the second slot of mixture 0 asks for its first source again: not covered, so its estimates do not count
+    references = sources.clone()
+    references[0, 1] = sources[0, 0]
+    estimates = sources.clone()
+    estimates[0] = 0  # would score 0 dB if it counted
+    assert consistency_loss(estimates, mixture, references).item() == pytest.approx(-10, abs=0.01)
+    references[:, 1] = references[:, 0]  # none covered: no loss, no NaN
+    assert consistency_loss(estimates, mixture, references).item() == 0

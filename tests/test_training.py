@@ -1110,6 +1110,29 @@ def test_presence_loss_trains_a_head_that_is_not_exported(tmp_path):
     assert "Traceback" not in refused.stderr
 
 
+def test_consistency_loss_trains_and_needs_two_query_slots(tmp_path):
+    """optim.consistency_weight adds the summed-estimates loss over a mixture's query slots: it is logged while
+    training, and a config without a second slot per mixture, or with a negative weight, is refused at load."""
+    data = synthetic_class_folders(tmp_path / "data")
+    config = write_config(tmp_path, data, optim={"consistency_weight": 0.5}, max_steps=4)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"]["mixing"].update(queries_per_mixture=2, interferer_counts=[1], interferer_probs=[1.0], absent_prob=0)
+    config.write_text(yaml.safe_dump(cfg))
+    done = lass_cmd("train", "--config", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / "run" / "logs" / "version_0" / "metrics.csv", newline="") as log:
+        consistency = [float(row["train_consistency_step"]) for row in csv.DictReader(log)
+                       if row.get("train_consistency_step")]
+    assert len(consistency) == 4 and all(-10 <= value < 5 for value in consistency)
+    for mixing, weight, message in [({"queries_per_mixture": 1}, 0.5, "needs data.mixing.queries_per_mixture of 2"),
+                                    ({}, -1.0, "consistency_weight must be >= 0")]:
+        cfg["data"]["mixing"].update(mixing)
+        cfg["optim"]["consistency_weight"] = weight
+        config.write_text(yaml.safe_dump(cfg))
+        refused = lass_cmd("train", "--config", str(config), "--quiet")
+        assert refused.returncode == 1 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_feature_masking_hides_bounded_bands_and_trains(tmp_path):
     """optim.feature_masking hides one band of bins and one span of frames of the network's input in the
     chosen share of rows; the mask still applies to the whole mixture; bad values are refused at load."""

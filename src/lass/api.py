@@ -86,15 +86,25 @@ def output_names(queries: Sequence[str]) -> list[str]:
     return names
 
 
+def track_correlations(products: np.ndarray, queries: Sequence[str]) -> dict[str, dict[str, float]]:
+    """From the tracks' inner products (queries x queries): how alike each pair is, 0 where one is silent."""
+    norms = np.sqrt(np.outer(np.diag(products), np.diag(products)))
+    alike = np.divide(products, norms, out=np.zeros_like(products), where=norms > 0)
+    return {a: {b: float(alike[q, r]) for r, b in enumerate(queries) if r != q} for q, a in enumerate(queries)}
+
+
 class Tracks(dict):
     """name -> (channels, samples) float32 array; `sample_rate` says at which rate. `levels_db`: each query's
     track against the input, in dB, as `FileResult.levels_db`: far below the input (the command line notes
-    below -15 dB), the sound may be absent or described in words the model does not know."""
+    below -15 dB), the sound may be absent or described in words the model does not know. `correlations`: how
+    alike two queries' tracks are, as `FileResult.correlations`."""
 
-    def __init__(self, *args, sample_rate: int, levels_db: dict[str, float] | None = None, **kwargs):
+    def __init__(self, *args, sample_rate: int, levels_db: dict[str, float] | None = None,
+                 correlations: dict[str, dict[str, float]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.sample_rate = sample_rate
         self.levels_db = levels_db if levels_db is not None else {}
+        self.correlations = correlations if correlations is not None else {}
 
 
 @dataclass
@@ -256,9 +266,12 @@ class Separator:
         targets = separate_array(self.model, conds, wav, sample_rate, self.engine, band_hz=band_hz)
         tracks = Tracks(sample_rate=sample_rate)
         energy = float(np.square(wav, dtype=np.float64).sum())
-        for query, target in zip(queries, targets):
+        flat = targets.reshape(len(queries), -1).astype(np.float64)
+        products = flat @ flat.T
+        for q, (query, target) in enumerate(zip(queries, targets)):
             tracks[query] = target
-            tracks.levels_db[query] = level_db(float(np.square(target, dtype=np.float64).sum()), energy)
+            tracks.levels_db[query] = level_db(float(products[q, q]), energy)
+        tracks.correlations = track_correlations(products, queries)
         if residual:
             tracks[RESIDUAL] = wav - targets.sum(0)
         return tracks
@@ -418,10 +431,7 @@ class Separator:
             result.clipped_samples = clipped
             for q, query in enumerate(queries):
                 result.levels_db[query] = level_db(products[q, q] / max(out_samples, 1), rms ** 2)  # mean powers
-            norms = np.sqrt(np.outer(np.diag(products), np.diag(products)))
-            alike = np.divide(products, norms, out=np.zeros_like(products), where=norms > 0)
-            result.correlations = {a: {b: float(alike[q, r]) for r, b in enumerate(queries) if r != q}
-                                   for q, a in enumerate(queries)}
+            result.correlations = track_correlations(products, queries)
         except BaseException as err:
             for writer in (*writers.values(), *finals.values()):
                 writer.abort()

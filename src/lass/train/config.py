@@ -78,6 +78,9 @@ class OptimConfig:
     # > 0: the probability that a training mixture's network input has one band of up to 1/8 of the bins and
     # one span of up to 1/8 of the frames hidden (SpecAugment; film_tcn only). The mask still applies to all.
     feature_masking: float = 0.0
+    # > 0: this weight times `consistency_loss` (lass/train/losses.py): where a mixture's query slots ask for all
+    # of its sources, their estimates must add up to the mixture (needs data.mixing.queries_per_mixture > 1)
+    consistency_weight: float = 0.0
 
 
 @dataclass
@@ -511,6 +514,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ValueError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
     if config.optim.presence_weight < 0:
         raise ValueError(f"optim.presence_weight must be >= 0, got {config.optim.presence_weight}")
+    if config.optim.consistency_weight < 0:
+        raise ValueError(f"optim.consistency_weight must be >= 0, got {config.optim.consistency_weight}")
+    if config.optim.consistency_weight > 0 and config.data.mixing.queries_per_mixture < 2:
+        raise ValueError("optim.consistency_weight > 0 needs data.mixing.queries_per_mixture of 2 or more")
     if not 0 <= config.optim.feature_masking <= 1:
         raise ValueError(f"optim.feature_masking must be in [0, 1], got {config.optim.feature_masking}")
     if config.optim.feature_masking > 0 and config.model.network != "film_tcn":

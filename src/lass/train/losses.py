@@ -48,6 +48,22 @@ def l1_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor,
     return ((estimate - target).abs().mean(-1) / scale).mean()
 
 
+CONSISTENCY_MAX_DB = 10.0  # at the 30 dB of the SNR loss, half masks for every query won it (docs/benchmarks.md)
+
+
+def consistency_loss(estimates: torch.Tensor, mixture: torch.Tensor, references: torch.Tensor,
+                     max_db: float = CONSISTENCY_MAX_DB) -> torch.Tensor:
+    """Negative SNR of the summed estimates against the mixture, over the examples whose query slots ask for
+    every source once (their references sum to the mixture): masks of one mixture's sounds that share its bins,
+    rather than each left short where the network is unsure. estimates, references: (batch, slots, samples).
+    The low cap keeps it a nudge: any masks that add up to one (0.5 for every query) satisfy it fully."""
+    tau = 10 ** (-max_db / 10)
+    mix_energy = mixture.pow(2).sum(-1)
+    covered = (references.sum(1) - mixture).pow(2).sum(-1) <= 1e-6 * mix_energy
+    ratio = _capped_ratio(estimates.sum(1) - mixture, mixture, tau)
+    return (ratio * covered).sum() / covered.sum().clamp_min(1)
+
+
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {"snr": snr_loss, "si_sdr": si_sdr_loss, "l1": l1_loss}
 
 

@@ -11,7 +11,7 @@ import torch
 from ..metrics import improvement, sdr, si_sdr
 from ..models.separator import MaskSeparator
 from .config import DataConfig, TrainConfig
-from .losses import get_loss
+from .losses import consistency_loss, get_loss
 from .machine import cpp_compiler_found
 from .mixtures import TrainingMixtures
 from .optimizers import build_optimizer
@@ -96,6 +96,10 @@ class LassModule(L.LightningModule):
         loss = self.loss(estimate, target.flatten(0, 1), mixture.repeat_interleave(queries, dim=0),
                          present.flatten(), self.config.optim.max_snr_db)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=mixture.shape[0])
+        if self.config.optim.consistency_weight > 0:
+            consistency = consistency_loss(estimate.view_as(target), mixture, target)
+            self.log("train_consistency", consistency, on_step=True, on_epoch=True, batch_size=mixture.shape[0])
+            loss = loss + self.config.optim.consistency_weight * consistency
         if self.presence is not None:
             presence = torch.nn.functional.binary_cross_entropy_with_logits(
                 self.presence(encoded), heard, reduction="none").sum(-1).mean()
