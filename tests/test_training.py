@@ -1645,10 +1645,12 @@ def test_run_folder_and_checkpoint_mistakes_are_caught_before_the_data_loads(tmp
     with pytest.raises(ValueError, match="empty.ckpt: neither a lass training checkpoint nor a lass model file \\(an "
                                          "empty file\\)"):
         read_checkpoint(tmp_path / "empty.ckpt")
-    save_file({"w": torch.zeros(1)}, str(tmp_path / "damaged.safetensors"), metadata={"lass_config": "{oops"})
+    deep = tmp_path / ("long-folder-name-" * 8)  # a long path: the message was once cut at 200 characters
+    deep.mkdir()
+    save_file({"w": torch.zeros(1)}, str(deep / "damaged.safetensors"), metadata={"lass_config": "{oops"})
     with pytest.raises(ValueError, match="damaged.safetensors: a lass model file whose config is damaged \\(.*\\); "
                                          "not a training checkpoint either"):
-        read_checkpoint(tmp_path / "damaged.safetensors")
+        read_checkpoint(deep / "damaged.safetensors")
 
 
 def test_audio_beside_the_class_folders_is_named_as_left_out(tmp_path, capsys):

@@ -682,7 +682,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         try:
             registry.read_config(path)
         except registry.ModelNotFound as err:  # a model file that does not load: say why, not "not a pickle"
-            raise ValueError(f"{first_line(err)}; not a training checkpoint either") from None
+            raise ValueError(f"{err}; not a training checkpoint either") from None  # our own line: not cut
         raise ValueError(f"{path}: an exported model, not a training checkpoint: separate with it (-m {path}), or "
                          f"fine-tune from it (lass train --init {path}); checkpoints are the .ckpt files of a run's "
                          f"checkpoints/ folder")
