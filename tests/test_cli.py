@@ -635,10 +635,17 @@ def test_audio_resampled_up_is_separated_as_its_lower_rate(capsys, tmp_path, mod
     result = separator.separate_to_files(phone, "rain", options=OutputOptions(directory=str(tmp_path / "api"),
                                                                                 force=True))
     assert 3500 < result.band_hz <= 4000
+    result_auto = result.band_hz
     for given, reported in (("full", None), (None, None), (np.float32(3000), 3000.0)):
         result = separator.separate_to_files(phone, "rain", options=OutputOptions(directory=str(tmp_path / "api"),
                                                                                     force=True), band_hz=given)
         assert result.band_hz == reported and type(result.band_hz) is type(reported)  # a plain float, as JSON takes
+    tracks = separator.separate_file(phone, "rain")  # in memory, the same band found and reported
+    assert 3500 < tracks.band_hz <= 4000 and tracks.band_hz == pytest.approx(result_auto, abs=1e-6)
+    data, rate = sf.read(phone, dtype="float32")
+    for given, reported in (("full", None), (np.float32(3000), 3000.0), ("auto", tracks.band_hz)):
+        assert separator.separate_tensor(data, rate, "rain", band_hz=given).band_hz == reported
+    assert separator.separate_tensor(data[::4], rate // 4, "rain", band_hz="full").band_hz == rate // 4 / 2
 
 
 def test_a_missing_optional_extra_is_one_line_naming_the_install(tmp_path, tiny_model):

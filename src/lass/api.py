@@ -97,12 +97,15 @@ class Tracks(dict):
     """name -> (channels, samples) float32 array; `sample_rate` says at which rate. `levels_db`: each query's
     track against the input, in dB, as `FileResult.levels_db`: far below the input (the command line notes
     below -15 dB), the sound may be absent or described in words the model does not know. `correlations`: how
-    alike two queries' tracks are, as `FileResult.correlations`."""
+    alike two queries' tracks are, as `FileResult.correlations`. `band_hz`: the band the network was told the
+    input holds, as `FileResult.band_hz` (None for the whole band)."""
 
     def __init__(self, *args, sample_rate: int, levels_db: dict[str, float] | None = None,
-                 correlations: dict[str, dict[str, float]] | None = None, **kwargs):
+                 correlations: dict[str, dict[str, float]] | None = None, band_hz: float | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.sample_rate = sample_rate
+        self.band_hz = band_hz
         self.levels_db = levels_db if levels_db is not None else {}
         self.correlations = correlations if correlations is not None else {}
 
@@ -263,8 +266,10 @@ class Separator:
         if residual and any(validate_query(q) == RESIDUAL for q in queries):
             raise QueryError(f"the query '{RESIDUAL}' would share its name with the residual track: "
                              "rephrase it or pass residual=False")
-        targets = separate_array(self.model, conds, wav, sample_rate, self.engine, band_hz=band_hz)
-        tracks = Tracks(sample_rate=sample_rate)
+        survey = InputSurvey.of([wav], sample_rate)
+        band = heard_band(survey, band_hz, self.model.sample_rate)
+        targets = separate_array(self.model, conds, wav, sample_rate, self.engine, band_hz=band, survey=survey)
+        tracks = Tracks(sample_rate=sample_rate, band_hz=band)
         energy = float(np.square(wav, dtype=np.float64).sum())
         flat = targets.reshape(len(queries), -1).astype(np.float64)
         products = flat @ flat.T

@@ -475,13 +475,13 @@ def separate_stream(model: MaskSeparator, conds: torch.Tensor, blocks: Iterable[
 
 def separate_array(model: MaskSeparator, conds: torch.Tensor, audio: np.ndarray, rate: int,
                    config: EngineConfig | None = None, block_seconds: float = 30.0,
-                   band_hz: float | str | None = "auto") -> np.ndarray:
+                   band_hz: float | str | None = "auto", survey: InputSurvey | None = None) -> np.ndarray:
     """(C, n) array in, (Q, C, n) targets out: the whole-array convenience over `separate_stream`, with the
-    model's level normalisation. `band_hz`: see `heard_band`."""
+    model's level normalisation. `band_hz`: see `heard_band`. `survey`: this audio's, where the caller made one."""
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     step = max(1, int(block_seconds * rate))
     blocks = [audio[:, i : i + step] for i in range(0, audio.shape[1], step)]  # views: no copy
-    survey = InputSurvey.of(blocks, rate)
+    survey = InputSurvey.of(blocks, rate) if survey is None else survey
     level_gain = input_gain(survey.channel_rms, model.config.input_level_db)
     band = heard_band(survey, band_hz, model.sample_rate)
     pieces = [est for _, est in separate_stream(model, conds, blocks, rate, audio.shape[0], config,
