@@ -266,11 +266,10 @@ class Separator:
         if residual and any(validate_query(q) == RESIDUAL for q in queries):
             raise QueryError(f"the query '{RESIDUAL}' would share its name with the residual track: "
                              "rephrase it or pass residual=False")
-        survey = InputSurvey.of([wav], sample_rate)
-        band = heard_band(survey, band_hz, self.model.sample_rate)
-        targets = separate_array(self.model, conds, wav, sample_rate, self.engine, band_hz=band, survey=survey)
-        tracks = Tracks(sample_rate=sample_rate, band_hz=band)
-        energy = float(np.square(wav, dtype=np.float64).sum())
+        survey = InputSurvey.of([wav], sample_rate)  # made once: the engine's level and band, and the report's
+        targets = separate_array(self.model, conds, wav, sample_rate, self.engine, band_hz=band_hz, survey=survey)
+        tracks = Tracks(sample_rate=sample_rate, band_hz=heard_band(survey, band_hz, self.model.sample_rate))
+        energy = float(survey.energy.sum())
         flat = targets.reshape(len(queries), -1).astype(np.float64)
         products = flat @ flat.T
         for q, (query, target) in enumerate(zip(queries, targets)):
