@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from fold4 import protocol_mixtures
 
+from lass.cli import SAME_SOUND
 from lass.metrics import cosine
 
 
@@ -21,9 +22,10 @@ def main() -> None:
                                            residual=False)
         two_sounds.append(cosine(tracks[case.query], tracks[other]))
         phrasings.append(cosine(tracks[case.query], tracks[case.label]))
+    above = sum(c > SAME_SOUND for c in two_sounds)
     print(f"{len(two_sounds)} mixtures. The two sounds' tracks: median {np.median(two_sounds):.2f}, 95th percentile "
-          f"{np.percentile(two_sounds, 95):.2f}. A label's and its 'the sound of' phrasing's: lowest "
-          f"{min(phrasings):.2f}, median {np.median(phrasings):.2f}")
+          f"{np.percentile(two_sounds, 95):.2f}, {above} above {SAME_SOUND}. A label's and its 'the sound of' "
+          f"phrasing's: lowest {min(phrasings):.2f}, median {np.median(phrasings):.2f}")
 
 
 if __name__ == "__main__":

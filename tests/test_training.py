@@ -931,6 +931,13 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     assert int(rows[0]["step"]) == 0 and len(rows) >= 2
     initial, tuned = float(rows[0]["val_sdri"]), max(float(row["val_sdri"]) for row in rows[1:])
     assert f"the initial model (default) on the validation data: SDRi {initial:.2f} dB" in done.stderr
+    # the best score, also one the run checked after Lightning's loop (the steps since its last check), is the
+    # record best.ckpt and last.ckpt carry: a resume that kept an older one let a worse model overwrite best.ckpt
+    from lass.train.checkpoints import recorded_best
+
+    for name in ("best.ckpt", "last.ckpt"):
+        kept_state = torch.load(tmp_path / "run" / "checkpoints" / name, map_location="cpu", weights_only=True)
+        assert recorded_best(kept_state) == pytest.approx(tuned, abs=1e-5), name
     if tuned > initial:
         assert f"fine-tuning raised validation SDRi from {initial:.2f} (default) to {tuned:.2f} dB" in done.stderr
     else:

@@ -15,12 +15,13 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 # a query's track this far below the input gets a note. On the held-out recordings (`lass evaluate --list
 # configs/heldout_recordings.csv --data-root ../shared/data`, column level_db) the bundled model's tracks for the 12
-# queries it knows came out 2.6-6.0 dB below the mixture, for the 4 it mutes 21-53 dB below; asked for a class
-# absent from a fold-4 mixture it answers 18.8 dB below (median, --query-checks): either way the user should know
+# queries it knows came out 2.8-5.1 dB below the mixture, for the 4 it mutes 16-48 dB below; asked for a class
+# absent from a fold-4 mixture it answers 17.4 dB below (median, --query-checks): either way the user should know
 QUIET_TRACK_DB = -15.0
 # two tracks more alike than this (correlation) hold the same sound. On 60 fold-4 mixtures (label_mixtures(...,
-# limit=60, rows_of_full=True)) the tracks of the two sounds in each correlated 0.25 in the median and 0.89 at the
-# 95th percentile (mixtures the model did not pull apart), a label's and its "the sound of" phrasing's 0.97 at least
+# limit=60, rows_of_full=True)) the tracks of the two sounds in each correlated 0.26 in the median and 0.95 at the
+# 95th percentile (5 of 60 above 0.9: mixtures the model did not pull apart), a label's and its "the sound of"
+# phrasing's 0.95 at least (scripts/track_correlation.py)
 SAME_SOUND = 0.9
 
 

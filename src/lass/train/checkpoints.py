@@ -54,6 +54,24 @@ class RunCheckpoint(ModelCheckpoint):
             "best_k_models": {here(path): score for path, score in (state.get("best_k_models") or {}).items()}})
 
 
+    def record_best(self, path: str | os.PathLike, score: float) -> None:
+        """A score the run validated after Lightning's loop (the steps since its last check) that beats the best
+        recorded: taken as the best, so that best.ckpt, written next, and a resume know it. Before, a resume kept
+        the older score and let a worse model overwrite best.ckpt."""
+        value = torch.tensor(float(score))
+        self.best_model_path = self.kth_best_model_path = str(path)
+        self.best_model_score = self.kth_value = self.current_score = value
+        self.best_k_models = {str(path): value}
+
+    def rewrite_record(self, checkpoint: str | os.PathLike) -> None:
+        """Give a checkpoint written before that validation (last.ckpt, which a resume reads) this record."""
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        saved.setdefault("callbacks", {})[self.state_key] = self.state_dict()
+        part = Path(checkpoint).with_name(f".{Path(checkpoint).name}.part")
+        torch.save(saved, part)
+        os.replace(part, checkpoint)
+
+
 def _same_run(path: str, state: dict) -> bool:
     """Whether the checkpoint at `path` is the best one this state recorded: it exists and carries the same best
     score (another run's best.ckpt in that folder does not)."""

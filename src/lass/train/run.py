@@ -613,8 +613,12 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
             raise KeyboardInterrupt from None
     with signals_held():  # a Ctrl-C now waits until the last files are whole, then stops the run
         if score is not None and (best_score is None or score > best_score):
+            best_checkpoint.record_best(best, score)
             trainer.save_checkpoint(best, weights_only=False)
             best_score = score
+            last = out / "checkpoints" / "last.ckpt"
+            if trainer.is_global_zero and last.exists():
+                best_checkpoint.rewrite_record(last)
         if module.started_from is not None and best_score is not None and trainer.is_global_zero:
             say_what_fine_tuning_gained(best_score, module.started_from)
         source = best if best.exists() else out / "checkpoints" / "last.ckpt"
