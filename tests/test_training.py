@@ -908,6 +908,29 @@ def test_print_config_shows_every_setting_and_reads_back(tmp_path):
     assert not misspelt.stdout
 
 
+def test_best_score_record_reaches_last_checkpoint(tmp_path, capsys):
+    """The record a resume reads: rewritten in place, or, where the file cannot be, left as it was with a warning
+    (the run still exports its model)."""
+    from lass.train.checkpoints import RunCheckpoint, recorded_best
+
+    callback = RunCheckpoint(dirpath=tmp_path, filename="best", monitor="val_sdri", mode="max", save_top_k=1)
+    last = tmp_path / "last.ckpt"
+    callback.record_best(tmp_path / "best.ckpt", 2.19)
+    torch.save({"global_step": 3, "callbacks": {callback.state_key: callback.state_dict()}}, last)
+    callback.record_best(tmp_path / "best.ckpt", 2.30)  # the run's own check after Lightning's loop
+    torch.save({"global_step": 3, "callbacks": {callback.state_key: callback.state_dict()}}, tmp_path / "best.ckpt")
+    callback.rewrite_record(last)
+    assert recorded_best(torch.load(last, weights_only=True)) == pytest.approx(2.30)
+    resumed = RunCheckpoint(dirpath=tmp_path, filename="best", monitor="val_sdri", mode="max", save_top_k=1)
+    resumed.load_state_dict(torch.load(last, weights_only=True)["callbacks"][callback.state_key])
+    assert float(resumed.best_model_score) == pytest.approx(2.30)
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_text("not a checkpoint")
+    callback.rewrite_record(damaged)
+    assert damaged.read_text() == "not a checkpoint" and not list(tmp_path.glob(".*.part"))
+    assert "could not record the best score in" in capsys.readouterr().err
+
+
 def test_fine_tune_default_model_on_own_folder(tmp_path):
     """`lass train --init default` on a folder of the user's clips: same architecture, new weights."""
     from lass.models import registry

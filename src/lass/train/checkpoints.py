@@ -53,23 +53,28 @@ class RunCheckpoint(ModelCheckpoint):
             "last_model_path": here(state.get("last_model_path")),
             "best_k_models": {here(path): score for path, score in (state.get("best_k_models") or {}).items()}})
 
-
     def record_best(self, path: str | os.PathLike, score: float) -> None:
         """A score the run validated after Lightning's loop (the steps since its last check) that beats the best
         recorded: taken as the best, so that best.ckpt, written next, and a resume know it. Before, a resume kept
-        the older score and let a worse model overwrite best.ckpt."""
+        the older score and let a worse model overwrite best.ckpt. The run keeps one best file (save_top_k=1)."""
         value = torch.tensor(float(score))
         self.best_model_path = self.kth_best_model_path = str(path)
         self.best_model_score = self.kth_value = self.current_score = value
         self.best_k_models = {str(path): value}
 
     def rewrite_record(self, checkpoint: str | os.PathLike) -> None:
-        """Give a checkpoint written before that validation (last.ckpt, which a resume reads) this record."""
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        saved.setdefault("callbacks", {})[self.state_key] = self.state_dict()
+        """Give a checkpoint written before that validation (last.ckpt, which a resume reads) this record; if that
+        fails, the run still exports its model, and says what a resume would do."""
         part = Path(checkpoint).with_name(f".{Path(checkpoint).name}.part")
-        torch.save(saved, part)
-        os.replace(part, checkpoint)
+        try:
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            saved.setdefault("callbacks", {})[self.state_key] = self.state_dict()
+            torch.save(saved, part)
+            os.replace(part, checkpoint)
+        except Exception as err:  # a full disk, say: best.ckpt and the exported model are already right
+            part.unlink(missing_ok=True)
+            print(f"lass train: warning: could not record the best score in {checkpoint} ({err}); a run resumed "
+                  f"from it may replace best.ckpt with a model that scored lower", file=sys.stderr, flush=True)
 
 
 def _same_run(path: str, state: dict) -> bool:
