@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from ..audio import publish, temporary_beside
+
 
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's own, resuming a moved folder, forgets the best score and the files it wrote, and writes
@@ -65,14 +67,16 @@ class RunCheckpoint(ModelCheckpoint):
     def rewrite_record(self, checkpoint: str | os.PathLike) -> None:
         """Give a checkpoint written before that validation (last.ckpt, which a resume reads) this record; if that
         fails, the run still exports its model, and says what a resume would do."""
-        part = Path(checkpoint).with_name(f".{Path(checkpoint).name}.part")
+        part = None
         try:
             saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
             saved.setdefault("callbacks", {})[self.state_key] = self.state_dict()
+            part = temporary_beside(Path(checkpoint))
             torch.save(saved, part)
-            os.replace(part, checkpoint)
+            publish(part, Path(checkpoint))
         except Exception as err:  # a full disk, say: best.ckpt and the exported model are already right
-            part.unlink(missing_ok=True)
+            if part is not None:
+                part.unlink(missing_ok=True)
             print(f"lass train: warning: could not record the best score in {checkpoint} ({err}); a run resumed "
                   f"from it may replace best.ckpt with a model that scored lower", file=sys.stderr, flush=True)
 
