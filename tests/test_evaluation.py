@@ -182,6 +182,51 @@ def test_evaluate_refuses_options_its_protocol_does_not_use_and_records_its_sett
     assert "template {label}" in report and "| metric | mean of class medians | median |" in report
 
 
+def test_evaluate_queries_table_asks_each_class_by_its_own_text(tmp_path, model_dir, capsys):
+    """--queries: the same mixtures as the template's, each class (and the query checks' interferer and absent
+    class) asked by its row of the table; a class without a row, or --template beside it, is refused."""
+    data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)
+    asked = {"beeping": "a pager going off", "humming": "a fridge droning", "hissing": "steam escaping"}
+    table = tmp_path / "queries.csv"
+    table.write_text("Label,Query\n" + "".join(f"{label},{text}\n" for label, text in asked.items()))
+    model = ["-m", str(model_dir / "half.safetensors"), "--no-plots", "--no-oracle"]
+    assert main(["evaluate", "--data", str(data), *model, "-o", str(tmp_path / "template")]) == 0
+    assert main(["evaluate", "--data", str(data), *model, "--queries", str(table), "--query-checks",
+                 "-o", str(tmp_path / "table")]) == 0
+    rows = {}
+    for run in ("template", "table"):
+        with open(tmp_path / run / "scores_1int.csv", newline="") as f:
+            rows[run] = list(csv.DictReader(f))
+    assert [r["files"] for r in rows["table"]] == [r["files"] for r in rows["template"]]  # the same mixtures
+    assert all(r["query"] == asked[r["label"]] for r in rows["table"])
+    assert all(r["query"] == f"the sound of {r['label']}" for r in rows["template"])
+    for r in rows["table"]:
+        absent = ({*asked} - {r["label"], r["interferers"]}).pop()
+        assert r["absent_query"] == asked[absent]
+    made = json.loads((tmp_path / "table" / "summary.json").read_text())["1int"]["settings"]
+    assert (made["queries"], made["template"]) == (str(table), None)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(data), *model, "--queries", str(table), "--compare",
+                 str(tmp_path / "template"), "-o", str(tmp_path / "ev")]) == 1
+    assert "it was made with other mixtures or queries (template 'the sound of {label}' there, None here" in \
+        capsys.readouterr().err
+    table.write_text("label,query\nbeeping,a pager going off\n")
+    for options, message in ((["--queries", str(table)], f"--queries {table}: no query for 2 of the 3 classes "
+                                                          f"(hissing, humming)"),
+                             (["--queries", str(table), "--template", "{label}"], "give --template or --queries, "
+                                                                                  "not both"),
+                             (["--queries", str(tmp_path / "audio.csv")], f"--queries {tmp_path / 'audio.csv'}: "
+                                                                          f"expected columns label,query")):
+        (tmp_path / "audio.csv").write_text("caption,src_wav\n")
+        assert main(["evaluate", "--data", str(data), *model, *options, "-o", str(tmp_path / "ev")]) == 1
+        assert message in capsys.readouterr().err
+    (tmp_path / "list.csv").write_text("caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,humming/humming_1.wav\n")
+    assert main(["evaluate", "--list", str(tmp_path / "list.csv"), *model, "--queries", str(table),
+                 "-o", str(tmp_path / "ev")]) == 1
+    assert "--queries does not apply to --list" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
+
+
 def test_evaluate_mask_power_override(tmp_path, model_dir):
     """A constant 0.5 mask returns -6.02 dB of the mixture's energy; at power 0.5 it returns -3.01 dB."""
     data = synthetic_class_folders(tmp_path / "data", clips_per_class=2)

@@ -23,6 +23,28 @@ from ..mixing import interference, mix, mix_sources
 DEFAULT_TEMPLATE = "the sound of {label}"
 
 
+def query_text(template: str | dict[str, str], label: str) -> str:
+    """A class's query: the template with its name, or its own text from a table of queries by class
+    (`lass evaluate --queries`, e.g. phrasings no recipe trains on)."""
+    return template[label] if isinstance(template, dict) else template.format(label=label)
+
+
+def read_queries(path: str | os.PathLike, labels: list[str]) -> dict[str, str]:
+    """A CSV of `label,query` rows: the query each class of a labelled set is asked by. Every class needs one."""
+    rows, columns = read_table(path)
+    if "label" not in columns or "query" not in columns:
+        raise ValueError(f"--queries {path}: expected columns label,query; found {', '.join(columns) or 'none'}")
+    queries = {}
+    for i, row in enumerate(rows):
+        need_cells(path, i, row, ("label", "query"))
+        queries[label_text(row["label"])] = " ".join(row["query"].split())
+    missing = [label for label in labels if label not in queries]
+    if missing:
+        raise ValueError(f"--queries {path}: no query for {len(missing)} of the {len(labels)} classes "
+                         f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})")
+    return queries
+
+
 @dataclass
 class Case:
     name: str
@@ -53,10 +75,11 @@ def check_interferers(bank: ClipBank, interferers: int) -> None:
 
 
 def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, seed: int = 0,
-                   template: str = DEFAULT_TEMPLATE, limit: int | None = None,
+                   template: str | dict[str, str] = DEFAULT_TEMPLATE, limit: int | None = None,
                    negative: bool = False, rows_of_full: bool = False) -> list[Case]:
     """Each clip in turn is the target, with `interferers` clips of other classes, mixed by energy
-    over the whole clip at `snr_db`, peak-protected (the field's protocol).
+    over the whole clip at `snr_db`, peak-protected (the field's protocol). The queries come from `template` (a
+    class's name in it, or its entry of a table by class, `query_text`); they do not change the mixtures.
 
     `limit`: a deterministic subset of that many. With `rows_of_full` (`lass evaluate --limit`) the subset is
     rows of the full protocol: the same names, clips and interferers, and a smaller limit's rows are among a
@@ -83,7 +106,7 @@ def label_mixtures(bank: ClipBank, interferers: int = 1, snr_db: float = 0.0, se
         mixture, target, scaled = mix_sources(bank.clips[index], [bank.clips[k] for k in chosen], snr_db)
         band = max(bank.band(k) for k in (index, *chosen))
         cases.append(Case(f"{index:05d}", mixture, target, interference(scaled, target), label,
-                          template.format(label=label), template.format(label=labels[0]) if negative else None,
+                          query_text(template, label), query_text(template, labels[0]) if negative else None,
                           labels, bank.sample_rate, band_hz=band if band < bank.sample_rate / 2 else "auto",
                           first_interferer=scaled[0] if len(scaled) > 1 else None,
                           files="; ".join(bank.paths[k] for k in (index, *chosen))))

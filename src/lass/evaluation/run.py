@@ -24,7 +24,8 @@ from ..signals import signals_held
 from ..metrics import bss_sdr, improvement, sdr, si_sdr
 from ..stft import STFTConfig
 from .oracle import oracle_estimates
-from .protocols import DEFAULT_TEMPLATE, Case, check_interferers, label_mixtures, mixture_list, stem_cases
+from .protocols import (DEFAULT_TEMPLATE, Case, check_interferers, label_mixtures, mixture_list, query_text,
+                        read_queries, stem_cases)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
 
 
 def query_checks(separator, cases: list[Case], label_names: list[str],
-                 template: str = DEFAULT_TEMPLATE, scores: list[Score] | None = None) -> dict[str, float]:
+                 template: str | dict[str, str] = DEFAULT_TEMPLATE,
+                 scores: list[Score] | None = None) -> dict[str, float]:
     """Does the model follow the query? (a) Asking for the (first) interferer's class must return that
     interferer (SDRi measured against it alone); (b) asking for a class absent from the mixture must return
     little energy (output energy re. the mixture, dB). Each case's figures also go to its Score, if given."""
@@ -90,7 +92,7 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
     for i, case in enumerate(cases):
         score = scores[i] if scores is not None else None
         mixture = np.atleast_2d(case.mixture)
-        query = template.format(label=case.interferer_labels[0])
+        query = query_text(template, case.interferer_labels[0])
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
                                         band_hz=case.band_hz)[query]
         asked = case.interference if case.first_interferer is None else case.first_interferer
@@ -103,7 +105,7 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
         if not absent:
             continue
         row = int(case.name) if case.name.isdigit() else i  # its row in the full protocol, also under --limit
-        query = template.format(label=absent[row % len(absent)])
+        query = query_text(template, absent[row % len(absent)])
         tracks = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False, band_hz=case.band_hz)
         absent_levels.append(max(tracks.levels_db[query], -200.0))
         if score is not None:
@@ -243,6 +245,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr", type=float, default=None,
                    help="target-to-interference ratio in dB (default 0; a DCASE list gives each row's)")
     p.add_argument("--template", default=None, help=f"query template (default '{DEFAULT_TEMPLATE}'; stems: '{{label}}')")
+    p.add_argument("--queries", default=None, metavar="CSV",
+                   help="--data: a CSV of label,query rows, each class asked by its own query instead of the "
+                        "template (e.g. configs/unseen_phrasings.csv); the mixtures stay the same")
     p.add_argument("--negative", action="store_true",
                    help="also pass a negative query: label mixtures, an interferer's label; --list, the list's "
                         "negative_caption (CLAPSep's layout)")
@@ -379,6 +384,11 @@ def _level_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"a level in dB or 'none', got {text!r}") from None
 
 
+def query_template(args, label_names: list[str]) -> str | dict[str, str]:
+    """How --data's classes are asked for: each by its --queries row, or by the template."""
+    return read_queries(args.queries, label_names) if args.queries else args.template or DEFAULT_TEMPLATE
+
+
 def _protocols(args, model_rate: int):
     from ..datasets import ClipBank, esc50_meta, read_class_folders, read_esc50
 
@@ -401,12 +411,15 @@ def _protocols(args, model_rate: int):
             raise ValueError(f"--data {root}: {classes} class{'es' * (classes != 1)} with usable clips, and mixtures "
                              f"need two{left_out}")
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
+        template = query_template(args, bank.label_names)
+        if args.queries:
+            which += f", queries from {Path(args.queries).name}"
         for n in args.interferers:  # every count checked before any is scored
             check_interferers(bank, n)
         for n in args.interferers:
             yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr or 0.0:g} dB",
-                   f"{n}int", label_mixtures(bank, n, args.snr or 0.0, args.seed, args.template or DEFAULT_TEMPLATE,
-                                             args.limit, args.negative, rows_of_full=True), bank.label_names)
+                   f"{n}int", label_mixtures(bank, n, args.snr or 0.0, args.seed, template, args.limit,
+                                             args.negative, rows_of_full=True), bank.label_names)
     elif args.mixture_list:
         yield (Path(args.mixture_list).name, "list",
                mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative), None)
@@ -428,7 +441,8 @@ def _check_options(args) -> None:
         raise ValueError("give exactly one of --data, --list or --stems")
     given = {"--data-root": args.data_root != ".", "--folds": args.folds is not None,
              "--interferers": args.interferers != [1], "--seed": args.seed != 0,
-             "--template": args.template is not None, "--negative": args.negative, "--snr": args.snr is not None,
+             "--template": args.template is not None, "--queries": args.queries is not None,
+             "--negative": args.negative, "--snr": args.snr is not None,
              "--query-checks": args.query_checks, "--limit": args.limit is not None}
     protocol = "list" if args.mixture_list else "stems" if args.stems else "data"
     if protocol in PROTOCOL_OPTIONS:
@@ -439,6 +453,8 @@ def _check_options(args) -> None:
                              f"--{protocol} ({why})")
     elif given["--data-root"]:
         raise ValueError("--data-root does not apply to --data (it is where the paths of a --list are taken from)")
+    if args.queries is not None and args.template is not None:
+        raise ValueError("give --template or --queries, not both: --queries names each class's whole query")
     if args.snr is not None and not math.isfinite(args.snr):
         raise ValueError(f"--snr must be a number of dB, got {args.snr}")
 
@@ -458,7 +474,8 @@ def settings(args, separator) -> dict:
            "model_name": config.name, "mask_power": config.mask_power, "input_level_db": config.input_level_db,
            "segment": args.segment, "aggregate": args.aggregate, "limit": args.limit}
     if args.data:
-        out.update(data=args.data, folds=args.folds, template=args.template or DEFAULT_TEMPLATE, snr_db=args.snr or 0.0,
+        template = None if args.queries else args.template or DEFAULT_TEMPLATE
+        out.update(data=args.data, folds=args.folds, template=template, queries=args.queries, snr_db=args.snr or 0.0,
                    seed=args.seed, negative=args.negative)
     elif args.mixture_list:
         from ..datasets import read_table
@@ -475,7 +492,7 @@ def settings(args, separator) -> dict:
 
 # settings that decide which mixtures and queries a protocol holds: two evaluations compare case by case only if
 # these agree (the model, its mask power and input level are what a comparison is for)
-SAME_CASES = ("folds", "template", "snr_db", "seed", "negative", "layout")
+SAME_CASES = ("folds", "template", "queries", "snr_db", "seed", "negative", "layout")
 SOURCES = ("data", "list", "stems")  # which protocol; with data_root, the paths that a case's files stand in for
 
 
@@ -670,7 +687,7 @@ def run_from_args(args) -> int:
             audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
             summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
             if args.query_checks and label_names:
-                summary.update(query_checks(separator, cases, label_names, args.template or DEFAULT_TEMPLATE, scores))
+                summary.update(query_checks(separator, cases, label_names, query_template(args, label_names), scores))
             classes = per_class(scores) if key != "list" else None
             results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
             said_difference = None
