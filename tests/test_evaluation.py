@@ -220,7 +220,8 @@ def test_evaluate_queries_table_asks_each_class_by_its_own_text(tmp_path, model_
         (tmp_path / "audio.csv").write_text("caption,src_wav\n")
         assert main(["evaluate", "--data", str(data), *model, *options, "-o", str(tmp_path / "ev")]) == 1
         assert message in capsys.readouterr().err
-    (tmp_path / "list.csv").write_text("caption,src_wav,noise_wav\na beep,beeping/beeping_0.wav,humming/humming_1.wav\n")
+    (tmp_path / "list.csv").write_text("caption,src_wav,noise_wav\n"
+                                       "a beep,beeping/beeping_0.wav,humming/humming_1.wav\n")
     assert main(["evaluate", "--list", str(tmp_path / "list.csv"), *model, "--queries", str(table),
                  "-o", str(tmp_path / "ev")]) == 1
     assert "--queries does not apply to --list" in capsys.readouterr().err
