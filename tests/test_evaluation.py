@@ -104,7 +104,7 @@ def test_query_checks_score_the_interferer_asked_for_alone(tmp_path, model_dir):
         assert np.allclose(case.mixture, case.target + case.interference, atol=1e-5)
         assert 0 < np.sum(case.first_interferer ** 2) < np.sum(case.interference ** 2)
     separator = Separator(str(model_dir / "zeros.safetensors"))
-    zeros = query_checks(separator, cases, bank.label_names)
+    zeros = query_checks(separator, cases, {label: f"the sound of {label}" for label in bank.label_names})
     # silence scores SDR 0, so its SDRi is minus the mixture's SDR against the reference: the interferer asked for
     asked = np.mean([-sdr(c.mixture, c.first_interferer) for c in cases])
     summed = np.mean([-sdr(c.mixture, c.interference) for c in cases])

@@ -82,17 +82,17 @@ def score_case(separator, case: Case, oracle: bool = True, bss: bool = False, ke
     return score, (estimate if keep_audio else None)
 
 
-def query_checks(separator, cases: list[Case], label_names: list[str],
-                 template: str | dict[str, str] = DEFAULT_TEMPLATE,
+def query_checks(separator, cases: list[Case], class_queries: dict[str, str],
                  scores: list[Score] | None = None) -> dict[str, float]:
     """Does the model follow the query? (a) Asking for the (first) interferer's class must return that
     interferer (SDRi measured against it alone); (b) asking for a class absent from the mixture must return
-    little energy (output energy re. the mixture, dB). Each case's figures also go to its Score, if given."""
+    little energy (output energy re. the mixture, dB). `class_queries`: each class's query, as the cases ask
+    theirs. Each case's figures also go to its Score, if given."""
     interferer_gains, absent_levels = [], []
     for i, case in enumerate(cases):
         score = scores[i] if scores is not None else None
         mixture = np.atleast_2d(case.mixture)
-        query = query_text(template, case.interferer_labels[0])
+        query = class_queries[case.interferer_labels[0]]
         est = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False,
                                         band_hz=case.band_hz)[query]
         asked = case.interference if case.first_interferer is None else case.first_interferer
@@ -101,11 +101,11 @@ def query_checks(separator, cases: list[Case], label_names: list[str],
         if score is not None:
             score.interferer_query_sdri = interferer_gains[-1]
         present = {case.label, *case.interferer_labels}
-        absent = [lab for lab in label_names if lab not in present]
+        absent = [lab for lab in class_queries if lab not in present]
         if not absent:
             continue
         row = int(case.name) if case.name.isdigit() else i  # its row in the full protocol, also under --limit
-        query = query_text(template, absent[row % len(absent)])
+        query = class_queries[absent[row % len(absent)]]
         tracks = separator.separate_tensor(mixture, case.sample_rate, [query], residual=False, band_hz=case.band_hz)
         absent_levels.append(max(tracks.levels_db[query], -200.0))
         if score is not None:
@@ -384,11 +384,6 @@ def _level_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"a level in dB or 'none', got {text!r}") from None
 
 
-def query_template(args, label_names: list[str]) -> str | dict[str, str]:
-    """How --data's classes are asked for: each by its --queries row, or by the template."""
-    return read_queries(args.queries, label_names) if args.queries else args.template or DEFAULT_TEMPLATE
-
-
 def _protocols(args, model_rate: int):
     from ..datasets import ClipBank, esc50_meta, read_class_folders, read_esc50
 
@@ -411,7 +406,9 @@ def _protocols(args, model_rate: int):
             raise ValueError(f"--data {root}: {classes} class{'es' * (classes != 1)} with usable clips, and mixtures "
                              f"need two{left_out}")
         which = f"{root.name} folds {args.folds or 'all'}" if esc50 else f"{root.name} ({len(bank.label_names)} classes)"
-        template = query_template(args, bank.label_names)
+        # each class's query: its --queries row, or the template with its name
+        template = read_queries(args.queries, bank.label_names) if args.queries else args.template or DEFAULT_TEMPLATE
+        class_queries = {label: query_text(template, label) for label in bank.label_names}
         if args.queries:
             which += f", queries from {Path(args.queries).name}"
         for n in args.interferers:  # every count checked before any is scored
@@ -419,7 +416,7 @@ def _protocols(args, model_rate: int):
         for n in args.interferers:
             yield (f"{which}, {n} interferer{'s' if n > 1 else ''}, {args.snr or 0.0:g} dB",
                    f"{n}int", label_mixtures(bank, n, args.snr or 0.0, args.seed, template, args.limit,
-                                             args.negative, rows_of_full=True), bank.label_names)
+                                             args.negative, rows_of_full=True), class_queries)
     elif args.mixture_list:
         yield (Path(args.mixture_list).name, "list",
                mixture_list(args.mixture_list, args.data_root, model_rate, args.snr, args.limit, args.negative), None)
@@ -657,7 +654,7 @@ def run_from_args(args) -> int:
     created = not out.exists()
     stage = None  # this run's files, put in place once all are written
     try:
-        for title, key, cases, label_names in _protocols(args, separator.model.sample_rate):
+        for title, key, cases, class_queries in _protocols(args, separator.model.sample_rate):
             if compared is not None and key in compared[1]:
                 check_same_cases(cases, compared[1][key], args.compare, compared[0], made)
             if stage is None:  # once the data has loaded: a mistake leaves no empty folder
@@ -686,8 +683,8 @@ def run_from_args(args) -> int:
             summary = aggregate(scores, args.aggregate)
             audio_seconds = sum(np.atleast_2d(c.mixture).shape[-1] / c.sample_rate for c in cases)
             summary["real_time_factor"] = sum(s.seconds for s in scores) / max(audio_seconds, 1e-9)
-            if args.query_checks and label_names:
-                summary.update(query_checks(separator, cases, label_names, query_template(args, label_names), scores))
+            if args.query_checks and class_queries:
+                summary.update(query_checks(separator, cases, class_queries, scores))
             classes = per_class(scores) if key != "list" else None
             results[key] = {"title": title, "settings": made, "summary": summary, "per_class": classes}
             said_difference = None
