@@ -1,6 +1,7 @@
 """The Python API: shapes, rates, channels, residuals and files."""
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -406,6 +407,8 @@ def test_one_separator_serves_threads_from_its_first_call(model_dir):
     import sys
 
     script = f"""
+import copy
+
 import numpy as np
 from concurrent.futures import ThreadPoolExecutor
 from lass import Separator
@@ -469,3 +472,25 @@ def test_the_progress_bar_counts_seconds_of_audio(model_dir, tmp_path, monkeypat
     sep.separate_to_files(path, "rain", options=OutputOptions(directory=str(tmp_path / "out")), block_seconds=2.0)
     assert len(bars) == 1 and bars[0].total == pytest.approx(7.5) and bars[0].n == pytest.approx(7.5)
     assert bars[0].kwargs["unit"] == "s"
+
+
+def test_the_default_model_anchors_queries_to_its_training_phrasings():
+    """Words the model was not trained on are pulled toward the nearest phrasings it was (lass.query.
+    anchor_queries), positive and negative queries alike; weight 0 gives the encoder's embeddings as they are."""
+    from lass.query import anchor_queries, build_condition
+
+    separator = Separator(device="cpu")
+    model = separator.model
+    assert model.vocabulary is not None and model.vocabulary.shape[1] == 384 and model.config.query_anchor > 0
+    raw = separator.encoder.encode(["a puppy yapping", "cars honking"])
+    cond = separator.conditions("a puppy yapping", negative="cars honking")
+    weight = model.config.query_anchor
+    expected = build_condition(anchor_queries(raw[:1], model.vocabulary, weight),
+                               anchor_queries(raw[1:], model.vocabulary, weight))
+    assert torch.allclose(cond, expected, atol=1e-6)
+    dog = separator.encoder.encode(["a dog barking"])[0]  # one of the phrasings the dog's clips were trained with
+    assert float(cond[0, :384] @ dog) > float(raw[0] @ dog) + 0.05
+    plain = copy.deepcopy(separator)
+    plain.model.set_query_anchor(0.0)
+    unanchored = plain.conditions("a puppy yapping", negative="cars honking")
+    assert torch.allclose(unanchored, build_condition(raw[:1], raw[1:]), atol=1e-6)

@@ -345,6 +345,9 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--segment", "inf",
                            "-o", str(tmp_path))
     assert_one_line_error(code, err, "--segment")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--query-anchor", "-1",
+                           "-o", str(tmp_path))
+    assert_one_line_error(code, err, "query_anchor must be a finite number >= 0, got -1.0")
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--sample-rate", "1500",
                            "-o", str(tmp_path))
     assert_one_line_error(code, err, "must be a whole number of Hz, from 2000 to 768000, "
@@ -679,3 +682,18 @@ def test_ctrl_c_while_lass_starts_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["separate", "x.wav", "-q", "dog"]) == 130
     assert capsys.readouterr().err == "lass: interrupted\n"
+
+
+def test_query_anchor_zero_separates_by_the_words_as_given(capsys, song, tmp_path):
+    """The default model pulls a query toward its training phrasings; --query-anchor 0 turns that off, and the
+    track changes (a query that is itself a training phrasing barely moves, so the test asks in other words)."""
+    tracks = {}
+    for weight in (None, "0"):
+        out = tmp_path / f"anchor-{weight}"
+        extra = () if weight is None else ("--query-anchor", weight)
+        code, _, err = run_cli(capsys, "separate", str(song), "-q", "a puppy yapping", "-o", str(out), "--quiet",
+                               *extra)
+        assert code == 0, err
+        tracks[weight], _ = sf.read(out / "song" / "a-puppy-yapping.wav")
+    assert tracks[None].shape == tracks["0"].shape
+    assert np.abs(tracks[None] - tracks["0"]).max() > 1e-3

@@ -331,3 +331,35 @@ def test_a_model_file_that_cannot_be_written_is_one_clear_error(tmp_path, monkey
         save_model(model, tmp_path / "ok" / "m.safetensors")
     assert (tmp_path / "ok" / "m.safetensors").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["m.safetensors"]
+
+
+def test_a_model_file_keeps_the_training_phrasings_for_query_anchoring(tmp_path):
+    """The embeddings the model was trained on travel in its file (half precision), beside the weights, and a
+    file with none (one written before query anchoring) loads with none, so its queries go in as given."""
+    from safetensors.torch import load_file, save_file
+
+    from lass.models.config import ModelConfig
+    from lass.models.registry import VOCABULARY_KEY, ModelNotFound, describe, load_model_file, save_model
+    from lass.models.separator import MaskSeparator
+
+    model = MaskSeparator(ModelConfig(name="v", network="constant", network_args={"value": 0.5}, query_dim=8,
+                                      query_anchor=0.5))
+    vocabulary = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
+    model.vocabulary = vocabulary
+    assert VOCABULARY_KEY not in model.state_dict()  # not a weight: a checkpoint's state_dict is unchanged by it
+    path = save_model(model, tmp_path / "v.safetensors")
+    again = load_model_file(path)
+    assert again.config.query_anchor == 0.5 and again.vocabulary.dtype == torch.float32
+    assert torch.allclose(again.vocabulary, vocabulary, atol=1e-3)
+    # not counted as parameters by `lass models`
+    assert describe("v", path).parameters == sum(v.numel() for v in model.state_dict().values())
+    state = load_file(str(path))
+    del state[VOCABULARY_KEY]
+    save_file(state, str(tmp_path / "old.safetensors"), metadata={"lass_config": model.config.to_json()})
+    assert load_model_file(tmp_path / "old.safetensors").vocabulary is None
+    state[VOCABULARY_KEY] = torch.zeros(5, 3, dtype=torch.float16)
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata={"lass_config": model.config.to_json()})
+    with pytest.raises(ModelNotFound, match=f"its {VOCABULARY_KEY} is \\(5, 3\\), not \\(N, 8\\)"):
+        load_model_file(tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="query_anchor must be a finite number >= 0"):
+        model.set_query_anchor(-1.0)

@@ -74,3 +74,27 @@ def test_absent_class_returns_little_energy(cases, separator):
         est = separator.separate_tensor(case.mixture, 16000, query, residual=False)[query][0]
         ratios.append(10 * np.log10(np.sum(est**2) / np.sum(case.mixture**2)))
     assert np.mean(ratios) < -8.0, f"absent-class output {np.mean(ratios):.1f} dB re. mixture"  # measured -31.5
+
+
+def test_anchoring_recovers_sounds_asked_in_words_not_trained_on(cases, separator):
+    """Each case asked by its class's row of configs/unseen_phrasings.csv ("a puppy yapping"), with the model's
+    query anchoring and without (--query-anchor 0). Measured on these 24: SDRi / SI-SDRi 8.38 / 7.68 dB anchored,
+    7.58 / 5.91 dB without (with the labels: 9.09 / 8.53)."""
+    import copy
+    import csv
+    from pathlib import Path
+
+    unseen = Path(__file__).resolve().parent.parent / "configs" / "unseen_phrasings.csv"
+    with open(unseen, newline="") as f:
+        words = {row["label"]: row["query"] for row in csv.DictReader(f)}
+    plain = copy.deepcopy(separator)
+    plain.model.set_query_anchor(0.0)
+    scores = {}
+    for name, model in (("anchored", separator), ("plain", plain)):
+        gains = []
+        for case in cases:
+            query = words[case.label]
+            est = model.separate_tensor(case.mixture, 16000, query, residual=False)[query][0]
+            gains.append(sdr(est, case.target) - sdr(case.mixture, case.target))
+        scores[name] = float(np.mean(gains))
+    assert scores["anchored"] > 7.0 and scores["anchored"] > scores["plain"] + 0.4, scores

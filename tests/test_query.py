@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lass.query import QueryError, build_condition, shared_text_encoder, validate_query
+from lass.query import QueryError, anchor_queries, build_condition, shared_text_encoder, validate_query
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,23 @@ def test_a_query_that_only_leaves_out_is_refused(query, message):
 
     with pytest.raises(QueryError, match=message):
         split_query(query)
+
+
+def test_anchoring_pulls_a_query_toward_the_nearest_training_phrasings(encoder):
+    vocabulary = encoder.encode(["a dog barking", "the sound of dog", "rain falling", "a church bell ringing"])
+    puppy, bell = encoder.encode(["a puppy yapping", "a church bell ringing"])
+    queries = torch.stack([puppy, bell])
+    anchored = anchor_queries(queries, vocabulary, 0.5)
+    assert anchored.shape == queries.shape
+    assert torch.allclose(anchored.norm(dim=-1), torch.ones(2), atol=1e-5)
+    # the words nearest the dog's phrasings move toward them, and away from the rain's
+    before, after = vocabulary @ puppy, vocabulary @ anchored[0]
+    assert float(after[:2].min()) > float(before[:2].max()) + 0.05
+    assert float(after[2] - before[2]) < float(after[0] - before[0])
+    # a query that is a training phrasing stays itself; weight 0 or no vocabulary: the queries as given
+    assert float(anchored[1] @ bell) > 0.99
+    assert torch.equal(anchor_queries(queries, vocabulary, 0.0), queries)
+    assert torch.equal(anchor_queries(queries, None, 0.5), queries)
+    # the weight sets how far: more of it, nearer the anchor
+    further = anchor_queries(queries, vocabulary, 2.0)
+    assert float((vocabulary[:2] @ further[0]).min()) > float(after[:2].min())

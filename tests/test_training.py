@@ -54,6 +54,18 @@ def validation_rows(run_dir, version: str) -> list[dict]:
         return [row for row in csv.DictReader(log) if row["val_sdri"]]
 
 
+def exported_weights(path, checkpoint: dict) -> dict:
+    """A model file's weights, after checking that the training phrasings it keeps beside them (for query
+    anchoring) are the checkpoint's."""
+    from safetensors.torch import load_file
+
+    from lass.models.registry import VOCABULARY_KEY
+
+    weights = load_file(path)
+    assert torch.equal(weights.pop(VOCABULARY_KEY), checkpoint["lass_query_vocabulary"])
+    return weights
+
+
 def lass_cmd(*args, show_warnings: bool = False, env: dict | None = None):
     env = {**os.environ, "PYTHONWARNINGS": "default" if show_warnings else "ignore", "OMP_NUM_THREADS": "1",
            **(env or {})}
@@ -68,6 +80,13 @@ def test_train_export_and_resume(tmp_path, capsys):
     assert done.returncode == 0, done.stderr[-2000:]
     model = load_model_file(tmp_path / "run" / "model.safetensors")
     assert model.config.network_args["channels"] == 32
+    # the file carries every phrasing the run trained on, for query anchoring (lass.query.anchor_queries)
+    from lass.query import shared_text_encoder
+    from lass.train.phrasing import phrasings
+
+    trained = [text for label in ("beeping", "hissing", "humming") for text in phrasings(label)]
+    assert model.vocabulary.shape == (len(trained), 384)
+    assert float((model.vocabulary @ shared_text_encoder().encode(trained).T).max(1).values.min()) > 0.999
     metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text()
     assert "val_sdri" in metrics and "train_loss" in metrics
     assert "12 validation clips are also in the training data: validation scores will be too high" in done.stderr
@@ -83,10 +102,12 @@ def test_train_export_and_resume(tmp_path, capsys):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
     exported = tmp_path / "exported.safetensors"
-    done = lass_cmd("export", str(ckpt), "-o", str(exported), "--name", "mine", "--mask-power", "0.7")
+    done = lass_cmd("export", str(ckpt), "-o", str(exported), "--name", "mine", "--mask-power", "0.7",
+                    "--query-anchor", "0.25")
     assert done.returncode == 0, done.stderr[-2000:]
     again = load_model_file(exported)
-    assert again.config.name == "mine" and again.config.mask_power == 0.7
+    assert again.config.name == "mine" and again.config.mask_power == 0.7 and again.config.query_anchor == 0.25
+    assert torch.equal(again.vocabulary, model.vocabulary)
     # an earlier export is not replaced unless asked, and a model file keeps the suffix models are found by
     written = exported.stat().st_mtime_ns
     again = lass_cmd("export", str(ckpt), "-o", str(exported))
@@ -124,6 +145,8 @@ def test_train_export_and_resume(tmp_path, capsys):
                                                                              "unusable here (a model config is a "
                                                                              "mapping of settings, got list)"),
                           ((str(ckpt), "-o", out, "-f", "--mask-power", "inf"), "mask_power must be a finite number"),
+                          ((str(ckpt), "-o", out, "-f", "--query-anchor", "-1"), "query_anchor must be a finite "
+                                                                                   "number >= 0"),
                           ((str(ckpt), "-o", out, "-f", "--name", " "), "--name: give a name"),
                           ((str(ckpt), "-o", str(tmp_path / ".safetensors")), "give the model a name before "
                                                                               ".safetensors"),
@@ -523,8 +546,6 @@ def test_config_mistakes_name_the_setting_and_what_it_must_be(tmp_path):
 
 
 def test_a_run_without_validation_data_says_so_and_exports_its_last_weights(tmp_path):
-    from safetensors.torch import load_file
-
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, max_steps=3)  # stops inside the second epoch
     raw = yaml.safe_load(config.read_text())
@@ -536,7 +557,7 @@ def test_a_run_without_validation_data_says_so_and_exports_its_last_weights(tmp_
     assert "Total length of `list`" not in done.stderr  # Lightning's warning about an empty validation loop
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["global_step"] == 3
-    exported = load_file(tmp_path / "run" / "model.safetensors")
+    exported = exported_weights(tmp_path / "run" / "model.safetensors", last)
     assert all(torch.equal(value, last["state_dict"]["model." + key].to(value.dtype)) for key, value in exported.items())
 
 
@@ -634,7 +655,6 @@ def test_stop_on_signal_asks_once_stops_at_the_second_and_leaves_an_ignored_sigi
 
 def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     # resuming from the first epoch's last.ckpt once wrote best-v1.ckpt beside best.ckpt and exported the stale one
-    from safetensors.torch import load_file
 
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, max_steps=2)  # one epoch of 2 steps, then validation
@@ -654,7 +674,7 @@ def test_resumed_run_keeps_one_best_checkpoint_and_exports_it(tmp_path):
     assert sorted(scores) == [0, 1, 2, 3]
     best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
     assert best["global_step"] == 2 * (max(scores, key=scores.get) + 1)  # 2 steps per epoch
-    exported = load_file(tmp_path / "run" / "model.safetensors")
+    exported = exported_weights(tmp_path / "run" / "model.safetensors", best)
     weights = {key.removeprefix("model."): value for key, value in best["state_dict"].items()}
     assert exported.keys() <= weights.keys() and len(exported) > 10
     assert all(torch.equal(exported[key], weights[key].to(exported[key].dtype)) for key in exported)
@@ -678,8 +698,6 @@ def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
     score, wrote best-v1.ckpt and last-v1.ckpt beside the files and exported the resumed part's best."""
     import shutil
 
-    from safetensors.torch import load_file
-
     data = synthetic_class_folders(tmp_path / "data")
     config = write_config(tmp_path, data, max_steps=4)  # two epochs of 2 steps, each validated
     assert lass_cmd("train", "--config", str(config), "--quiet").returncode == 0
@@ -694,7 +712,7 @@ def test_a_moved_run_resumes_with_its_best_checkpoint(tmp_path):
               for version in ("version_0", "version_1") for row in validation_rows(tmp_path / "moved", version)}
     best = torch.load(moved / "best.ckpt", map_location="cpu", weights_only=False)
     assert best["global_step"] == 2 * (max(scores, key=scores.get) + 1)  # the best of all four epochs
-    exported = load_file(tmp_path / "moved" / "model.safetensors")
+    exported = exported_weights(tmp_path / "moved" / "model.safetensors", best)
     assert all(torch.equal(exported[key], best["state_dict"]["model." + key].to(exported[key].dtype))
                for key in exported)
     # the state under ModelCheckpoint's own key: checkpoints of earlier versions (plain Lightning) resume with it
@@ -971,6 +989,13 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     # its own name and provenance, the initial model's licence (the weights carry its training data)
     assert tuned.config.name == "tiny" and tuned.config.source.startswith("lass train --init default, from default")
     assert tuned.config.licence == base.config.licence and tuned.config.metrics == {}
+    # and the phrasings it can anchor queries to: the initial model's, then its own; its anchor weight, the initial's
+    from lass.train.phrasing import phrasings
+
+    own = sum(len(phrasings(label)) for label in ("beeping", "hissing", "humming"))
+    assert tuned.vocabulary.shape == (len(base.vocabulary) + own, 384)
+    assert torch.allclose(tuned.vocabulary[: len(base.vocabulary)], base.vocabulary)
+    assert tuned.config.query_anchor == base.config.query_anchor == 0.5
     changed = [k for k, v in base.state_dict().items() if not torch.equal(v, tuned.state_dict()[k])]
     assert changed
     x = torch.from_numpy(tone_noise(1.0, 16000))
@@ -1000,6 +1025,7 @@ def test_fine_tune_default_model_on_own_folder(tmp_path):
     kept = yaml.safe_load((tmp_path / "run" / "logs" / "version_1" / "config.yaml").read_text())
     assert kept["model"]["network_args"]["channels"] == 320 and kept["optim"]["lr"] == FINE_TUNE_LR
     assert int(validation_rows(tmp_path / "run", "version_1")[-1]["step"]) == 5
+    assert torch.equal(load_model_file(tmp_path / "run" / "model.safetensors").vocabulary, tuned.vocabulary)
     # the same command again would mix two runs in one folder and replace the model: refused, nothing touched
     written = (tmp_path / "run" / "model.safetensors").stat().st_mtime_ns
     again = lass_cmd("train", "--config", str(config), "--init", "default", "--quiet")

@@ -19,7 +19,7 @@ from .inference import (MAX_SEGMENT, EngineConfig, InputSurvey, Resampler, check
                         separate_array, separate_stream)
 from .metrics import level_db
 from .models import registry
-from .query import QueryError, build_condition, shared_text_encoder, split_query, validate_query
+from .query import QueryError, anchor_queries, build_condition, shared_text_encoder, split_query, validate_query
 from .signals import signals_held
 
 RESIDUAL = "residual"
@@ -223,7 +223,9 @@ class Separator:
         split = [split_query(q) for q in queries]
         pos = self.encoder.encode([positive for positive, _ in split])
         same = lambda a, b: float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > SAME_QUERY  # noqa: E731
+        anchored = lambda e: anchor_queries(e, self.model.vocabulary, self.model.config.query_anchor)  # noqa: E731
         neg = torch.zeros_like(pos)  # zeros: no negative query
+        neg_anchored = torch.zeros_like(pos)
         for i, (_, own) in enumerate(split):
             if negatives or own:
                 texts = [*negatives, *own]
@@ -233,12 +235,13 @@ class Separator:
                         raise QueryError(f"'{text}' is both a query and a negative query: the sound would be "
                                          f"asked for and suppressed at once")
                 neg[i] = torch.nn.functional.normalize(encoded.mean(0), dim=-1)
+                neg_anchored[i] = torch.nn.functional.normalize(anchored(encoded).mean(0), dim=-1)
         conds = build_condition(pos, neg)
         for i, j in itertools.combinations(range(len(queries)), 2):
             if same(conds[i], conds[j]):  # 'dog' and 'Dog': the encoder reads no case, so two identical tracks
                 raise QueryError(f"the queries '{queries[i]}' and '{queries[j]}' are one query to the text "
                                  f"encoder: give it once")
-        return conds
+        return build_condition(anchored(pos), neg_anchored)  # the checks above are on the words as given
 
     def separate_tensor(self, wav: np.ndarray | torch.Tensor, sample_rate: int, queries: Sequence[str] | str,
                         negative: Sequence[str] | str | None = None, residual: bool = True,

@@ -61,6 +61,8 @@ def cmd_separate(args) -> int:
     _check_distinct_outputs(args.inputs, args.out)  # before the model loads: a pure check of the arguments
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet and sys.stderr.isatty())  # no bar drawn into a log file
+    if args.query_anchor is not None:
+        separator.model.set_query_anchor(args.query_anchor)
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
     from .query import split_query
 
@@ -341,6 +343,8 @@ def cmd_export(args) -> int:
         model.config.source = args.source
     if args.mask_power is not None:
         model.set_mask_power(args.mask_power)
+    if args.query_anchor is not None:
+        model.set_query_anchor(args.query_anchor)
     path = registry.save_model(model, args.output)
     _say(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     return 0
@@ -390,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the highest frequency the input holds: 'auto' (default) finds where audio resampled up "
                         "from a lower rate stops; 'full' trusts the file's rate; or a frequency in Hz "
                         "(4000 for telephone audio)")
+    p.add_argument("--query-anchor", type=float, default=None, metavar="WEIGHT",
+                   help="how far each query is pulled toward the phrasings the model was trained on (default: the "
+                        "model's, 0.5 for the default model; 0: the words as given, for a sound the model was not "
+                        "trained on that is worded like one it was)")
     p.add_argument("-d", "--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -422,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None, help="provenance text stored in the model file")
     p.add_argument("--mask-power", type=float, default=None,
                    help="store this inference mask power (measure it first: lass evaluate --mask-power)")
+    p.add_argument("--query-anchor", type=float, default=None, metavar="WEIGHT",
+                   help="store this query anchor weight (measure it first: lass evaluate --query-anchor)")
     p.add_argument("-f", "--force", action="store_true", help="replace an existing model file")
     p.set_defaults(func=cmd_export)
 

@@ -164,6 +164,28 @@ def build_condition(positive: torch.Tensor, negative: torch.Tensor | None) -> to
     return torch.cat([positive, negative], dim=-1)
 
 
+ANCHOR_NEIGHBOURS = 16  # training phrasings an anchor is drawn from
+ANCHOR_TEMPERATURE = 0.05  # of the softmax over their cosine similarities: the nearest ones dominate
+
+
+def anchor_queries(embeddings: torch.Tensor, vocabulary: torch.Tensor, weight: float) -> torch.Tensor:
+    """Pull query embeddings toward the phrasings the model was trained on: each query plus `weight` times the
+    softmax-weighted mean of its nearest training phrasings, renormalised.
+
+    Why: a network hears only the few thousand embeddings it was trained on, and mutes on others: asked "a window
+    pane smashing" (trained on "glass breaking"), the default model returned estimates 30 dB down. The encoder
+    still places most such words nearest their class, and the anchor carries them into the region the network
+    knows. A query that is a training phrasing is left almost as it is (docs/benchmarks.md,
+    "Query anchoring"). `vocabulary`: (N, dim) unit-norm embeddings; `weight` 0 returns the queries as given."""
+    if weight <= 0 or vocabulary is None or not len(vocabulary) or not len(embeddings):
+        return embeddings
+    vocabulary = vocabulary.to(embeddings)  # its device and dtype
+    similarity, nearest = (embeddings @ vocabulary.T).topk(min(ANCHOR_NEIGHBOURS, len(vocabulary)), dim=-1)
+    share = torch.softmax(similarity / ANCHOR_TEMPERATURE, dim=-1).unsqueeze(-1)
+    anchor = torch.nn.functional.normalize((share * vocabulary[nearest]).sum(-2), dim=-1)
+    return torch.nn.functional.normalize(embeddings + weight * anchor, dim=-1)
+
+
 _SHARED: dict[str, TextEncoder] = {}
 _SHARED_LOCK = threading.Lock()  # transformers' lazy imports fail when two threads start them at once
 # one for every encoder, at module level so that encoders (and Separators) still pickle and deep-copy

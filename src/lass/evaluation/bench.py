@@ -41,6 +41,7 @@ class BaselineAdapter(nn.Module):
         self.sample_rate = 32000
         self.context_frames = 0
         self.frame_multiple = 1
+        self.vocabulary = None  # no training phrasings: its queries go in as the encoder gives them
 
     def separate_many(self, mixture: torch.Tensor, conds: torch.Tensor,
                       input_gain: float | np.ndarray | torch.Tensor = 1.0,

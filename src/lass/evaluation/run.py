@@ -259,6 +259,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", default=None, help="installed model name or .safetensors path (default: default)")
     p.add_argument("--mask-power", type=float, default=None,
                    help="override the model's inference mask power (below 1 softens masks)")
+    p.add_argument("--query-anchor", type=float, default=None, metavar="WEIGHT",
+                   help="override the weight of the model's training phrasings added to each query (0: the query "
+                        "as the text encoder gives it)")
     p.add_argument("--input-level", type=_level_or_none, default=argparse.SUPPRESS, metavar="DB|none",
                    help="override the RMS level (dB) the network hears the input at; 'none': as given")
     p.add_argument("--segment", type=float, default=10.0,
@@ -469,6 +472,7 @@ def settings(args, separator) -> dict:
            "model": args.model or registry.DEFAULT_MODEL, "model_file": str(model_file),
            "model_sha256": hashlib.sha256(Path(model_file).read_bytes()).hexdigest(),  # the weights, not the name
            "model_name": config.name, "mask_power": config.mask_power, "input_level_db": config.input_level_db,
+           "query_anchor": config.query_anchor if separator.model.vocabulary is not None else None,
            "segment": args.segment, "aggregate": args.aggregate, "limit": args.limit}
     if args.data:
         template = None if args.queries else args.template or DEFAULT_TEMPLATE
@@ -488,7 +492,7 @@ def settings(args, separator) -> dict:
 
 
 # settings that decide which mixtures and queries a protocol holds: two evaluations compare case by case only if
-# these agree (the model, its mask power and input level are what a comparison is for)
+# these agree (the model, its mask power, input level and query anchor are what a comparison is for)
 SAME_CASES = ("folds", "template", "queries", "snr_db", "seed", "negative", "layout")
 SOURCES = ("data", "list", "stems")  # which protocol; with data_root, the paths that a case's files stand in for
 
@@ -576,7 +580,7 @@ def paired_difference(scores: list[Score], earlier: dict[tuple[str, str], dict])
 def comparison(scores: list[Score], key: str, folder, theirs: dict, rows: dict) -> tuple[str, dict | None]:
     """What --compare says of one protocol, and what summary.json keeps of it."""
     against = (f"{folder} ({theirs.get('model_file')}, SHA-256 {str(theirs.get('model_sha256'))[:12]}, mask power "
-               f"{theirs.get('mask_power')})")
+               f"{theirs.get('mask_power')}, query anchor {theirs.get('query_anchor', 'none')})")
     if key not in rows:
         return f"against {against}: it has no scores_{key}.csv", None
     diff = paired_difference(scores, rows[key])
@@ -640,6 +644,8 @@ def run_from_args(args) -> int:
     separator = Separator(args.model, device=args.device, segment=args.segment)
     if args.mask_power is not None:
         separator.model.set_mask_power(args.mask_power)
+    if args.query_anchor is not None:
+        separator.model.set_query_anchor(args.query_anchor)
     if hasattr(args, "input_level"):  # given: overrides the model's own
         separator.model.config.input_level_db = args.input_level
     separator.conditions("warm-up")  # the text encoder loads here, not inside the first case's timing
@@ -647,8 +653,9 @@ def run_from_args(args) -> int:
     made = settings(args, separator)
     compared = earlier_scores(args.compare, made) if args.compare else None
     level = "as given" if config.input_level_db is None else f"at {config.input_level_db:g} dB RMS"
-    report = [f"# Evaluation of `{config.name}` ({made['model_file']}; mask power {config.mask_power:g}, the network "
-              f"hears the input {level})\n",
+    anchor = "none" if made["query_anchor"] is None else f"{made['query_anchor']:g}"
+    report = [f"# Evaluation of `{config.name}` ({made['model_file']}; mask power {config.mask_power:g}, query anchor "
+              f"{anchor}, the network hears the input {level})\n",
               "Settings: " + ", ".join(f"{key} {value}" for key, value in made.items() if value is not None) + "\n"]
     results = {}
     created = not out.exists()

@@ -32,6 +32,11 @@ class ModelConfig:
     # from before the setting): filled. lass train decides from its data where the config does not say
     # (lass/train/run.py, band_fill_for). Training ignores it.
     band_fill: bool | None = None
+    # Inference: each query embedding gets this weight of the mean of its nearest training phrasings added
+    # (lass.query.anchor_queries), as a network mutes on embeddings it was not trained on. 0, or a file without
+    # the training phrasings' embeddings (files from before the setting): the query as the encoder gives it.
+    # Training ignores it.
+    query_anchor: float = 0.0
     licence: str = "unknown"
     source: str = "random init"
     description: str = ""

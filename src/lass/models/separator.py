@@ -84,13 +84,23 @@ class MaskSeparator(nn.Module):
         super().__init__()
         self.config = config
         self.set_mask_power(config.mask_power)
+        self.set_query_anchor(config.query_anchor)
         self.stft = STFT(STFTConfig(config.n_fft, config.hop_length))
         self.network = build_network(config)
+        # The training phrasings' query embeddings (N, query_dim), for query anchoring: a model file keeps them
+        # beside the weights (registry.save_model); None where the model was not trained by lass train. Not a
+        # buffer: training never reads it, and DDP would broadcast it every step.
+        self.vocabulary: torch.Tensor | None = None
 
     def set_mask_power(self, power: float) -> None:
         if not (math.isfinite(power) and power > 0):  # inf: every mask below 1 becomes 0, a silent model
             raise ValueError(f"mask_power must be a finite number > 0, got {power}")
         self.config.mask_power = float(power)
+
+    def set_query_anchor(self, weight: float) -> None:
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"query_anchor must be a finite number >= 0, got {weight}")
+        self.config.query_anchor = float(weight)
 
     def compile_network(self) -> None:
         """torch.compile the mask network for training. A bound method is compiled, not the module, so

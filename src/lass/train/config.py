@@ -234,6 +234,7 @@ def _check_values(config: TrainConfig) -> None:
                 "optim.max_snr_db": optim.max_snr_db, "model.mask_power": model.mask_power}
     non_negative = {"data.num_workers": data.num_workers, "optim.weight_decay": optim.weight_decay,
                     "optim.warmup_steps": optim.warmup_steps, "optim.query_noise": optim.query_noise,
+                    "model.query_anchor": model.query_anchor,
                     "data.mixing.eq_db": mixing.eq_db, "data.mixing.interferer_gain_db": mixing.interferer_gain_db}
     shares = {f"data.mixing.{key}": getattr(mixing, key)
               for key in ("negative_prob", "absent_prob", "augment_prob", "reverb_prob")}

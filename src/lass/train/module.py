@@ -132,6 +132,8 @@ class LassModule(L.LightningModule):
         checkpoint["lass_initial"] = getattr(self, "started_from", None)  # a fine-tune's starting model and score
         checkpoint["lass_max_steps"] = self.trainer.max_steps  # the steps its learning-rate schedule is planned over
         checkpoint["lass_optim"] = dataclasses.asdict(self.config.optim)  # what a resumed run is told it changed
+        if self.model.vocabulary is not None:  # the training phrasings' embeddings, for the exported model file
+            checkpoint["lass_query_vocabulary"] = self.model.vocabulary.detach().cpu().half()
 
     def configure_optimizers(self):
         opt = self.config.optim

@@ -40,7 +40,7 @@ def architecture_overridden(own: ModelConfig, base: ModelConfig) -> bool:
 
 def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelConfig:
     """The initial model's architecture with the fine-tuning config's own name, licence and description, and
-    its inference settings (mask_power, input_level_db) where the config sets them to other than their defaults
+    its inference settings (mask_power, input_level_db, query_anchor) where the config sets them to other than their defaults
     (a run's recorded config names every setting, its defaults too; `lass export --mask-power 1` sets 1.0).
 
     Whatever the config leaves at its default is derived from the initial model, so that a fine-tuned model
@@ -61,6 +61,7 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelCon
         source=own.source if given("source") else f"{FINE_TUNED}{init}, from {base.name} ({base.source})",
         mask_power=own.mask_power if given("mask_power") else base.mask_power,
         input_level_db=own.input_level_db if given("input_level_db") else base.input_level_db,
+        query_anchor=own.query_anchor if given("query_anchor") else base.query_anchor,
         band_fill=own.band_fill,  # the config's, or (None) decided from the data this run trains on
         metrics={})
 
@@ -73,6 +74,17 @@ def build_query_table(labels: list[str], encoder,
         index[label] = list(range(len(texts), len(texts) + len(phr)))
         texts.extend(phr)
     return encoder.encode(texts), index
+
+
+def training_vocabulary(table: torch.Tensor, initial=None, resumed: dict | None = None) -> torch.Tensor:
+    """The query embeddings the exported model was trained to hear, which its file keeps for query anchoring: this
+    run's phrasings, after a fine-tuned model's initial ones; a resumed run keeps what its checkpoint holds (a
+    resumed fine-tune has no initial model to take them from)."""
+    kept = None if resumed is None else resumed.get("lass_query_vocabulary")
+    if kept is not None:
+        return kept.float()
+    known = [initial.vocabulary] if initial is not None and initial.vocabulary is not None else []
+    return torch.cat([*known, table.float()])
 
 
 def build_validation(config: TrainConfig, encoder, items: list | None = None):
@@ -522,6 +534,7 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
                                config.seed)
     data = MixtureData(dataset, config.data, build_validation(config, encoder, validation_items))
     module = LassModule(config, table, len(bank.label_names))
+    module.model.vocabulary = training_vocabulary(table, initial, resumed)
     module.validation_id = validation_id
     module.started_from = started_from
     if initial is not None:
@@ -722,6 +735,8 @@ def load_checkpoint(path: str | os.PathLike, ckpt: dict | None = None):
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
+        vocabulary = ckpt.get("lass_query_vocabulary")  # None: a checkpoint from before query anchoring
+        model.vocabulary = None if vocabulary is None else vocabulary.float()
     except RuntimeError as err:
         raise ValueError(f"{path}: the weights do not match the model its config describes "
                          f"({registry.weights_mismatch(err)})") from None
