@@ -40,8 +40,8 @@ def architecture_overridden(own: ModelConfig, base: ModelConfig) -> bool:
 
 def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelConfig:
     """The initial model's architecture with the fine-tuning config's own name, licence and description, and
-    its inference settings (mask_power, input_level_db, query_anchor) where the config sets them to other than their defaults
-    (a run's recorded config names every setting, its defaults too; `lass export --mask-power 1` sets 1.0).
+    its inference settings (mask_power, input_level_db, query_anchor) where the config sets them to other than their
+    defaults (a run's recorded config names every setting, its defaults too; `lass export --mask-power 1` sets 1.0).
 
     Whatever the config leaves at its default is derived from the initial model, so that a fine-tuned model
     never presents itself as the one it started from, nor carries that model's measured numbers."""
