@@ -23,7 +23,7 @@ from lass.audio import read_mono
 from lass.inference import separate_array
 from lass.mixing import mix
 from lass.metrics import improvement, sdr
-from lass.query import build_condition
+from lass.query import anchor_queries, build_condition
 
 SPEECH = [f"sisec2011/SiSec2011_Speech/dev1_{who}_src_{k}.flac" for who in ("female4", "male4") for k in (3, 4)]
 MUSIC = ["sms-tools/orchestra.flac", "librosa-examples/147793__setuniman__sweet-waltz-0i-22mi.ogg",
@@ -42,7 +42,9 @@ def main() -> None:
     data = Path(opts.data)
     separator = Separator(opts.model)
     said = f"{QUERY}, but not {LEFT_OUT}"
-    read_whole = build_condition(separator.encoder.encode([said]), None)  # one text, as before the parsing
+    whole = anchor_queries(separator.encoder.encode([said]), separator.model.vocabulary,
+                           separator.model.config.query_anchor)  # anchored as Separator.conditions anchors
+    read_whole = build_condition(whole, None)  # one text, as before the parsing
     scores: dict[str, list[float]] = {}
     for speech_path, music_path in itertools.product(SPEECH, MUSIC):
         speech, music = read_mono(data / speech_path, RATE), read_mono(data / music_path, RATE)

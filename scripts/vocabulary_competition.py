@@ -25,7 +25,7 @@ from lass.datasets import ClipBank, read_dataset
 from lass.evaluation.protocols import label_mixtures, mixture_list
 from lass.inference import input_gain
 from lass.metrics import sdr, si_sdr
-from lass.query import build_condition
+from lass.query import anchor_queries, build_condition
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +55,8 @@ def main() -> None:
     model, power = separator.model, separator.model.config.mask_power
     texts = vocabulary(opts.data)
     known = separator.encoder.encode(texts)
+    anchored = lambda e: anchor_queries(e, model.vocabulary, model.config.query_anchor)  # noqa: E731, as Separator does
+    known_cond = anchored(known)
     bank = ClipBank(read_dataset({"type": "esc50", "path": str(opts.data / "esc50-16k"), "folds": [4]}),
                     model.sample_rate)
     sets = {"fold 4, 1 interferer": ("one", lambda: label_mixtures(bank, 1, limit=opts.limit, rows_of_full=True)),
@@ -74,7 +76,7 @@ def main() -> None:
             encoded = model.network.encode_mixture(spec.abs() * gain)
             query = separator.encoder.encode([case.query])
             mine = decode(model, encoded, separator.conditions(case.query))
-            theirs = decode(model, encoded, build_condition(known, torch.zeros_like(known)))
+            theirs = decode(model, encoded, build_condition(known_cond, torch.zeros_like(known)))
             taken = (theirs * (1 - mine) * spec.abs()).pow(2).sum((-1, -2))
             taken[(known @ query.T).squeeze(1) >= 0.8] = -1  # the query's own sound, phrased otherwise
             rival = int(taken.argmax())
@@ -87,7 +89,7 @@ def main() -> None:
             variants = {
                 "one pass (shipped)": mine,
                 "competitor as negative query": decode(model, encoded,
-                                                       build_condition(query, known[rival : rival + 1])),
+                                                       build_condition(anchored(query), known_cond[rival : rival + 1])),
                 "shared bins, a = 0.7": (mine / (mine + theirs[rival]).clamp_min(1e-6).pow(0.7)).clamp(max=1),
                 "shared bins, a = 1": shared,
                 "a = 1 where the share is high": (mine.clamp_min(1e-6).pow(1 - blend)

@@ -407,8 +407,6 @@ def test_one_separator_serves_threads_from_its_first_call(model_dir):
     import sys
 
     script = f"""
-import copy
-
 import numpy as np
 from concurrent.futures import ThreadPoolExecutor
 from lass import Separator

@@ -348,6 +348,10 @@ def test_bad_options(capsys, song, tmp_path, tiny_model):
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--query-anchor", "-1",
                            "-o", str(tmp_path))
     assert_one_line_error(code, err, "query_anchor must be a finite number >= 0, got -1.0")
+    code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--query-anchor", "0.5",
+                           "-o", str(tmp_path / "anchored"), "--quiet")
+    assert code == 0 and "keeps no training phrasings (it was written before query anchoring): --query-anchor has " \
+        "no effect" in err
     code, _, err = run_cli(capsys, "separate", str(song), "-q", "rain", "-m", tiny_model, "--sample-rate", "1500",
                            "-o", str(tmp_path))
     assert_one_line_error(code, err, "must be a whole number of Hz, from 2000 to 768000, "

@@ -1719,3 +1719,27 @@ def test_audio_beside_the_class_folders_is_named_as_left_out(tmp_path, capsys):
     assert len(items) == len(list(data.glob("*/*.wav"))) and not any("loose" in item.path for item in items)
     assert (f"1 audio file at the top of {data}, outside the class folders, left out (no folder names its class): "
             f"loose.wav") in capsys.readouterr().err
+
+
+def test_training_vocabulary_joins_what_the_run_started_from_with_its_own_phrasings():
+    """The phrasings a model file keeps for query anchoring: a new run's own; a resumed run's checkpoint's plus any
+    new ones (data.train may change on resume), each once; a fine-tune's initial model's plus its own; none for a
+    fine-tune of a model that keeps none, whose own classes would be unknown."""
+    from lass.train.run import training_vocabulary
+
+    torch.manual_seed(0)
+    table = torch.nn.functional.normalize(torch.randn(10, 384), dim=-1)
+    assert torch.equal(training_vocabulary(table), table)
+    same = training_vocabulary(table, resumed={"lass_query_vocabulary": table.half()})
+    assert torch.equal(same, table.half().float())  # the checkpoint's, each phrasing once: a resume writes the same
+    grown = training_vocabulary(table, resumed={"lass_query_vocabulary": table[:4].half()})
+    assert grown.shape == (10, 384) and torch.equal(grown[:4], table[:4].half().float())
+    assert torch.allclose(grown[4:], table[4:])
+
+    class Initial:
+        vocabulary = table[5:].half().float()
+
+    tuned = training_vocabulary(table, initial=Initial())
+    assert tuned.shape == (10, 384) and torch.equal(tuned[:5], Initial.vocabulary)
+    Initial.vocabulary = None
+    assert training_vocabulary(table, initial=Initial()) is None

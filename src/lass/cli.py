@@ -48,6 +48,16 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _set_query_anchor(model, weight: float | None, what: str) -> None:
+    """--query-anchor: set on the model, with a note where the model keeps no training phrasings to anchor to."""
+    if weight is None:
+        return
+    model.set_query_anchor(weight)
+    if weight > 0 and model.vocabulary is None:
+        _say(f"lass: note: {what} keeps no training phrasings (it was written before query anchoring): "
+             f"--query-anchor has no effect")
+
+
 def cmd_separate(args) -> int:
     from .api import OutputOptions, Separator, check_output_options
 
@@ -61,8 +71,7 @@ def cmd_separate(args) -> int:
     _check_distinct_outputs(args.inputs, args.out)  # before the model loads: a pure check of the arguments
     separator = Separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
                           progress=not args.quiet and sys.stderr.isatty())  # no bar drawn into a log file
-    if args.query_anchor is not None:
-        separator.model.set_query_anchor(args.query_anchor)
+    _set_query_anchor(separator.model, args.query_anchor, "the model")
     separator.conditions(args.query, args.negative)  # a bad query fails before any file is touched
     from .query import split_query
 
@@ -343,8 +352,7 @@ def cmd_export(args) -> int:
         model.config.source = args.source
     if args.mask_power is not None:
         model.set_mask_power(args.mask_power)
-    if args.query_anchor is not None:
-        model.set_query_anchor(args.query_anchor)
+    _set_query_anchor(model, args.query_anchor, args.checkpoint)
     path = registry.save_model(model, args.output)
     _say(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     return 0

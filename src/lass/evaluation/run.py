@@ -580,7 +580,7 @@ def paired_difference(scores: list[Score], earlier: dict[tuple[str, str], dict])
 def comparison(scores: list[Score], key: str, folder, theirs: dict, rows: dict) -> tuple[str, dict | None]:
     """What --compare says of one protocol, and what summary.json keeps of it."""
     against = (f"{folder} ({theirs.get('model_file')}, SHA-256 {str(theirs.get('model_sha256'))[:12]}, mask power "
-               f"{theirs.get('mask_power')}, query anchor {theirs.get('query_anchor', 'none')})")
+               f"{theirs.get('mask_power')}, query anchor {theirs.get('query_anchor') or 'none'})")
     if key not in rows:
         return f"against {against}: it has no scores_{key}.csv", None
     diff = paired_difference(scores, rows[key])

@@ -76,15 +76,24 @@ def build_query_table(labels: list[str], encoder,
     return encoder.encode(texts), index
 
 
-def training_vocabulary(table: torch.Tensor, initial=None, resumed: dict | None = None) -> torch.Tensor:
-    """The query embeddings the exported model was trained to hear, which its file keeps for query anchoring: this
-    run's phrasings, after a fine-tuned model's initial ones; a resumed run keeps what its checkpoint holds (a
-    resumed fine-tune has no initial model to take them from)."""
+SAME_PHRASING = 0.9999  # cosine above which two training phrasings' embeddings are one (half precision rounds)
+
+
+def training_vocabulary(table: torch.Tensor, initial=None, resumed: dict | None = None) -> torch.Tensor | None:
+    """The query embeddings the exported model was trained to hear, which its file keeps for query anchoring:
+    what the run started from (a resumed run's checkpoint, or a fine-tune's initial model), then this run's
+    phrasings that it does not hold yet. None for a fine-tune of a model that keeps none (a file from before
+    anchoring): its own classes would be unknown, and their queries pulled toward the new ones."""
     kept = None if resumed is None else resumed.get("lass_query_vocabulary")
-    if kept is not None:
-        return kept.float()
-    known = [initial.vocabulary] if initial is not None and initial.vocabulary is not None else []
-    return torch.cat([*known, table.float()])
+    if kept is None and initial is not None:
+        if initial.vocabulary is None:
+            return None
+        kept = initial.vocabulary
+    if kept is None:
+        return table.float()
+    kept = kept.float()
+    new = (table.float() @ kept.T).amax(1) < SAME_PHRASING  # not already there (stored in half precision)
+    return torch.cat([kept, table.float()[new]])
 
 
 def build_validation(config: TrainConfig, encoder, items: list | None = None):
