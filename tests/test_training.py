@@ -1743,3 +1743,55 @@ def test_training_vocabulary_joins_what_the_run_started_from_with_its_own_phrasi
     assert tuned.shape == (10, 384) and torch.equal(tuned[:5], Initial.vocabulary)
     Initial.vocabulary = None
     assert training_vocabulary(table, initial=Initial()) is None
+
+
+def test_group_queries_ask_for_every_source_of_the_group():
+    """With group_prob, an example's own query may name a group of its target ("animals"): the reference is every
+    source of that group in the mixture, a negative never names one of them, and an absent-class example names a
+    group none of whose classes is heard (reference: silence). Without groups no draw changes the examples."""
+    from lass.datasets import ClipBank
+    from lass.train.mixtures import MixingConfig, TrainingMixtures
+    from lass.train.phrasing import group_phrasings, sound_groups
+
+    rate = 8000
+    bank = ClipBank([], rate)
+    labels = ["dog", "cat", "cow", "rain", "wind"]
+    for k, label in enumerate(labels):
+        bank.by_label[label].append(k)
+        bank.clips.append(np.sin(np.arange(rate) * (0.05 + 0.07 * k)).astype(np.float32))
+        bank.labels.append(label)
+    bank.label_names = sorted(bank.by_label)
+    groups = sound_groups(bank.label_names)
+    assert set(groups["animals"]) == {"dog", "cat", "cow"} and set(groups["weather"]) == {"rain", "wind"}
+    assert "music" not in groups  # none of its classes is here
+    assert group_phrasings("animals")[0] == "the sound of animals" and "animal noises" in group_phrasings("animals")
+    index = {name: [k] for k, name in enumerate(bank.label_names + list(groups))}
+    group_rows = {index[name][0]: name for name in groups}
+    cfg = MixingConfig(segment_seconds=0.5, interferer_counts=[2], interferer_probs=[1.0], absent_prob=0.2,
+                       negative_prob=0.5, group_prob=0.5)
+    ds = TrainingMixtures(bank, cfg, index, examples_per_epoch=300, groups=groups)
+    asked = absent_groups = 0
+    for i in range(300):
+        mixture, refs, pos, neg, present, named = ds[i]
+        name = group_rows.get(int(pos[0]))
+        if name is None:
+            continue
+        asked += 1
+        heard = [label for k, label in enumerate(bank.label_names) if named[k] > 0]
+        members = [label for label in heard if label in groups[name]]
+        if present[0] == 0:
+            absent_groups += 1
+            assert not members and float(refs[0].abs().max()) == 0
+            continue
+        assert members  # the target is one of them
+        if len(members) == len(heard):  # the whole mixture is of the group
+            assert torch.allclose(refs[0], mixture, atol=1e-5)
+        else:
+            assert 0 < float((refs[0] ** 2).sum()) < float((mixture ** 2).sum()) * 1.5
+        if neg[0] >= 0:
+            assert bank.label_names[int(neg[0])] in heard and bank.label_names[int(neg[0])] not in groups[name]
+    assert 90 < asked < 200 and absent_groups > 0
+    plain = TrainingMixtures(bank, MixingConfig(segment_seconds=0.5), index, examples_per_epoch=10)
+    no_groups = TrainingMixtures(bank, MixingConfig(segment_seconds=0.5), index, examples_per_epoch=10,
+                                 groups=groups)
+    assert all(torch.equal(plain[i][0], no_groups[i][0]) for i in range(10))

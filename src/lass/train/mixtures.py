@@ -5,11 +5,12 @@ random target-to-interference ratio, a random level and polarity. Each source ma
 and pitch by resampling, a random smooth equaliser, a synthetic room, a second clip of its class added)
 so that a small set of clips generalises to new recordings of its class. A share of the examples carries
 a negative query (an interferer's label); another share asks for a class that is absent from the
-mixture, whose correct answer is silence. Each example also lists the classes heard in its mixture. With
-`queries_per_mixture` k > 1 an example carries k query slots: its own query and other sources of the
-same mixture (or absent classes), each with its own reference; when the mixture has fewer sources than
-slots, a spare slot asks for an absent class at `absent_prob` and otherwise asks again for one of its
-sources.
+mixture, whose correct answer is silence; with `group_prob` another asks for a group its target belongs
+to ("animals"), answered by every source of that group in the mixture. Each example also lists the
+classes heard in its mixture. With `queries_per_mixture` k > 1 an example carries k query slots: its
+own query and other sources of the same mixture (or absent classes), each with its own reference; when
+the mixture has fewer sources than slots, a spare slot asks for an absent class at `absent_prob` and
+otherwise asks again for one of its sources.
 """
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ class MixingConfig:
     # > 1: also ask for interferers of the same mixture (each with its own reference), so a network
     # with a query-independent trunk (film_tcn `shared_blocks`) learns from several sources per pass
     queries_per_mixture: int = 1
+    # chance that an example's own query names a group its target belongs to ("animals", "music"; the groups are
+    # lass.train.phrasing.GROUPS), whose reference is every source of that group in the mixture; an absent-class
+    # example then names a group none of whose classes is heard
+    group_prob: float = 0.0
 
 
 def random_eq(rng: np.random.Generator, audio: np.ndarray, max_db: float) -> np.ndarray:
@@ -92,8 +97,14 @@ class TrainingMixtures(torch.utils.data.Dataset):
     """Map-style so DDP samplers shard it; item i of epoch e is reproducible from (seed, e, i)."""
 
     def __init__(self, bank: ClipBank, config: MixingConfig, query_index: dict[str, list[int]],
-                 examples_per_epoch: int, seed: int = 0):
+                 examples_per_epoch: int, seed: int = 0, groups: dict[str, list[str]] | None = None):
+        """`groups`: group name -> its classes, asked for at `group_prob` (each name must be in `query_index`)."""
         self.bank = bank
+        self.groups = groups or {}
+        self.groups_of: dict[str, list[str]] = {}
+        for name, members in self.groups.items():
+            for label in members:
+                self.groups_of.setdefault(label, []).append(name)
         self.config = config
         self.query_index = query_index
         self.length = examples_per_epoch
@@ -220,6 +231,20 @@ class TrainingMixtures(torch.utils.data.Dataset):
         mixture, target, scaled = mix_sources(target, interferers, float(rng.uniform(*cfg.snr_db)), gains)
         # query slots: (label, reference, present); the first is the example's own query
         slots = [(query_label, np.zeros_like(target) if absent else target, not absent)]
+        members: list[str] = []  # the classes the first slot's group covers (none: it names one class)
+        if cfg.group_prob > 0 and self.groups and rng.random() < cfg.group_prob:
+            heard_labels = [target_label, *interferer_labels]
+            names = [name for name in self.groups_of.get(query_label, [])
+                     if not absent or not set(self.groups[name]) & set(heard_labels)]
+            if names:
+                name = names[rng.integers(len(names))]
+                members = self.groups[name]
+                if absent:
+                    slots = [(name, np.zeros_like(target), False)]
+                else:
+                    reference = target + sum((ref for lab, ref in zip(interferer_labels, scaled) if lab in members),
+                                             np.zeros_like(target))
+                    slots = [(name, reference.astype(np.float32), True)]
         sources = [(lab, ref) for lab, ref in zip(interferer_labels, scaled)]
         if absent:
             sources.insert(0, (target_label, target))
@@ -245,7 +270,8 @@ class TrainingMixtures(torch.utils.data.Dataset):
             pos_qs.append(pos[rng.integers(len(pos))])
             # negatives name another source in the mixture; the first slot draws from the interferers
             # only, as before slots existed, so k = 1 keeps the same examples
-            others_in = interferer_labels if k == 0 else [lab for lab in present_labels if lab != label]
+            others_in = ([lab for lab in interferer_labels if lab not in members] if k == 0 else
+                         [lab for lab in present_labels if lab != label and lab not in self.groups.get(label, ())])
             neg_q = -1
             if others_in and rng.random() < cfg.negative_prob:
                 neg = self.query_index[others_in[rng.integers(len(others_in))]]

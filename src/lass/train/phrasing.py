@@ -82,6 +82,66 @@ PARAPHRASES.update({
 })
 
 
+# Broader names for sets of classes ("animals", "music", "traffic"): with `mixing.group_prob` an example may ask
+# for one of its target's groups, and its reference is then every source of that group in the mixture. The network
+# so learns what a broad word covers, and a query between classes (a sound it was not trained on, "the music" of
+# "speech, but not the music") lands among trained meanings rather than off them. Each group: (its phrasings, its
+# classes); a group is used where at least two of its classes are in the training data. The held-out recordings'
+# queries (above) stay out of the phrasings.
+GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "animals": (["an animal", "animal sounds", "animal noises"],
+                ["dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "crickets",
+                 "chirping birds", "a whale singing"]),
+    "farm animals": (["livestock", "animals on a farm"], ["rooster", "pig", "cow", "hen", "sheep"]),
+    "water": (["water sounds", "running water"], ["rain", "sea waves", "water drops", "pouring water", "toilet flush"]),
+    "weather": (["stormy weather", "bad weather"], ["rain", "wind", "thunderstorm"]),
+    "nature sounds": (["sounds of nature", "natural sounds", "the outdoors"],
+                      ["rain", "sea waves", "crackling fire", "crickets", "chirping birds", "water drops", "wind",
+                       "thunderstorm", "insects", "frog"]),
+    "human sounds": (["sounds a person makes", "a person", "people"],
+                     ["crying baby", "sneezing", "clapping", "breathing", "coughing", "footsteps", "laughing",
+                      "brushing teeth", "snoring", "drinking sipping", "speech", "a woman singing"]),
+    "human voices": (["a voice", "voices"], ["crying baby", "laughing", "speech", "a woman singing"]),
+    "household sounds": (["noises in the house", "indoor sounds", "domestic sounds"],
+                         ["door wood knock", "mouse click", "keyboard typing", "door wood creaks", "can opening",
+                          "washing machine", "vacuum cleaner", "clock alarm", "clock tick", "glass breaking",
+                          "toilet flush"]),
+    "a computer": (["computer sounds", "someone using a computer"], ["mouse click", "keyboard typing"]),
+    "vehicles": (["traffic", "traffic noise", "a vehicle"], ["helicopter", "engine", "train", "airplane", "car horn",
+                                                             "siren"]),
+    "aircraft": (["an aircraft", "something flying overhead"], ["helicopter", "airplane"]),
+    "machines": (["machinery", "a machine running", "motors"],
+                 ["chainsaw", "engine", "vacuum cleaner", "washing machine", "helicopter"]),
+    "music": (["a musical instrument", "musical instruments", "someone playing an instrument", "instrumental music"],
+              ["cello", "flute", "oboe", "organ", "piano", "saxophone", "trumpet", "violin", "vibraphone", "drums",
+               "a woman singing"]),
+    "wind instruments": (["a wind instrument", "brass and woodwind"], ["flute", "oboe", "saxophone", "trumpet"]),
+    "string instruments": (["a string instrument", "strings"], ["cello", "violin"]),
+}
+
+
+def sound_groups(labels: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
+    """The groups (name -> their classes present in `labels`) that hold at least two of `labels`."""
+    present = set(labels)
+    groups = {}
+    for name, (_, members) in GROUPS.items():
+        held = [label for label in members if label in present]
+        if len(held) >= 2 and name not in present:
+            groups[name] = held
+    return groups
+
+
+def group_phrasings(name: str) -> list[str]:
+    """All query strings used for one group during training."""
+    out = []
+    for base in [name] + GROUPS[name][0]:
+        for template in TEMPLATES:
+            text = template.format(x=base)
+            if text not in out:
+                out.append(text)
+    return out
+
+
 def phrasings(label: str, captions: list[str] | tuple[str, ...] = ()) -> list[str]:
     """All query strings used for one label during training (label first, then variants); `captions` are the
     other captions its clips were given, which count as paraphrases."""

@@ -25,7 +25,7 @@ from .config import (FINE_TUNE_LR, FINE_TUNED, SCRATCH_LR, TrainConfig, check_cr
                      trainer_settings)
 from .machine import choose_precision
 from .mixtures import TrainingMixtures
-from .phrasing import phrasings
+from .phrasing import group_phrasings, phrasings, sound_groups
 
 
 ARCHITECTURE = ("sample_rate", "n_fft", "hop_length", "network", "network_args", "text_encoder")
@@ -66,12 +66,13 @@ def fine_tune_config(own: ModelConfig, base: ModelConfig, init: str) -> ModelCon
         metrics={})
 
 
-def build_query_table(labels: list[str], encoder,
-                      captions: dict[str, list[str]] | None = None) -> tuple[torch.Tensor, dict[str, list[int]]]:
+def build_query_table(labels: list[str], encoder, captions: dict[str, list[str]] | None = None,
+                      groups: list[str] | tuple[str, ...] = ()) -> tuple[torch.Tensor, dict[str, list[int]]]:
+    """Every training phrasing's embedding, and which rows are each label's (then each group's, where given)."""
     texts, index = [], {}
-    for label in labels:
-        phr = phrasings(label, (captions or {}).get(label, ()))
-        index[label] = list(range(len(texts), len(texts) + len(phr)))
+    for name, phr in [(label, phrasings(label, (captions or {}).get(label, ()))) for label in labels] + \
+            [(group, group_phrasings(group)) for group in groups]:
+        index[name] = list(range(len(texts), len(texts) + len(phr)))
         texts.extend(phr)
     return encoder.encode(texts), index
 
@@ -538,9 +539,10 @@ def _train(config: TrainConfig, resume: str | None, init: str | None, progress: 
         config.model.band_fill = band_fill_for(bank)
     if len(bank.label_names) < 2:
         raise ValueError("training needs at least two classes (labels) to build mixtures")
-    table, query_index = build_query_table(bank.label_names, encoder, bank.captions)
+    groups = sound_groups(bank.label_names) if config.data.mixing.group_prob > 0 else {}
+    table, query_index = build_query_table(bank.label_names, encoder, bank.captions, list(groups))
     dataset = TrainingMixtures(bank, config.data.mixing, query_index, config.data.examples_per_epoch,
-                               config.seed)
+                               config.seed, groups)
     data = MixtureData(dataset, config.data, build_validation(config, encoder, validation_items))
     module = LassModule(config, table, len(bank.label_names))
     module.model.vocabulary = training_vocabulary(table, initial, resumed)
