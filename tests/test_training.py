@@ -1767,10 +1767,11 @@ def test_group_queries_ask_for_every_source_of_the_group():
     assert group_phrasings("animals")[0] == "the sound of animals" and "animal noises" in group_phrasings("animals")
     index = {name: [k] for k, name in enumerate(bank.label_names + list(groups))}
     group_rows = {index[name][0]: name for name in groups}
+    # two interferers and three slots: slots 1 and 2 ask for the interferers, each with its own reference
     cfg = MixingConfig(segment_seconds=0.5, interferer_counts=[2], interferer_probs=[1.0], absent_prob=0.2,
-                       negative_prob=0.5, group_prob=0.5)
+                       negative_prob=0.5, group_prob=0.5, queries_per_mixture=3)
     ds = TrainingMixtures(bank, cfg, index, examples_per_epoch=300, groups=groups)
-    asked = absent_groups = 0
+    asked = absent_groups = partial = 0
     for i in range(300):
         mixture, refs, pos, neg, present, named = ds[i]
         name = group_rows.get(int(pos[0]))
@@ -1778,19 +1779,21 @@ def test_group_queries_ask_for_every_source_of_the_group():
             continue
         asked += 1
         heard = [label for k, label in enumerate(bank.label_names) if named[k] > 0]
-        members = [label for label in heard if label in groups[name]]
         if present[0] == 0:
             absent_groups += 1
-            assert not members and float(refs[0].abs().max()) == 0
+            assert not set(heard) & set(groups[name]) and float(refs[0].abs().max()) == 0
             continue
-        assert members  # the target is one of them
-        if len(members) == len(heard):  # the whole mixture is of the group
-            assert torch.allclose(refs[0], mixture, atol=1e-5)
-        else:
-            assert 0 < float((refs[0] ** 2).sum()) < float((mixture ** 2).sum()) * 1.5
+        interferers = {bank.label_names[int(pos[j])]: refs[j] for j in (1, 2)}
+        assert len(interferers) == 2
+        target = mixture - sum(interferers.values())
+        expected = target + sum((ref for label, ref in interferers.items() if label in groups[name]),
+                                torch.zeros_like(target))
+        assert torch.allclose(refs[0], expected, atol=1e-5)  # the target and every interferer of the group
+        partial += int(any(label in groups[name] for label in interferers))
         if neg[0] >= 0:
-            assert bank.label_names[int(neg[0])] in heard and bank.label_names[int(neg[0])] not in groups[name]
-    assert 90 < asked < 200 and absent_groups > 0
+            assert bank.label_names[int(neg[0])] in interferers
+            assert bank.label_names[int(neg[0])] not in groups[name]
+    assert 90 < asked < 200 and absent_groups > 0 and partial > 0
     plain = TrainingMixtures(bank, MixingConfig(segment_seconds=0.5), index, examples_per_epoch=10)
     no_groups = TrainingMixtures(bank, MixingConfig(segment_seconds=0.5), index, examples_per_epoch=10,
                                  groups=groups)

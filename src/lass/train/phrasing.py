@@ -133,8 +133,13 @@ def sound_groups(labels: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
 
 def group_phrasings(name: str) -> list[str]:
     """All query strings used for one group during training."""
+    return _templated([name] + GROUPS[name][0])
+
+
+def _templated(bases: list[str]) -> list[str]:
+    """Every base in every template, once each, in order."""
     out = []
-    for base in [name] + GROUPS[name][0]:
+    for base in bases:
         for template in TEMPLATES:
             text = template.format(x=base)
             if text not in out:
@@ -145,11 +150,4 @@ def group_phrasings(name: str) -> list[str]:
 def phrasings(label: str, captions: list[str] | tuple[str, ...] = ()) -> list[str]:
     """All query strings used for one label during training (label first, then variants); `captions` are the
     other captions its clips were given, which count as paraphrases."""
-    bases = [label] + PARAPHRASES.get(label, []) + [text for text in captions if text != label]
-    out = []
-    for base in bases:
-        for template in TEMPLATES:
-            text = template.format(x=base)
-            if text not in out:
-                out.append(text)
-    return out
+    return _templated([label] + PARAPHRASES.get(label, []) + [text for text in captions if text != label])
