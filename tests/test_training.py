@@ -1798,3 +1798,46 @@ def test_group_queries_ask_for_every_source_of_the_group():
     no_groups = TrainingMixtures(bank, MixingConfig(segment_seconds=0.5), index, examples_per_epoch=10,
                                  groups=groups)
     assert all(torch.equal(plain[i][0], no_groups[i][0]) for i in range(10))
+
+
+def test_similar_interferers_come_from_the_classes_that_sound_alike():
+    """similar_classes ranks classes by the shape of their average spectrum; with similar_prob 1 every interferer
+    is the target's spectral neighbour, an absent-class query still names a class that is not heard, and at 0
+    the neighbours are not even computed."""
+    from lass.datasets import ClipBank
+    from lass.train.mixtures import MixingConfig, TrainingMixtures, similar_classes
+
+    rate = 8000
+    rng = np.random.default_rng(0)
+    bands = {"hum": (80, 400), "drone": (100, 450), "hiss": (2500, 3900), "buzz": (900, 1300), "chirp": (1800, 2400)}
+    bank = ClipBank([], rate)
+    for label, (low, high) in bands.items():
+        for _ in range(2):
+            spectrum = np.fft.rfft(rng.standard_normal(rate))
+            hz = np.fft.rfftfreq(rate, 1 / rate)
+            spectrum[(hz < low) | (hz > high)] = 0
+            bank.by_label[label].append(len(bank.clips))
+            bank.clips.append(np.fft.irfft(spectrum, rate).astype(np.float32))
+            bank.labels.append(label)
+    bank.label_names = sorted(bank.by_label)
+    near = similar_classes(bank, 2)
+    assert near["hum"][0] == "drone" and near["drone"][0] == "hum" and near["hiss"][0] == "chirp"
+    assert all(len(v) == 2 and label not in v for label, v in near.items())
+    index = {name: [k] for k, name in enumerate(bank.label_names)}
+    cfg = MixingConfig(segment_seconds=0.5, interferer_counts=[1], interferer_probs=[1.0], absent_prob=0.3,
+                       similar_prob=1.0, similar_classes=1)
+    ds = TrainingMixtures(bank, cfg, index, examples_per_epoch=200)
+    pairs = absent = 0
+    for i in range(200):
+        _, refs, pos, _, present, named = ds[i]
+        heard = {label for k, label in enumerate(bank.label_names) if named[k] > 0}
+        asked = bank.label_names[int(pos[0])]
+        if present[0] == 0:
+            absent += 1
+            assert asked not in heard
+            continue
+        (interferer,) = heard - {asked}
+        assert interferer == near[asked][0]
+        pairs += 1
+    assert pairs > 100 and absent > 20
+    assert TrainingMixtures(bank, MixingConfig(segment_seconds=0.5), index, examples_per_epoch=4).similar == {}

@@ -228,6 +228,7 @@ def _check_values(config: TrainConfig) -> None:
                     "data.validation_mixtures": data.validation_mixtures,
                     "data.validation_interferers": data.validation_interferers,
                     "data.mixing.queries_per_mixture": mixing.queries_per_mixture,
+                    "data.mixing.similar_classes": mixing.similar_classes,
                     "model.sample_rate": model.sample_rate, "model.n_fft": model.n_fft,
                     "model.hop_length": model.hop_length}
     positive = {"data.mixing.segment_seconds": mixing.segment_seconds, "optim.lr": 1 if optim.lr is None else optim.lr,
@@ -237,7 +238,8 @@ def _check_values(config: TrainConfig) -> None:
                     "model.query_anchor": model.query_anchor,
                     "data.mixing.eq_db": mixing.eq_db, "data.mixing.interferer_gain_db": mixing.interferer_gain_db}
     shares = {f"data.mixing.{key}": getattr(mixing, key)
-              for key in ("negative_prob", "absent_prob", "augment_prob", "reverb_prob", "group_prob")}
+              for key in ("negative_prob", "absent_prob", "augment_prob", "reverb_prob", "group_prob",
+                          "similar_prob")}
     shares["optim.min_lr_ratio"] = optim.min_lr_ratio
     for checks, test, wanted in ((at_least_one, lambda v: v >= 1, "at least 1"), (positive, lambda v: v > 0, "> 0"),
                                  (non_negative, lambda v: v >= 0, ">= 0"),

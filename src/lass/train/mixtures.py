@@ -6,7 +6,8 @@ and pitch by resampling, a random smooth equaliser, a synthetic room, a second c
 so that a small set of clips generalises to new recordings of its class. A share of the examples carries
 a negative query (an interferer's label); another share asks for a class that is absent from the
 mixture, whose correct answer is silence; with `group_prob` another asks for a group its target belongs
-to ("animals"), answered by every source of that group in the mixture. Each example also lists the
+to ("animals"), answered by every source of that group in the mixture; with `similar_prob` an interferer may be
+drawn from the classes that sound most like the target. Each example also lists the
 classes heard in its mixture. With `queries_per_mixture` k > 1 an example carries k query slots: its
 own query and other sources of the same mixture (or absent classes), each with its own reference; when
 the mixture has fewer sources than slots, a spare slot asks for an absent class at `absent_prob` and
@@ -54,6 +55,11 @@ class MixingConfig:
     # lass.train.phrasing.GROUPS), whose reference is every source of that group in the mixture; an absent-class
     # example then names a group none of whose classes is heard
     group_prob: float = 0.0
+    # chance that an interferer is drawn from the `similar_classes` classes whose average spectrum is nearest the
+    # target's (`similar_classes` below) instead of from all: mixtures of sounds that the network confuses most
+    # (on fold 4, pairs of spectral neighbours scored 1.8 dB below the others, docs/benchmarks.md)
+    similar_prob: float = 0.0
+    similar_classes: int = 10
 
 
 def random_eq(rng: np.random.Generator, audio: np.ndarray, max_db: float) -> np.ndarray:
@@ -85,6 +91,31 @@ def convolve(audio: np.ndarray, response: np.ndarray) -> np.ndarray:
     size = 1 << (n - 1).bit_length()
     out = np.fft.irfft(np.fft.rfft(audio, size) * np.fft.rfft(response, size), size)
     return out[: len(audio)].astype(np.float32)
+
+
+def band_spectrum(clip: np.ndarray, n_fft: int = 1024, bands: int = 32, active_db: float = -35.0) -> np.ndarray:
+    """Mean log power in `bands` log-spaced bands over a clip's active frames (within `active_db` of its loudest),
+    level removed: the shape of its spectrum, for telling which classes sound alike."""
+    hop = n_fft // 2
+    clip = np.pad(clip, (0, max(0, n_fft - len(clip))))
+    frames = np.lib.stride_tricks.sliding_window_view(clip, n_fft)[::hop] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    energy = power.sum(1)
+    power = power[energy >= energy.max() * 10 ** (active_db / 10)]
+    edges = np.unique(np.geomspace(2, power.shape[1], bands + 1).astype(int))
+    log = np.log10(np.add.reduceat(power.mean(0), edges[:-1]) / np.diff(edges) + 1e-12)
+    return log - log.mean()
+
+
+def similar_classes(bank: ClipBank, count: int) -> dict[str, list[str]]:
+    """Each class's `count` nearest classes by the cosine of their clips' mean `band_spectrum`, nearest first."""
+    labels = list(bank.by_label)
+    shapes = np.stack([np.mean([band_spectrum(bank.clips[k]) for k in bank.by_label[label]], axis=0)
+                       for label in labels])
+    shapes /= np.maximum(np.linalg.norm(shapes, axis=1, keepdims=True), 1e-12)
+    closeness = shapes @ shapes.T
+    return {label: [labels[j] for j in np.argsort(-closeness[i], kind="stable") if j != i][:count]
+            for i, label in enumerate(labels)}
 
 
 def _frame_energies(clip: np.ndarray, frame: int) -> np.ndarray:
@@ -123,6 +154,7 @@ class TrainingMixtures(torch.utils.data.Dataset):
             e = _frame_energies(clip, self.frame)
             thresh = e.max() * 10 ** (config.active_threshold_db / 10)
             self.active_frames.append(np.flatnonzero(e > thresh))
+        self.similar = similar_classes(bank, config.similar_classes) if config.similar_prob > 0 else {}
 
     @property
     def epoch(self) -> int:
@@ -218,6 +250,13 @@ class TrainingMixtures(torch.utils.data.Dataset):
         query_label = target_label
         if absent:  # the query names a class that is not in the mixture: the answer is silence
             query_label = interferer_labels.pop()
+        if cfg.similar_prob > 0:  # no draw at 0, so recipes without it keep their examples
+            near = [label for label in self.similar.get(target_label, []) if label in self.by_label]
+            for j in range(len(interferer_labels)):
+                if rng.random() < cfg.similar_prob:
+                    free = [label for label in near if label not in interferer_labels and label != query_label]
+                    if free:
+                        interferer_labels[j] = free[rng.integers(len(free))]
         interferers = []
         for lab in interferer_labels:
             idx = self.by_label[lab][rng.integers(len(self.by_label[lab]))]
