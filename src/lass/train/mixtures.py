@@ -23,6 +23,7 @@ import torch
 from ..audio import resample
 from ..datasets import ClipBank
 from ..mixing import mix_sources
+from ..stft import STFT, STFTConfig
 
 
 @dataclass
@@ -57,7 +58,7 @@ class MixingConfig:
     group_prob: float = 0.0
     # chance that an interferer is drawn from the `similar_classes` classes whose average spectrum is nearest the
     # target's (`similar_classes` below) instead of from all: mixtures of sounds that the network confuses most
-    # (on fold 4, pairs of spectral neighbours scored 1.8 dB below the others, docs/benchmarks.md)
+    # (on fold 4, pairs of spectral neighbours scored 1.5 dB below the others, docs/benchmarks.md)
     similar_prob: float = 0.0
     similar_classes: int = 10
 
@@ -96,14 +97,12 @@ def convolve(audio: np.ndarray, response: np.ndarray) -> np.ndarray:
 def band_spectrum(clip: np.ndarray, n_fft: int = 1024, bands: int = 32, active_db: float = -35.0) -> np.ndarray:
     """Mean log power in `bands` log-spaced bands over a clip's active frames (within `active_db` of its loudest),
     level removed: the shape of its spectrum, for telling which classes sound alike."""
-    hop = n_fft // 2
-    clip = np.pad(clip, (0, max(0, n_fft - len(clip))))
-    frames = np.lib.stride_tricks.sliding_window_view(clip, n_fft)[::hop] * np.hanning(n_fft)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    energy = power.sum(1)
-    power = power[energy >= energy.max() * 10 ** (active_db / 10)]
-    edges = np.unique(np.geomspace(2, power.shape[1], bands + 1).astype(int))
-    log = np.log10(np.add.reduceat(power.mean(0), edges[:-1]) / np.diff(edges) + 1e-12)
+    spec = STFT(STFTConfig(n_fft, n_fft // 2))(torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)))
+    power = spec.abs().double().square().numpy()  # (bins, frames)
+    energy = power.sum(0)
+    power = power[:, energy >= energy.max() * 10 ** (active_db / 10)]
+    edges = np.unique(np.geomspace(2, power.shape[0], bands + 1).astype(int))
+    log = np.log10(np.add.reduceat(power.mean(1), edges[:-1]) / np.diff(edges) + 1e-12)
     return log - log.mean()
 
 
