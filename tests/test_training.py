@@ -1304,6 +1304,48 @@ def test_synthetic_room_decays_at_its_rt60_and_keeps_lengths(tmp_path):
         load_config(config)
 
 
+def test_wandering_levels_change_a_source_slowly_within_the_set_range(tmp_path):
+    """With envelope_prob 1 a steady tone's level wanders: its short-time level spans several dB but stays within
+    +-envelope_db and moves slowly; at 0 the source is untouched; a negative range is refused when the config loads."""
+    from lass.datasets import ClipBank
+    from lass.train.config import load_config
+    from lass.train.mixtures import MixingConfig, TrainingMixtures
+
+    rate = 8000
+    t = np.arange(rate * 4) / rate
+    bank = ClipBank([], rate)
+    for k, label in enumerate(["a", "b"]):
+        bank.by_label[label].append(k)
+        bank.clips.append(np.sin(2 * np.pi * 1000 * t).astype(np.float32))
+        bank.labels.append(label)
+    bank.label_names = ["a", "b"]
+
+    def levels(source: np.ndarray) -> np.ndarray:  # dB re. the tone's own RMS, in 1/40 s frames
+        frames = source[: len(source) // 200 * 200].reshape(-1, 200)
+        return 20 * np.log10(np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)) / np.sqrt(0.5))
+
+    steady = TrainingMixtures(bank, MixingConfig(segment_seconds=2.0), {"a": [0], "b": [1]}, examples_per_epoch=4)
+    assert np.ptp(levels(steady._source(np.random.default_rng(3), 0, active=True))) < 0.1
+    cfg = MixingConfig(segment_seconds=2.0, envelope_prob=1.0, envelope_db=6.0, envelope_seconds=0.5)
+    ds = TrainingMixtures(bank, cfg, {"a": [0], "b": [1]}, examples_per_epoch=4)
+    spans = []
+    for seed in range(8):
+        db = levels(ds._source(np.random.default_rng(seed), 0, active=True))
+        assert db.min() > -6.1 and db.max() < 6.1
+        assert np.abs(np.diff(db)).max() < 12.0 / 20 + 0.2  # at most 12 dB per half second: 0.6 dB a frame
+        spans.append(np.ptp(db))
+    assert np.median(spans) > 3.0
+    mixture, refs, *_ = ds[0]
+    assert mixture.shape == (2 * rate,) and refs.shape == (1, 2 * rate)
+
+    config = write_config(tmp_path, tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["mixing"]["envelope_db"] = -3.0
+    config.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"data.mixing.envelope_db must be >= 0, got -3.0"):
+        load_config(config)
+
+
 def test_same_class_pairs_add_a_second_clip_of_the_class(tmp_path):
     """With pair_prob 1 a source holds its own clip plus another clip of its class at pair_gain_db below
     it; a class with one clip stays single; a pair gain range upside down is refused when the config loads."""

@@ -231,15 +231,17 @@ def _check_values(config: TrainConfig) -> None:
                     "data.mixing.similar_classes": mixing.similar_classes,
                     "model.sample_rate": model.sample_rate, "model.n_fft": model.n_fft,
                     "model.hop_length": model.hop_length}
-    positive = {"data.mixing.segment_seconds": mixing.segment_seconds, "optim.lr": 1 if optim.lr is None else optim.lr,
+    positive = {"data.mixing.segment_seconds": mixing.segment_seconds,
+                "data.mixing.envelope_seconds": mixing.envelope_seconds, "optim.lr": 1 if optim.lr is None else optim.lr,
                 "optim.max_snr_db": optim.max_snr_db, "model.mask_power": model.mask_power}
     non_negative = {"data.num_workers": data.num_workers, "optim.weight_decay": optim.weight_decay,
                     "optim.warmup_steps": optim.warmup_steps, "optim.query_noise": optim.query_noise,
                     "model.query_anchor": model.query_anchor,
-                    "data.mixing.eq_db": mixing.eq_db, "data.mixing.interferer_gain_db": mixing.interferer_gain_db}
+                    "data.mixing.eq_db": mixing.eq_db, "data.mixing.interferer_gain_db": mixing.interferer_gain_db,
+                    "data.mixing.envelope_db": mixing.envelope_db}
     shares = {f"data.mixing.{key}": getattr(mixing, key)
               for key in ("negative_prob", "absent_prob", "augment_prob", "reverb_prob", "group_prob",
-                          "similar_prob")}
+                          "similar_prob", "envelope_prob")}
     shares["optim.min_lr_ratio"] = optim.min_lr_ratio
     for checks, test, wanted in ((at_least_one, lambda v: v >= 1, "at least 1"), (positive, lambda v: v > 0, "> 0"),
                                  (non_negative, lambda v: v >= 0, ">= 0"),

@@ -61,6 +61,11 @@ class MixingConfig:
     # (on fold 4, pairs of spectral neighbours scored 1.5 dB below the others, docs/benchmarks.md)
     similar_prob: float = 0.0
     similar_classes: int = 10
+    # chance that a source's level wanders over time: a gain curve through random points `envelope_seconds` apart,
+    # each within +-`envelope_db`, as a sound moving or a recorder turning would give; the reference wanders too
+    envelope_prob: float = 0.0
+    envelope_db: float = 6.0
+    envelope_seconds: float = 0.5
 
 
 def random_eq(rng: np.random.Generator, audio: np.ndarray, max_db: float) -> np.ndarray:
@@ -75,6 +80,16 @@ def random_eq(rng: np.random.Generator, audio: np.ndarray, max_db: float) -> np.
     octaves = np.log2(np.maximum(np.arange(spectrum.shape[-1]), 1) / (spectrum.shape[-1] - 1))
     gain_per_bin = np.interp(octaves / 10 + 1, position, gain)  # below the range: the lowest gain
     return np.fft.irfft(spectrum * gain_per_bin, n).astype(np.float32)
+
+
+def random_envelope(rng: np.random.Generator, length: int, spacing: int, max_db: float) -> np.ndarray:
+    """A slow gain curve (linear gains, `length` samples): random dB values at points `spacing` samples apart,
+    the first placed at random before the start, joined by straight lines in dB."""
+    points = length // max(spacing, 1) + 2
+    offset = rng.uniform(0, spacing)
+    at = np.arange(points) * spacing - offset
+    curve_db = np.interp(np.arange(length), at, rng.uniform(-max_db, max_db, points))
+    return (10 ** (curve_db / 20)).astype(np.float32)
 
 
 def synthetic_room(rng: np.random.Generator, rate: int, rt60: float, drr_db: float) -> np.ndarray:
@@ -182,7 +197,8 @@ class TrainingMixtures(torch.utils.data.Dataset):
         self.length = examples
 
     def _source(self, rng: np.random.Generator, index: int, active: bool) -> np.ndarray:
-        """A crop of one clip, augmented with probability `augment_prob`, in a room with `reverb_prob`."""
+        """A crop of one clip, augmented with probability `augment_prob`, in a room with `reverb_prob`, its level
+        wandering with `envelope_prob`."""
         cfg = self.config
         if cfg.augment_prob <= 0 or rng.random() >= cfg.augment_prob:
             source = self._crop(rng, index, active, self.segment)
@@ -196,6 +212,9 @@ class TrainingMixtures(torch.utils.data.Dataset):
         if cfg.reverb_prob > 0 and rng.random() < cfg.reverb_prob:
             room = synthetic_room(rng, self.bank.sample_rate, rng.uniform(*cfg.rt60_range), rng.uniform(*cfg.drr_db))
             source = convolve(source, room)
+        if cfg.envelope_prob > 0 and rng.random() < cfg.envelope_prob:  # no draw at 0: recipes keep their examples
+            spacing = int(round(cfg.envelope_seconds * self.bank.sample_rate))
+            source = source * random_envelope(rng, len(source), spacing, cfg.envelope_db)
         return source
 
     def _with_partner(self, rng: np.random.Generator, label: str, index: int, source: np.ndarray,
